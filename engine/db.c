@@ -1,0 +1,376 @@
+/*
+ * db.c — the store handle: options, kv_open (directory, lock, MANIFEST or a new
+ * store, recovery, leftovers, writer start), kv_close, kv_sync, kv_stat, and the
+ * file table.
+ */
+#include "db.h"
+
+#include "entry.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+uint64_t kv_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* ---- options ----------------------------------------------------------------------- */
+
+void kv_options_init(kv_options *o)
+{
+    if (o == NULL)
+        return;
+    memset(o, 0, sizeof *o);
+    o->create = 1;
+    o->sync = KV_SYNC_ALWAYS;
+    o->sync_interval_ms = 1000;
+    o->compression = KV_COMPRESS_NONE;
+    o->segment_bytes = 64u << 20;
+    o->io = KV_IO_AUTO;
+    o->auto_compact = 1;
+    o->compact_dead_ratio = 0.5;
+}
+
+static int check_options(const kv_options *o)
+{
+    if (o->sync != KV_SYNC_ALWAYS && o->sync != KV_SYNC_INTERVAL && o->sync != KV_SYNC_NONE)
+        return kv_err(KV_EINVAL, "kv_open: options.sync %d is not KV_SYNC_ALWAYS, "
+                      "KV_SYNC_INTERVAL or KV_SYNC_NONE", o->sync);
+    if (o->sync_interval_ms < 1 || o->sync_interval_ms > 3600000u)
+        return kv_err(KV_EINVAL, "kv_open: options.sync_interval_ms %u is outside 1..3600000",
+                      o->sync_interval_ms);
+    if (o->compression == KV_COMPRESS_LZ4)
+        return kv_err(KV_EINVAL, "kv_open: options.compression KV_COMPRESS_LZ4 is not "
+                      "implemented in this version");
+    if (o->compression != KV_COMPRESS_NONE)
+        return kv_err(KV_EINVAL, "kv_open: options.compression %d is unknown", o->compression);
+    if (o->segment_bytes < 4096 || o->segment_bytes > (1u << 30))
+        return kv_err(KV_EINVAL, "kv_open: options.segment_bytes %llu is outside 4 KiB..1 GiB",
+                      (unsigned long long)o->segment_bytes);
+    if (o->io != KV_IO_AUTO && o->io != KV_IO_URING && o->io != KV_IO_PSYNC)
+        return kv_err(KV_EINVAL, "kv_open: options.io %d is unknown", o->io);
+    if (!(o->compact_dead_ratio > 0.0 && o->compact_dead_ratio <= 1.0))
+        return kv_err(KV_EINVAL, "kv_open: options.compact_dead_ratio %g is outside (0, 1]",
+                      o->compact_dead_ratio);
+    return KV_OK;
+}
+
+int db_check_key(const char *fn, const void *key, size_t klen)
+{
+    if (key == NULL)
+        return kv_err(KV_EINVAL, "%s: key is NULL", fn);
+    if (klen == 0 || klen > KV_MAX_KEY)
+        return kv_err(KV_EINVAL, "%s: key length %zu is outside 1..%u", fn, klen, KV_MAX_KEY);
+    return KV_OK;
+}
+
+/* ---- the file table ---------------------------------------------------------------- */
+
+static long ftab_find_locked(kv_db *db, uint32_t number)
+{
+    long lo = 0, hi = (long)db->nfiles - 1;
+    while (lo <= hi) {
+        long mid = (lo + hi) / 2;
+        uint32_t n = db->files[mid]->number;
+        if (n == number)
+            return mid;
+        if (n < number)
+            lo = mid + 1;
+        else
+            hi = mid - 1;
+    }
+    return -1;
+}
+
+kv_file *ftab_get(kv_db *db, uint32_t number, int wal)
+{
+    kv_file *f = NULL;
+    pthread_rwlock_rdlock(&db->ftab_lock);
+    if (wal) {
+        if (db->wal_file != NULL && db->wal_file->number == number)
+            f = db->wal_file;
+    } else {
+        long i = ftab_find_locked(db, number);
+        if (i >= 0)
+            f = db->files[i];
+    }
+    if (f != NULL)
+        file_ref(f);
+    pthread_rwlock_unlock(&db->ftab_lock);
+    return f;
+}
+
+int ftab_add(kv_db *db, kv_file *f)
+{
+    int rc = KV_OK;
+    pthread_rwlock_wrlock(&db->ftab_lock);
+    if (db->nfiles == db->fcap) {
+        uint32_t ncap = db->fcap ? db->fcap * 2 : 16;
+        kv_file **nf = realloc(db->files, ncap * sizeof *nf);
+        if (nf == NULL)
+            rc = kv_err(KV_ENOMEM, "file table of %u files", ncap);
+        else {
+            db->files = nf;
+            db->fcap = ncap;
+        }
+    }
+    if (rc == KV_OK) {
+        uint32_t i = db->nfiles;
+        while (i > 0 && db->files[i - 1]->number > f->number) {
+            db->files[i] = db->files[i - 1];
+            i--;
+        }
+        db->files[i] = f;
+        db->nfiles++;
+    }
+    pthread_rwlock_unlock(&db->ftab_lock);
+    return rc;
+}
+
+/* ---- creating a store -------------------------------------------------------------- */
+
+/* What the directory holds when it has no MANIFEST: only our own debris of an
+ * interrupted creation (LOCK, MANIFEST.tmp, empty 000001 files) may be there. */
+static int check_empty_dir(kv_db *db)
+{
+    DIR *d = fdopendir(dup(db->dirfd));
+    struct dirent *de;
+    int rc = KV_OK;
+    if (d == NULL)
+        return kv_err_errno(errno, "%s: reading the directory", db->dir);
+    while (rc == KV_OK && (de = readdir(d)) != NULL) {
+        const char *n = de->d_name;
+        uint32_t num;
+        struct stat st;
+        if (!strcmp(n, ".") || !strcmp(n, "..") || !strcmp(n, "LOCK") || !strcmp(n, KV_MANIFEST_TMP))
+            continue;
+        if (file_parse_name(n, &num) && num == 1 && fstatat(db->dirfd, n, &st, 0) == 0
+            && st.st_size <= KV_FILE_HDR_SIZE) {
+            unlinkat(db->dirfd, n, 0);
+            continue;
+        }
+        if (file_parse_name(n, &num))
+            rc = kv_err(KV_ECORRUPT, "%s: MANIFEST is missing but %s exists", db->dir, n);
+        else
+            rc = kv_err(KV_EINVAL, "%s: directory holds no kv store and is not empty (%s); "
+                        "a store is only created in an empty directory", db->dir, n);
+    }
+    closedir(d);
+    return rc;
+}
+
+static int create_store(kv_db *db)
+{
+    kv_file *seg = NULL, *wal = NULL;
+    int rc = check_empty_dir(db);
+    if (rc == KV_OK)
+        rc = file_create(db->io, db->dirfd, KV_FILE_SEG, 1, &seg);
+    if (rc == KV_OK)
+        rc = file_create(db->io, db->dirfd, KV_FILE_WAL, 1, &wal);
+    if (rc == KV_OK) {
+        memset(&db->man, 0, sizeof db->man);
+        db->man.active = 1;
+        db->man.next_file = 2;
+        rc = manifest_store(db->io, db->dirfd, &db->man);
+    }
+    file_unref(seg);
+    file_unref(wal);
+    return rc;
+}
+
+/* ---- opening ----------------------------------------------------------------------- */
+
+static int open_dir(kv_db *db, const char *dir, int create)
+{
+    struct stat st;
+    if (stat(dir, &st) < 0) {
+        if (errno != ENOENT)
+            return kv_err_errno(errno, "kv_open: %s", dir);
+        if (!create)
+            return kv_err(KV_EINVAL, "kv_open: %s does not exist (and create is 0)", dir);
+        if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+            return kv_err_errno(errno, "kv_open: creating directory %s", dir);
+    } else if (!S_ISDIR(st.st_mode)) {
+        return kv_err(KV_EINVAL, "kv_open: %s is not a directory", dir);
+    }
+    db->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (db->dirfd < 0)
+        return kv_err_errno(errno, "kv_open: opening directory %s", dir);
+    return KV_OK;
+}
+
+/* Removes files the MANIFEST does not name: segments and WAL files of interrupted
+ * rolls, WAL files already sealed into segments, a stale MANIFEST.tmp. */
+static void remove_leftovers(kv_db *db)
+{
+    DIR *d = fdopendir(dup(db->dirfd));
+    struct dirent *de;
+    if (d == NULL)
+        return;
+    while ((de = readdir(d)) != NULL) {
+        uint32_t num;
+        int kind = file_parse_name(de->d_name, &num), keep = 1;
+        if (kind == KV_FILE_WAL)
+            keep = num == db->man.active;
+        else if (kind == KV_FILE_SEG) {
+            keep = num == db->man.active;
+            for (uint32_t i = 0; i < db->man.nsealed && !keep; i++)
+                keep = db->man.sealed[i].number == num;
+        } else if (strcmp(de->d_name, KV_MANIFEST_TMP) == 0)
+            keep = 0;
+        if (!keep)
+            db->io->ops->unlink(db->io, db->dirfd, de->d_name);
+    }
+    closedir(d);
+}
+
+static int open_store(kv_db *db, const char *dir)
+{
+    int rc = open_dir(db, dir, db->opts.create && !db->opts.read_only);
+    if (rc == KV_OK)
+        rc = kv_io_new(db->opts.io, &db->io);
+    if (rc == KV_OK && idx_new(&db->idx) != 0)
+        rc = kv_err(KV_ENOMEM, "kv_open: allocating the index");
+    if (rc == KV_OK && !db->opts.read_only)
+        rc = lock_acquire(db->dirfd, dir, &db->lock_fd);
+    if (rc == KV_OK)
+        rc = manifest_load(db->io, db->dirfd, &db->man);
+    if (rc == KV_NOTFOUND) {
+        if (db->opts.read_only || !db->opts.create)
+            rc = kv_err(KV_EINVAL, "kv_open: %s holds no kv store (no MANIFEST)%s", dir,
+                        db->opts.read_only ? "" : " and create is 0");
+        else
+            rc = create_store(db);
+    }
+    uint64_t t0 = kv_now_us();
+    if (rc == KV_OK)
+        rc = db_recover(db);
+    db->recovery_us = kv_now_us() - t0;
+    if (rc == KV_OK && !db->opts.read_only) {
+        remove_leftovers(db);
+        rc = db_start_writer(db);
+    }
+    return rc;
+}
+
+int kv_open(const char *dir, const kv_options *opts, kv_db **out)
+{
+    kv_err_clear();
+    if (out == NULL)
+        return kv_err(KV_EINVAL, "kv_open: out is NULL");
+    *out = NULL;
+    if (dir == NULL || dir[0] == '\0')
+        return kv_err(KV_EINVAL, "kv_open: dir is NULL or empty");
+    kv_db *db = calloc(1, sizeof *db);
+    if (db == NULL || (db->dir = strdup(dir)) == NULL) {
+        free(db);
+        return kv_err(KV_ENOMEM, "kv_open: allocating the handle");
+    }
+    db->dirfd = -1;
+    db->lock_fd = -1;
+    pthread_rwlock_init(&db->ftab_lock, NULL);
+    if (opts != NULL)
+        db->opts = *opts;
+    else
+        kv_options_init(&db->opts);
+    int rc = check_options(&db->opts);
+    if (rc == KV_OK)
+        rc = open_store(db, dir);
+    if (rc != KV_OK) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", kv_errmsg());
+        kv_close(db);
+        return kv_err(rc, "%s", msg);
+    }
+    *out = db;
+    return KV_OK;
+}
+
+/* ---- closing, syncing, statistics -------------------------------------------------- */
+
+int kv_close(kv_db *db)
+{
+    int rc = KV_OK;
+    if (db == NULL)
+        return KV_OK;
+    if (db->wal_started) {
+        wal_shutdown(&db->wal);
+        if (db->active != NULL && atomic_load(&db->wal.failed) == 0)
+            rc = file_flush(db->active);
+    }
+    for (uint32_t i = 0; i < db->nfiles; i++)
+        file_unref(db->files[i]);
+    free(db->files);
+    file_unref(db->wal_file);
+    idx_free(db->idx);
+    manifest_free(&db->man);
+    kv_io_free(db->io);
+    lock_release(db->lock_fd);
+    if (db->dirfd >= 0)
+        close(db->dirfd);
+    pthread_rwlock_destroy(&db->ftab_lock);
+    free(db->dir);
+    free(db);
+    return rc;
+}
+
+int kv_sync(kv_db *db)
+{
+    if (db == NULL)
+        return kv_err(KV_EINVAL, "kv_sync: db is NULL");
+    if (db->opts.read_only)
+        return kv_err(KV_EREADONLY, "kv_sync: %s is open read-only", db->dir);
+    return wal_sync(&db->wal);
+}
+
+int kv_stat(kv_db *db, kv_stats *st)
+{
+    if (db == NULL || st == NULL)
+        return kv_err(KV_EINVAL, "kv_stat: %s is NULL", db == NULL ? "db" : "st");
+    memset(st, 0, sizeof *st);
+    st->keys = idx_count(db->idx);
+    st->index_bytes = idx_bytes(db->idx);
+    pthread_rwlock_rdlock(&db->ftab_lock);
+    for (uint32_t i = 0; i < db->nfiles; i++) {
+        kv_file *f = db->files[i];
+        st->segments++;
+        st->live_bytes += f->live_bytes;
+        st->dead_bytes += f->size - KV_FILE_HDR_SIZE - f->live_bytes;
+        st->disk_bytes += f->size;
+    }
+    if (db->wal_file != NULL) {
+        uint64_t wb = db->opts.read_only ? db->wal_file->size : db->wal.off;
+        st->wal_bytes = wb;
+        st->wal_files = 1;
+        st->disk_bytes += wb;
+    }
+    pthread_rwlock_unlock(&db->ftab_lock);
+    st->disk_bytes += KV_FILE_HDR_SIZE + KV_MANIFEST_FIXED + 4 + (uint64_t)db->man.nsealed * KV_MANIFEST_SEG;
+    st->puts = db->puts;
+    st->gets = db->gets;
+    st->deletes = db->deletes;
+    st->batches = db->batches;
+    st->wal_syncs = db->wal_started ? db->wal.syncs : 0;
+    st->wal_groups = db->wal_started ? db->wal.groups : 0;
+    st->next_seq = db->wal_started ? db->wal.next_seq : db->next_seq_at_open;
+    st->recovery_us = db->recovery_us;
+    st->recovery_records = db->recovery_records;
+    st->recovery_wal_replayed = db->recovery_replayed;
+    st->recovery_cut_bytes = db->recovery_cut;
+    st->io_backend = db->io->backend;
+    st->sync = db->opts.sync;
+    st->read_only = db->opts.read_only;
+    st->failed = db->wal_started ? db->wal.failed : 0;
+    snprintf(st->io_backend_note, sizeof st->io_backend_note, "%s", db->io->note);
+    return KV_OK;
+}

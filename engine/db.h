@@ -1,0 +1,75 @@
+/*
+ * db.h — the store handle and the pieces the engine's modules share.
+ *
+ * Modules: db.c (options, open, close, sync, stats, the file table), recover.c
+ * (rebuilding the index at open), write.c (put, delete, batches, segment roll, the
+ * group-commit hooks), read.c (get, foreach), batch.c (kv_batch).
+ *
+ * Ownership and locking:
+ *   - files[] (the file table, sorted by number) is guarded by ftab_lock; readers
+ *     pin a file with a reference while they read it.
+ *   - active, man and wal_file belong to the group-commit leader once the store is
+ *     open (only one leader runs at a time); roll swaps them under ftab_lock.
+ *   - the index locks itself per shard.
+ */
+#ifndef KV_DB_H
+#define KV_DB_H
+
+#include "file.h"
+#include "index.h"
+#include "io.h"
+#include "kv_int.h"
+#include "manifest.h"
+#include "wal.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#define KV_SEG_WBUF (256u << 10) /* write buffer of the active segment */
+
+struct kv_db {
+    char *dir;                 /* path as given, for messages */
+    int dirfd;                 /* the store directory */
+    kv_options opts;           /* options in force */
+    kv_io *io;                 /* I/O layer */
+    int lock_fd;               /* LOCK (writer), -1 for read-only */
+    kv_index *idx;             /* key -> location */
+    pthread_rwlock_t ftab_lock; /* guards files/nfiles */
+    kv_file **files;           /* open segments, sorted by number */
+    uint32_t nfiles, fcap;
+    kv_file *active;           /* the active segment */
+    kv_file *wal_file;         /* the WAL file (writer: being appended; read-only:
+                                  indexed for records not yet in the segment) */
+    kv_manifest man;           /* the MANIFEST in force */
+    wal_writer wal;            /* group commit (writer only) */
+    int wal_started;
+    _Atomic uint64_t puts, gets, deletes, batches;
+    uint64_t recovery_us, recovery_records, recovery_replayed, recovery_cut;
+    uint64_t next_seq_at_open;
+};
+
+/* File table. ftab_get returns a pinned file (file_unref when done) or NULL. */
+kv_file *ftab_get(kv_db *db, uint32_t number, int wal);
+int ftab_add(kv_db *db, kv_file *f);
+
+/* Recovery (recover.c): rebuilds the index from the MANIFEST's segments and the WAL.
+ * Leaves db->active and db->wal_file open and next_seq_at_open set. */
+int db_recover(kv_db *db);
+
+/* Write-side set-up (write.c): starts group commit over db->wal_file. */
+int db_start_writer(kv_db *db);
+
+/* Index bookkeeping shared by recovery and the write path: applies one entry found
+ * at (file, off) to the index, keeping per-file live byte counts. recovery selects
+ * newest-wins by sequence number and keeps tombstones. */
+struct kv_entry;
+int db_index_entry(kv_db *db, kv_file *f, const struct kv_entry *e, uint64_t off, int recovery);
+
+/* Lock file (lock.c). */
+int lock_acquire(int dirfd, const char *dir, int *out_fd);
+void lock_release(int fd);
+
+/* Argument checks shared by the API functions. */
+int db_check_key(const char *fn, const void *key, size_t klen);
+
+#endif

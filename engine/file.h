@@ -1,0 +1,72 @@
+/*
+ * file.h — an open record file: a data segment or a WAL file.
+ *
+ * Both kinds share one layout (file header, then entries), so one object serves
+ * both. The active segment has a write buffer: the group-commit leader appends to
+ * it, and it goes to the kernel when full, when the segment is sealed, and at close.
+ * (Records in it are already in the WAL, so a crash loses nothing.) Reads that reach
+ * into the buffered tail copy from it under the file's mutex; all other reads pread.
+ *
+ * Lifetime: the store's file table holds one reference; each reader pins a file
+ * for the length of its read (file_ref/file_unref), so compaction can retire a file
+ * while a get is still reading it.
+ */
+#ifndef KV_FILE_H
+#define KV_FILE_H
+
+#include "io.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+enum { KV_FILE_SEG = 1, KV_FILE_WAL = 2 };
+
+typedef struct kv_file {
+    uint32_t number;            /* file number (NNNNNN in the name) */
+    int kind;                   /* KV_FILE_SEG or KV_FILE_WAL */
+    int fd;                     /* open descriptor */
+    kv_io *io;                  /* the store's I/O layer */
+    char name[24];              /* "000012.seg" */
+    _Atomic uint64_t size;      /* logical size: bytes on disk + buffered */
+    _Atomic uint64_t live_bytes; /* bytes of entries the index points at */
+    _Atomic int refs;           /* table reference + readers in flight */
+    pthread_mutex_t mu;         /* guards the write buffer */
+    uint8_t *wbuf;              /* write buffer (active segment only) */
+    size_t wcap;                /* its capacity */
+    size_t wlen;                /* bytes buffered */
+    _Atomic uint64_t woff;      /* file offset of wbuf[0]: bytes below it are on disk */
+} kv_file;
+
+/* "000012.seg" / "000012.wal" into buf (at least 24 bytes). */
+void file_name(char *buf, size_t n, uint32_t number, int kind);
+/* Parses a file name; returns the kind (or 0) and *number. */
+int file_parse_name(const char *name, uint32_t *number);
+
+/* Creates a new file with its header, fdatasynced. Returns KV_OK or an error
+ * naming the file. */
+int file_create(kv_io *io, int dirfd, int kind, uint32_t number, kv_file **out);
+/* Opens an existing file and checks its header. writable opens O_RDWR.
+ * Returns KV_OK, KV_ECORRUPT (bad header: names the file), KV_EVERSION, KV_EIO,
+ * KV_ENOMEM; *missing is set (and KV_EIO returned) when the file does not exist. */
+int file_open(kv_io *io, int dirfd, int kind, uint32_t number, int writable, int *missing,
+              kv_file **out);
+
+/* Gives the file a write buffer of cap bytes (active segment). */
+int file_enable_buffer(kv_file *f, size_t cap);
+/* Appends len bytes; returns KV_OK and the offset they start at. A write failure is
+ * returned as a status (the caller fails the store). */
+int file_append(kv_file *f, const void *buf, size_t len, uint64_t *off);
+/* Sends buffered bytes to the kernel. */
+int file_flush(kv_file *f);
+/* Flushes and drops the write buffer (the segment is being sealed). */
+int file_seal_buffer(kv_file *f);
+/* Reads len bytes at off (buffer included). Returns KV_OK, KV_EIO, or KV_ECORRUPT
+ * when the file is shorter than the index says. */
+int file_read(kv_file *f, uint64_t off, void *dst, size_t len);
+
+void file_ref(kv_file *f);
+/* Drops a reference; the last one closes and frees the file. */
+void file_unref(kv_file *f);
+
+#endif

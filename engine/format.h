@@ -1,0 +1,80 @@
+/*
+ * format.h — the on-disk layouts of kv, shared by every writer and reader.
+ *
+ * docs/FORMAT.md is the prose spec with byte tables; this header is the same thing
+ * as constants. All integers are little-endian. Every file starts with a 16-byte
+ * file header; segments and WAL files then hold a sequence of entries in one
+ * encoding, so one decoder (entry_parse) serves both and is the one that is fuzzed.
+ *
+ *   file header (16 bytes)
+ *     0  magic[4]   "KVSG" segment, "KVWL" WAL, "KVMF" MANIFEST
+ *     4  u16        format version (KV_FORMAT_VERSION)
+ *     6  u16        flags, 0
+ *     8  u32        file number (segment/WAL) or generation (MANIFEST)
+ *     12 u32        CRC32C of bytes 0..11
+ *
+ *   entry (20-byte header, then key, then value)
+ *     0  u32  CRC32C of bytes 4..end of entry
+ *     4  u64  sequence number
+ *     12 u8   type: 1 put, 2 delete
+ *     13 u8   flags: 0x01 batch (more entries of this batch follow), 0x02 LZ4 value
+ *     14 u16  key length, 1..65535
+ *     16 u32  stored value length (0 for a delete)
+ *     20      key, then value
+ */
+#ifndef KV_FORMAT_H
+#define KV_FORMAT_H
+
+#include <stdint.h>
+#include <string.h>
+
+#define KV_FORMAT_VERSION 1
+
+#define KV_FILE_HDR_SIZE 16
+#define KV_MAGIC_SEG "KVSG"
+#define KV_MAGIC_WAL "KVWL"
+#define KV_MAGIC_MANIFEST "KVMF"
+
+#define KV_ENTRY_HDR 20
+#define KV_ENTRY_OFF_CRC 0
+#define KV_ENTRY_OFF_SEQ 4
+#define KV_ENTRY_OFF_TYPE 12
+#define KV_ENTRY_OFF_FLAGS 13
+#define KV_ENTRY_OFF_KLEN 14
+#define KV_ENTRY_OFF_VLEN 16
+
+#define KV_REC_PUT 1
+#define KV_REC_DEL 2
+
+#define KV_RECF_BATCH 0x01 /* another entry of the same batch follows this one */
+#define KV_RECF_LZ4 0x02   /* value is [u32 raw length][LZ4 block] (reserved) */
+#define KV_RECF_KNOWN (KV_RECF_BATCH | KV_RECF_LZ4)
+
+/* MANIFEST body after the file header: u32 nsealed, u32 active, u32 next_file,
+ * u32 reserved, then nsealed x {u32 number, u32 flags, u64 size}, then u32 CRC32C of
+ * the body (from byte 16 up to the CRC). */
+#define KV_MANIFEST_FIXED 16
+#define KV_MANIFEST_SEG 16
+
+/* ---- little-endian helpers ---- */
+static inline void kv_put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+static inline void kv_put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
+}
+static inline void kv_put64(uint8_t *p, uint64_t v)
+{
+    kv_put32(p, (uint32_t)v);
+    kv_put32(p + 4, (uint32_t)(v >> 32));
+}
+static inline uint16_t kv_get16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+static inline uint32_t kv_get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+static inline uint64_t kv_get64(const uint8_t *p)
+{
+    return (uint64_t)kv_get32(p) | ((uint64_t)kv_get32(p + 4) << 32);
+}
+
+#endif

@@ -1,0 +1,77 @@
+/*
+ * index.h — the in-memory hash index: key → where its newest record lives.
+ *
+ * 64 shards, each an open-addressing table (linear probing, backward-shift delete)
+ * under its own rwlock, so gets in different shards never contend and a get waits
+ * only for a writer of its own shard. A slot is 8 bytes: a node pointer with 16 bits
+ * of the key's hash in its top bits, so most probes never touch a node. A node holds
+ * the location and the key bytes inline (24 bytes + key, one malloc).
+ *
+ * Locking: idx_get and idx_set lock one shard themselves. A batch takes every shard
+ * it touches at once (idx_lock_mask, in shard order), applies with the *_locked calls
+ * and unlocks, so no reader sees part of it.
+ */
+#ifndef KV_INDEX_H
+#define KV_INDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define IDX_SHARDS 64
+
+#define IDX_F_WAL 0x01  /* the location is in a WAL file (read-only handles) */
+#define IDX_F_TOMB 0x02 /* a tombstone kept during recovery, never visible to gets */
+
+typedef struct idx_loc {
+    uint64_t seq;  /* sequence number of the record */
+    uint32_t file; /* file number */
+    uint32_t off;  /* offset of the entry in the file */
+    uint32_t len;  /* size of the whole entry */
+    uint8_t flags; /* IDX_F_* */
+} idx_loc;
+
+typedef struct kv_index kv_index;
+
+int idx_new(kv_index **out);
+void idx_free(kv_index *ix);
+
+uint64_t idx_hash(const void *key, size_t klen);
+static inline unsigned idx_shard_of(uint64_t hash) { return (unsigned)(hash >> 58); }
+
+/* Finds key. Returns 1 and *out when present (tombstones included), else 0. */
+int idx_get(kv_index *ix, const void *key, size_t klen, uint64_t hash, idx_loc *out);
+
+/* Result of idx_set_locked: what the update replaced. */
+typedef struct idx_change {
+    int applied;  /* 1 if loc is now the key's location */
+    int had_old;  /* 1 if the key had a location before */
+    idx_loc old;  /* that location (when applied), or the rejected loc itself */
+} idx_change;
+
+/* Sets key → loc. With newest_wins, an existing location with a higher sequence
+ * number is kept (and loc reported as rejected). tomb_remove: when loc is a
+ * tombstone outside recovery, the key is removed instead of stored.
+ * Returns 0 or -ENOMEM. The caller holds the shard's write lock. */
+int idx_set_locked(kv_index *ix, const void *key, size_t klen, uint64_t hash,
+                   const idx_loc *loc, int newest_wins, idx_change *ch);
+/* Removes key; fills ch->old/had_old. The caller holds the shard's write lock. */
+void idx_del_locked(kv_index *ix, const void *key, size_t klen, uint64_t hash,
+                    idx_change *ch);
+
+/* Locks (write) every shard whose bit is set in mask, in shard order; unlocks them. */
+void idx_lock_mask(kv_index *ix, uint64_t mask);
+void idx_unlock_mask(kv_index *ix, uint64_t mask);
+
+/* Removes every tombstone (end of recovery). */
+void idx_purge_tombstones(kv_index *ix);
+
+/* Number of live keys and memory held. */
+uint64_t idx_count(kv_index *ix);
+uint64_t idx_bytes(kv_index *ix);
+
+/* Calls fn for every entry of shard s (under its read lock; fn must not call back
+ * into the index). */
+typedef int (*idx_visit_fn)(void *arg, const uint8_t *key, size_t klen, const idx_loc *loc);
+int idx_visit_shard(kv_index *ix, unsigned s, idx_visit_fn fn, void *arg);
+
+#endif

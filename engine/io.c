@@ -1,0 +1,245 @@
+/*
+ * io.c — the default I/O layer: POSIX calls, and io_uring for the WAL's group writes.
+ *
+ * Sections: POSIX operations (shared by both backends), the psync write_group
+ * (pwritev + fdatasync), the io_uring write_group (one submission: writev linked to
+ * fsync), and construction, which falls back to psync when the kernel refuses a
+ * ring (old kernel, kernel.io_uring_disabled, a seccomp profile) and says why.
+ */
+#include "io.h"
+
+#include "kv_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <liburing.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- POSIX operations -------------------------------------------------------------- */
+
+static int px_open(kv_io *io, int dirfd, const char *name, int flags, int mode)
+{
+    int fd = openat(dirfd, name, flags | O_CLOEXEC, mode);
+    return fd < 0 ? -errno : fd;
+}
+
+static int px_close(kv_io *io, int fd) { return close(fd) < 0 ? -errno : 0; }
+
+static ssize_t px_pread(kv_io *io, int fd, void *buf, size_t n, uint64_t off)
+{
+    ssize_t r = pread(fd, buf, n, (off_t)off);
+    return r < 0 ? -errno : r;
+}
+
+static ssize_t px_pwrite(kv_io *io, int fd, const void *buf, size_t n, uint64_t off)
+{
+    ssize_t r = pwrite(fd, buf, n, (off_t)off);
+    return r < 0 ? -errno : r;
+}
+
+static int px_fdatasync(kv_io *io, int fd) { return fdatasync(fd) < 0 ? -errno : 0; }
+
+static int px_ftruncate(kv_io *io, int fd, uint64_t size)
+{
+    return ftruncate(fd, (off_t)size) < 0 ? -errno : 0;
+}
+
+static int px_fsize(kv_io *io, int fd, uint64_t *size)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return -errno;
+    *size = (uint64_t)st.st_size;
+    return 0;
+}
+
+static int px_rename(kv_io *io, int dirfd, const char *from, const char *to)
+{
+    return renameat(dirfd, from, dirfd, to) < 0 ? -errno : 0;
+}
+
+static int px_unlink(kv_io *io, int dirfd, const char *name)
+{
+    return unlinkat(dirfd, name, 0) < 0 ? -errno : 0;
+}
+
+static int px_syncdir(kv_io *io, int dirfd) { return fsync(dirfd) < 0 ? -errno : 0; }
+
+/* ---- psync write_group ------------------------------------------------------------- */
+
+/* Writes the rest of an iovec array after `done` bytes went out, one pwrite each. */
+static int write_rest(kv_io *io, int fd, const struct iovec *iov, int iovcnt, uint64_t off,
+                      size_t done)
+{
+    for (int i = 0; i < iovcnt; i++) {
+        size_t len = iov[i].iov_len;
+        if (done >= len) {
+            done -= len;
+            off += len;
+            continue;
+        }
+        int r = io_pwrite_full(io, fd, (const char *)iov[i].iov_base + done, len - done,
+                               off + done);
+        if (r < 0)
+            return r;
+        off += len;
+        done = 0;
+    }
+    return 0;
+}
+
+static int px_write_group(kv_io *io, int fd, const struct iovec *iov, int iovcnt,
+                          uint64_t off, int sync)
+{
+    size_t total = 0;
+    for (int i = 0; i < iovcnt; i++)
+        total += iov[i].iov_len;
+    ssize_t w = pwritev(fd, iov, iovcnt, (off_t)off);
+    if (w < 0)
+        return -errno;
+    if ((size_t)w < total) {
+        int r = write_rest(io, fd, iov, iovcnt, off, (size_t)w);
+        if (r < 0)
+            return r;
+    }
+    return sync ? io->ops->fdatasync(io, fd) : 0;
+}
+
+/* ---- io_uring write_group ---------------------------------------------------------- */
+
+/* One submission: writev, and when sync is set a linked fdatasync that runs only
+ * after the write completed in full. A short write cancels the link; the remainder
+ * then goes out by pwrite and the sync by fdatasync, so the result is the same. */
+static int ur_write_group(kv_io *io, int fd, const struct iovec *iov, int iovcnt,
+                          uint64_t off, int sync)
+{
+    struct io_uring *ring = io->ctx;
+    struct io_uring_sqe *sqe;
+    struct io_uring_cqe *cqe;
+    size_t total = 0;
+    int wres = 0, sres = 0, want = sync ? 2 : 1;
+
+    for (int i = 0; i < iovcnt; i++)
+        total += iov[i].iov_len;
+    sqe = io_uring_get_sqe(ring);
+    if (sqe == NULL)
+        return -EBUSY;
+    io_uring_prep_writev(sqe, fd, iov, (unsigned)iovcnt, off);
+    sqe->user_data = 1;
+    if (sync) {
+        sqe->flags |= IOSQE_IO_LINK;
+        sqe = io_uring_get_sqe(ring);
+        io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
+        sqe->user_data = 2;
+    }
+    int r = io_uring_submit_and_wait(ring, (unsigned)want);
+    if (r < 0)
+        return r;
+    for (int got = 0; got < want; got++) {
+        r = io_uring_wait_cqe(ring, &cqe);
+        if (r < 0)
+            return r;
+        if (cqe->user_data == 1)
+            wres = cqe->res;
+        else
+            sres = cqe->res;
+        io_uring_cqe_seen(ring, cqe);
+    }
+    if (wres < 0)
+        return wres;
+    if ((size_t)wres < total) {
+        r = write_rest(io, fd, iov, iovcnt, off, (size_t)wres);
+        if (r < 0)
+            return r;
+        return sync ? io->ops->fdatasync(io, fd) : 0;
+    }
+    return sres < 0 ? sres : 0;
+}
+
+/* ---- construction ------------------------------------------------------------------ */
+
+static const kv_io_ops psync_ops = {
+    px_open, px_close, px_pread, px_pwrite, px_fdatasync, px_ftruncate, px_fsize,
+    px_rename, px_unlink, px_syncdir, px_write_group,
+};
+
+static const kv_io_ops uring_ops = {
+    px_open, px_close, px_pread, px_pwrite, px_fdatasync, px_ftruncate, px_fsize,
+    px_rename, px_unlink, px_syncdir, ur_write_group,
+};
+
+int kv_io_new(int want, kv_io **out)
+{
+    kv_io *io = calloc(1, sizeof *io);
+    *out = NULL;
+    if (io == NULL)
+        return kv_err(KV_ENOMEM, "allocating the I/O layer");
+    io->ops = &psync_ops;
+    io->backend = KV_IO_PSYNC;
+    if (want == KV_IO_PSYNC) {
+        snprintf(io->note, sizeof io->note, "psync requested");
+    } else {
+        struct io_uring *ring = calloc(1, sizeof *ring);
+        int r = ring ? io_uring_queue_init(8, ring, 0) : -ENOMEM;
+        if (r == 0) {
+            io->ctx = ring;
+            io->ops = &uring_ops;
+            io->backend = KV_IO_URING;
+        } else {
+            free(ring);
+            snprintf(io->note, sizeof io->note, "io_uring unavailable: %s", strerror(-r));
+            if (want == KV_IO_URING) {
+                free(io);
+                return kv_err(KV_EIO, "io_uring requested but unavailable: io_uring_queue_init: %s",
+                              strerror(-r));
+            }
+        }
+    }
+    *out = io;
+    return KV_OK;
+}
+
+void kv_io_free(kv_io *io)
+{
+    if (io == NULL)
+        return;
+    if (io->ctx != NULL) {
+        io_uring_queue_exit(io->ctx);
+        free(io->ctx);
+    }
+    free(io);
+}
+
+ssize_t io_pread_full(kv_io *io, int fd, void *buf, size_t n, uint64_t off)
+{
+    size_t done = 0;
+    while (done < n) {
+        ssize_t r = io->ops->pread(io, fd, (char *)buf + done, n - done, off + done);
+        if (r == -EINTR)
+            continue;
+        if (r < 0)
+            return r;
+        if (r == 0)
+            break;
+        done += (size_t)r;
+    }
+    return (ssize_t)done;
+}
+
+int io_pwrite_full(kv_io *io, int fd, const void *buf, size_t n, uint64_t off)
+{
+    size_t done = 0;
+    while (done < n) {
+        ssize_t r = io->ops->pwrite(io, fd, (const char *)buf + done, n - done, off + done);
+        if (r < 0)
+            return (int)r;
+        if (r == 0)
+            return -EIO;
+        done += (size_t)r;
+    }
+    return 0;
+}

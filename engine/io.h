@@ -1,0 +1,58 @@
+/*
+ * io.h — the I/O layer: every file operation of the library goes through a kv_io.
+ *
+ * Like LevelDB's Env and SQLite's VFS, this table exists so that tests can put a
+ * fault-injecting implementation in its place (drop unsynced writes, tear a write,
+ * fail the n-th call). The contract of every operation:
+ *   - paths are names relative to a directory descriptor (dirfd);
+ *   - a negative return is -errno; nothing is retried after an error;
+ *   - pread/pwrite may transfer fewer bytes than asked (the io_* helpers below loop);
+ *   - write_group writes iov at off and, when sync is set, then fdatasyncs the file,
+ *     as one io_uring submission (write linked to fsync) when the ring is in use;
+ *     it returns 0 only when every byte was written (and synced).
+ * A kv_io belongs to one store handle. write_group is called by one thread at a time
+ * (the group-commit leader); every other operation may run from any thread.
+ */
+#ifndef KV_IO_H
+#define KV_IO_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+typedef struct kv_io kv_io;
+
+typedef struct kv_io_ops {
+    int (*open)(kv_io *io, int dirfd, const char *name, int flags, int mode);
+    int (*close)(kv_io *io, int fd);
+    ssize_t (*pread)(kv_io *io, int fd, void *buf, size_t n, uint64_t off);
+    ssize_t (*pwrite)(kv_io *io, int fd, const void *buf, size_t n, uint64_t off);
+    int (*fdatasync)(kv_io *io, int fd);
+    int (*ftruncate)(kv_io *io, int fd, uint64_t size);
+    int (*fsize)(kv_io *io, int fd, uint64_t *size);
+    int (*rename)(kv_io *io, int dirfd, const char *from, const char *to);
+    int (*unlink)(kv_io *io, int dirfd, const char *name);
+    int (*syncdir)(kv_io *io, int dirfd);
+    int (*write_group)(kv_io *io, int fd, const struct iovec *iov, int iovcnt, uint64_t off,
+                       int sync);
+} kv_io_ops;
+
+struct kv_io {
+    const kv_io_ops *ops; /* the implementation */
+    void *ctx;            /* implementation state (the ring for io_uring) */
+    int backend;          /* KV_IO_URING or KV_IO_PSYNC */
+    char note[96];        /* why io_uring is not in use, when it is not */
+};
+
+/* Creates the default I/O layer for a store. want is KV_IO_AUTO, KV_IO_URING or
+ * KV_IO_PSYNC. Returns KV_OK, KV_EIO (KV_IO_URING asked but unavailable, with the
+ * reason in kv_errmsg) or KV_ENOMEM. */
+int kv_io_new(int want, kv_io **out);
+void kv_io_free(kv_io *io);
+
+/* Loop over short transfers. io_pread_full returns the bytes read (fewer than n only
+ * at end of file) or -errno; io_pwrite_full returns 0 or -errno. */
+ssize_t io_pread_full(kv_io *io, int fd, void *buf, size_t n, uint64_t off);
+int io_pwrite_full(kv_io *io, int fd, const void *buf, size_t n, uint64_t off);
+
+#endif

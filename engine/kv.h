@@ -1,0 +1,273 @@
+/*
+ * kv.h — the one public header of kv, an embedded log-structured key-value store.
+ *
+ * This header is the manual. Every function documents what it does, each status it
+ * returns and when, and its thread-safety. Sections:
+ *   1. Status codes and error reporting
+ *   2. Limits
+ *   3. Options
+ *   4. Opening and closing a store
+ *   5. Single-key operations
+ *   6. Atomic batches
+ *   7. Durability, iteration and statistics
+ *
+ * Conventions. Functions return KV_OK (0) on success, KV_NOTFOUND (1, not an error)
+ * where a key may be absent, or a negative KV_E* code. Results go through
+ * out-parameters. After any non-zero status, kv_errmsg() returns a message for the
+ * calling thread naming what failed: the file, the offset and the errno text where
+ * they apply. No function prints, exits or aborts on bad input or I/O failure.
+ *
+ * Threads. One kv_db handle may be shared by any number of threads without external
+ * locking: gets run in parallel with each other and with writes; concurrent writers
+ * are committed together (group commit), so N threads writing with KV_SYNC_ALWAYS
+ * share fdatasync calls. A kv_batch belongs to one thread at a time.
+ *
+ * Processes. One process at a time holds a store for writing (the LOCK file). A
+ * second writer, in this process or another, gets KV_ELOCKED naming the holder's pid.
+ */
+#ifndef KV_H
+#define KV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KV_VERSION_MAJOR 0
+#define KV_VERSION_MINOR 1
+#define KV_VERSION_PATCH 0
+#define KV_VERSION_STRING "0.1.0"
+
+/* ---------------------------------------------------------------------------------
+ * 1. Status codes and error reporting
+ *
+ * Codes are pinned: they never change meaning between releases. Errors live in
+ * -30800..-30899 so they never clash with errno values a caller may mix them with.
+ * ------------------------------------------------------------------------------ */
+#define KV_OK 0        /* success */
+#define KV_NOTFOUND 1  /* the key is absent; not an error */
+#define KV_EINVAL (-30800)    /* bad argument: NULL pointer, size out of limits, bad option,
+                                 a path that is not a directory or not a kv store */
+#define KV_ENOMEM (-30801)    /* out of memory */
+#define KV_EIO (-30802)       /* an I/O call failed (errno in kv_errmsg); after a failed
+                                 write or fsync the handle refuses writes until reopened */
+#define KV_ECORRUPT (-30803)  /* stored data failed a check (checksum, length, magic);
+                                 kv_errmsg names the file and offset */
+#define KV_ELOCKED (-30804)   /* another handle (this process or another) holds the
+                                 writer lock; kv_errmsg names its pid */
+#define KV_EREADONLY (-30805) /* a write on a handle opened with read_only */
+#define KV_ENOSPC (-30806)    /* the file system is full; like KV_EIO, the handle
+                                 then refuses writes until reopened */
+#define KV_EVERSION (-30807)  /* a file written by a newer, unknown format version */
+
+/* Returns a short constant text naming a status ("checksum or format error", ...),
+ * never NULL; unknown codes give a generic text. Thread-safe. */
+const char *kv_strerror(int status);
+
+/* Returns the calling thread's last detailed error message, e.g.
+ * "segment 000012.seg offset 4096: checksum mismatch (stored 0x1a2b3c4d, computed
+ * 0x5e6f7a8b)". Empty string if no error was recorded. The text stays valid until
+ * the next kv_* call in the same thread. Thread-safe (per-thread storage). */
+const char *kv_errmsg(void);
+
+/* ---------------------------------------------------------------------------------
+ * 2. Limits
+ * ------------------------------------------------------------------------------ */
+#define KV_MAX_KEY 65535u              /* keys are 1..65,535 bytes, binary, NUL allowed */
+#define KV_MAX_VALUE (64u * 1024 * 1024) /* values are 0..64 MiB; empty is not a delete */
+#define KV_MAX_BATCH (256u * 1024 * 1024) /* a batch's encoded size (keys, values and
+                                             20 bytes per operation) */
+
+/* ---------------------------------------------------------------------------------
+ * 3. Options
+ * ------------------------------------------------------------------------------ */
+enum {
+    KV_SYNC_ALWAYS = 0,   /* a write returns once it is on stable storage (fdatasync of
+                             the WAL, shared by a group of concurrent writers) */
+    KV_SYNC_INTERVAL = 1, /* a write returns once it is in the kernel; a background
+                             thread fdatasyncs every sync_interval_ms: a power failure
+                             loses at most the last interval */
+    KV_SYNC_NONE = 2      /* a write returns once it is in the kernel: it survives the
+                             process being killed, not a power failure */
+};
+
+enum {
+    KV_COMPRESS_NONE = 0, /* values stored as given */
+    KV_COMPRESS_LZ4 = 1   /* reserved: not implemented yet, kv_open returns KV_EINVAL */
+};
+
+enum {
+    KV_IO_AUTO = 0,  /* io_uring when the kernel allows it, else pwrite/fdatasync */
+    KV_IO_URING = 1, /* io_uring or fail: kv_open returns KV_EIO when it is unavailable */
+    KV_IO_PSYNC = 2  /* portable pwrite/fdatasync, never io_uring */
+};
+
+typedef struct kv_options {
+    int create;                 /* create the store if the directory has none (1) */
+    int read_only;              /* open without the writer lock; writes fail (0) */
+    int sync;                   /* KV_SYNC_ALWAYS, KV_SYNC_INTERVAL or KV_SYNC_NONE */
+    unsigned sync_interval_ms;  /* period of KV_SYNC_INTERVAL (1000); 1..3,600,000 */
+    int compression;            /* KV_COMPRESS_NONE (KV_COMPRESS_LZ4 not yet) */
+    uint64_t segment_bytes;     /* roll the active segment past this size (64 MiB);
+                                   4 KiB..1 GiB */
+    int io;                     /* KV_IO_AUTO, KV_IO_URING or KV_IO_PSYNC */
+    int auto_compact;           /* background compaction (1); used once compaction lands */
+    double compact_dead_ratio;  /* segment dead-byte ratio that makes it eligible (0.5) */
+} kv_options;
+
+/* Fills *opts with the defaults shown above. Thread-safe. */
+void kv_options_init(kv_options *opts);
+
+/* ---------------------------------------------------------------------------------
+ * 4. Opening and closing a store
+ * ------------------------------------------------------------------------------ */
+typedef struct kv_db kv_db;
+
+/* Opens (or, with opts->create, creates) the store in directory dir. With create,
+ * a missing dir is made (one level, mode 0755); a store is created only in an empty
+ * directory, never among other files. opts may be NULL for the defaults. Recovery
+ * runs here: the index is rebuilt from the segments, a torn tail of the newest segment and WAL (left by a crash) is
+ * cut after the last valid record, and WAL records beyond the segments are replayed.
+ * A writer (read_only 0) takes the LOCK file and removes leftover temporary files;
+ * a read-only handle modifies nothing on disk.
+ * Returns:
+ *   KV_OK        *out is a new handle;
+ *   KV_EINVAL    NULL dir or out, bad option, dir missing or not a directory, no store
+ *                there and create is 0 (or the directory holds other files);
+ *   KV_ELOCKED   another handle holds the writer lock (message names its pid);
+ *   KV_ECORRUPT  damage outside a torn tail (message names file and offset);
+ *   KV_EVERSION  a file of a newer format version;
+ *   KV_EIO, KV_ENOSPC, KV_ENOMEM.
+ * On error *out is set to NULL. Thread-safe. */
+int kv_open(const char *dir, const kv_options *opts, kv_db **out);
+
+/* Flushes buffered segment data, stops background threads, releases the lock and
+ * frees the handle. Every write acknowledged before kv_close survives as its sync
+ * mode promised; kv_close does not fsync (call kv_sync for that). NULL is accepted.
+ * Returns KV_OK, or KV_EIO when flushing failed (the handle is freed anyway; data
+ * acknowledged is still in the WAL). No other thread may use db during or after. */
+int kv_close(kv_db *db);
+
+/* ---------------------------------------------------------------------------------
+ * 5. Single-key operations
+ * ------------------------------------------------------------------------------ */
+
+/* Stores val under key, replacing any previous value. Returns when the write is
+ * acknowledged as the sync mode promises.
+ * Returns KV_OK; KV_EINVAL (NULL db/key, klen 0 or > KV_MAX_KEY, vlen > KV_MAX_VALUE,
+ * NULL val with vlen > 0); KV_EREADONLY; KV_EIO/KV_ENOSPC (the handle is then failed);
+ * KV_ENOMEM. Thread-safe. */
+int kv_put(kv_db *db, const void *key, size_t klen, const void *val, size_t vlen);
+
+/* Looks key up. On KV_OK, *val is a malloc'd copy of the value (free it with kv_free;
+ * for an empty value it is a valid non-NULL pointer) and *vlen its length.
+ * Returns KV_OK; KV_NOTFOUND (*val = NULL, *vlen = 0); KV_EINVAL; KV_ECORRUPT (the
+ * record failed its checksum: message names file and offset; never a wrong value);
+ * KV_EIO; KV_ENOMEM. Thread-safe, runs in parallel with other gets and writes. */
+int kv_get(kv_db *db, const void *key, size_t klen, void **val, size_t *vlen);
+
+/* Frees a value returned by kv_get. NULL is accepted. */
+void kv_free(void *p);
+
+/* Deletes key by writing a tombstone. Returns KV_OK; KV_NOTFOUND when the key was
+ * absent (nothing is written); KV_EINVAL; KV_EREADONLY; KV_EIO; KV_ENOSPC; KV_ENOMEM.
+ * Thread-safe. (Two threads deleting the same key at once may both see KV_OK.) */
+int kv_delete(kv_db *db, const void *key, size_t klen);
+
+/* ---------------------------------------------------------------------------------
+ * 6. Atomic batches
+ *
+ * A batch collects puts and deletes and applies them with kv_write all at once:
+ * after any crash the whole batch is present or none of it, and no reader sees part
+ * of it: once a kv_get returns one of its writes, every later kv_get (in any thread)
+ * returns the batch's writes or newer ones. Operations apply in order, so a later
+ * put of the same key in one batch wins.
+ * ------------------------------------------------------------------------------ */
+typedef struct kv_batch kv_batch;
+
+/* Returns a new empty batch, or NULL when out of memory. */
+kv_batch *kv_batch_new(void);
+
+/* Adds a put (copies key and value). Returns KV_OK; KV_EINVAL (NULL batch/key, sizes
+ * out of limits, or the batch would exceed KV_MAX_BATCH); KV_ENOMEM. */
+int kv_batch_put(kv_batch *b, const void *key, size_t klen, const void *val, size_t vlen);
+
+/* Adds a delete (a tombstone is written even if the key is absent). Returns KV_OK,
+ * KV_EINVAL, KV_ENOMEM. */
+int kv_batch_delete(kv_batch *b, const void *key, size_t klen);
+
+/* Empties the batch for reuse, keeping its memory. NULL is accepted. */
+void kv_batch_clear(kv_batch *b);
+
+/* Frees the batch. NULL is accepted. */
+void kv_batch_free(kv_batch *b);
+
+/* Returns the number of operations in the batch (0 for NULL). */
+size_t kv_batch_count(const kv_batch *b);
+
+/* Applies the batch atomically; the batch is left unchanged (clear it to reuse).
+ * An empty batch is a no-op returning KV_OK. Returns as kv_put. Thread-safe with
+ * respect to db; the batch itself must not be changed during the call. */
+int kv_write(kv_db *db, kv_batch *b);
+
+/* ---------------------------------------------------------------------------------
+ * 7. Durability, iteration and statistics
+ * ------------------------------------------------------------------------------ */
+
+/* Makes every write acknowledged so far durable (fdatasync of the WAL). Useful under
+ * KV_SYNC_NONE and KV_SYNC_INTERVAL; cheap under KV_SYNC_ALWAYS. Returns KV_OK,
+ * KV_EREADONLY, KV_EIO (the handle is then failed). Thread-safe. */
+int kv_sync(kv_db *db);
+
+/* Calls fn once for every live key with its value, in no particular order. Keys
+ * written during the iteration may or may not be visited; none is visited twice.
+ * A non-zero return from fn stops the iteration and is returned. The k and v
+ * pointers are valid only during the call. fn may call kv_get and kv_put on db.
+ * Returns KV_OK, fn's non-zero value, KV_EINVAL, KV_ECORRUPT, KV_EIO, KV_ENOMEM. */
+int kv_foreach(kv_db *db,
+               int (*fn)(void *arg, const void *k, size_t kl, const void *v, size_t vl),
+               void *arg);
+
+typedef struct kv_stats {
+    uint64_t keys;             /* live keys */
+    uint64_t live_bytes;       /* bytes of segment records the index points at */
+    uint64_t dead_bytes;       /* segment bytes held by overwritten, deleted or
+                                  tombstone records (what compaction can reclaim) */
+    uint64_t disk_bytes;       /* all files of the store: segments + WAL + metadata */
+    uint64_t segments;         /* segment files, sealed and active */
+    uint64_t wal_bytes;        /* bytes in WAL files; bounded: a WAL file is deleted
+                                  once its segment is sealed (about segment_bytes) */
+    uint64_t wal_files;        /* WAL files on disk (1 in steady state) */
+    uint64_t index_bytes;      /* memory held by the in-memory index */
+    uint64_t puts;             /* put operations since open (batch puts included) */
+    uint64_t gets;             /* get operations since open */
+    uint64_t deletes;          /* delete operations since open (batch deletes included) */
+    uint64_t batches;          /* kv_write calls since open */
+    uint64_t wal_syncs;        /* fdatasync calls on the WAL since open */
+    uint64_t wal_groups;       /* group commits since open (writes per group =
+                                  (puts + deletes) / wal_groups) */
+    uint64_t next_seq;         /* sequence number of the next write */
+    uint64_t recovery_us;      /* duration of the last kv_open's recovery, microseconds */
+    uint64_t recovery_records; /* records read during that recovery */
+    uint64_t recovery_wal_replayed; /* WAL records replayed into the active segment */
+    uint64_t recovery_cut_bytes;    /* bytes cut from torn tails during that recovery */
+    int io_backend;            /* KV_IO_URING or KV_IO_PSYNC: the backend in use */
+    int sync;                  /* the sync mode in use */
+    int read_only;             /* 1 for a read-only handle */
+    int failed;                /* non-zero (the status) once a write or fsync failed */
+    char io_backend_note[96];  /* why io_uring is not used, when it is not */
+} kv_stats;
+
+/* Fills *st with the handle's current statistics. Returns KV_OK or KV_EINVAL.
+ * Thread-safe. */
+int kv_stat(kv_db *db, kv_stats *st);
+
+/* Returns the library version, "0.1.0". */
+const char *kv_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* KV_H */

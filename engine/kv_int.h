@@ -1,0 +1,41 @@
+/*
+ * kv_int.h — internal declarations shared by the library's modules: error recording
+ * and small utilities. Not installed; programs use kv.h only.
+ */
+#ifndef KV_INT_H
+#define KV_INT_H
+
+#include "kv.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__GNUC__)
+#define KV_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#define KV_LIKELY(x) __builtin_expect(!!(x), 1)
+#define KV_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define KV_PRINTF(a, b)
+#define KV_LIKELY(x) (x)
+#define KV_UNLIKELY(x) (x)
+#endif
+
+/* Records a message for kv_errmsg() and returns status. */
+int kv_err(int status, const char *fmt, ...) KV_PRINTF(2, 3);
+/* Records "message: strerror(err)" and returns the status errno maps to
+ * (KV_ENOSPC for ENOSPC/EDQUOT, KV_ENOMEM for ENOMEM, else KV_EIO). */
+int kv_err_errno(int err, const char *fmt, ...) KV_PRINTF(2, 3);
+int kv_status_from_errno(int err);
+void kv_err_clear(void);
+
+/* Monotonic clock in microseconds. */
+uint64_t kv_now_us(void);
+
+#ifdef KV_DEBUG
+#include <assert.h>
+#define KV_ASSERT(x) assert(x)
+#else
+#define KV_ASSERT(x) ((void)0)
+#endif
+
+#endif

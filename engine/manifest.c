@@ -1,0 +1,148 @@
+/*
+ * manifest.c — MANIFEST encoding, decoding, and atomic replacement.
+ */
+#include "manifest.h"
+
+#include "crc.h"
+#include "entry.h"
+#include "kv_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MANIFEST_MAX (64u << 20)
+
+int manifest_decode(const uint8_t *buf, size_t len, kv_manifest *m)
+{
+    uint32_t gen;
+    int too_new;
+    memset(m, 0, sizeof *m);
+    if (len < KV_FILE_HDR_SIZE + KV_MANIFEST_FIXED + 4)
+        return kv_err(KV_ECORRUPT, "MANIFEST: offset 0: %zu bytes is too short", len);
+    const char *why = file_header_check(buf, KV_MAGIC_MANIFEST, &gen, &too_new);
+    if (why != NULL)
+        return kv_err(too_new ? KV_EVERSION : KV_ECORRUPT, "MANIFEST: offset 0: %s", why);
+    const uint8_t *b = buf + KV_FILE_HDR_SIZE;
+    uint32_t n = kv_get32(b);
+    if ((uint64_t)KV_FILE_HDR_SIZE + KV_MANIFEST_FIXED + (uint64_t)n * KV_MANIFEST_SEG + 4 != len)
+        return kv_err(KV_ECORRUPT, "MANIFEST: offset 16: %u segments do not fit %zu bytes", n, len);
+    uint32_t stored = kv_get32(buf + len - 4);
+    uint32_t computed = kv_crc32c(b, len - 4 - KV_FILE_HDR_SIZE);
+    if (stored != computed)
+        return kv_err(KV_ECORRUPT, "MANIFEST: offset %zu: checksum mismatch (stored 0x%08x, "
+                      "computed 0x%08x)", len - 4, stored, computed);
+    m->generation = gen;
+    m->nsealed = n;
+    m->active = kv_get32(b + 4);
+    m->next_file = kv_get32(b + 8);
+    m->sealed = calloc(n ? n : 1, sizeof *m->sealed);
+    if (m->sealed == NULL)
+        return kv_err(KV_ENOMEM, "MANIFEST: %u segments", n);
+    for (uint32_t i = 0; i < n; i++) {
+        const uint8_t *s = b + KV_MANIFEST_FIXED + (size_t)i * KV_MANIFEST_SEG;
+        m->sealed[i].number = kv_get32(s);
+        m->sealed[i].flags = kv_get32(s + 4);
+        m->sealed[i].size = kv_get64(s + 8);
+        if (m->sealed[i].number >= m->active || (i > 0 && m->sealed[i].number <= m->sealed[i - 1].number)
+            || m->sealed[i].flags != 0) {
+            manifest_free(m);
+            return kv_err(KV_ECORRUPT, "MANIFEST: offset %zu: segment entry %u out of order or "
+                          "invalid", (size_t)(s - buf), i);
+        }
+    }
+    if (m->active == 0 || m->next_file <= m->active) {
+        manifest_free(m);
+        return kv_err(KV_ECORRUPT, "MANIFEST: offset 20: active segment %u / next file %u invalid",
+                      kv_get32(b + 4), kv_get32(b + 8));
+    }
+    return KV_OK;
+}
+
+int manifest_load(kv_io *io, int dirfd, kv_manifest *m)
+{
+    uint64_t size;
+    memset(m, 0, sizeof *m);
+    int fd = io->ops->open(io, dirfd, KV_MANIFEST_NAME, O_RDONLY, 0);
+    if (fd == -ENOENT)
+        return KV_NOTFOUND;
+    if (fd < 0)
+        return kv_err_errno(-fd, "opening MANIFEST");
+    int rc = KV_OK, r = io->ops->fsize(io, fd, &size);
+    uint8_t *buf = NULL;
+    if (r < 0)
+        rc = kv_err_errno(-r, "MANIFEST: fstat");
+    else if (size > MANIFEST_MAX)
+        rc = kv_err(KV_ECORRUPT, "MANIFEST: %llu bytes is larger than any MANIFEST",
+                    (unsigned long long)size);
+    else if ((buf = malloc(size ? size : 1)) == NULL)
+        rc = kv_err(KV_ENOMEM, "reading MANIFEST");
+    if (rc == KV_OK) {
+        ssize_t got = io_pread_full(io, fd, buf, size, 0);
+        if (got < 0)
+            rc = kv_err_errno((int)-got, "reading MANIFEST");
+        else
+            rc = manifest_decode(buf, (size_t)got, m);
+    }
+    free(buf);
+    io->ops->close(io, fd);
+    return rc;
+}
+
+static uint8_t *manifest_encode(const kv_manifest *m, size_t *len)
+{
+    size_t n = KV_FILE_HDR_SIZE + KV_MANIFEST_FIXED + (size_t)m->nsealed * KV_MANIFEST_SEG + 4;
+    uint8_t *buf = calloc(1, n);
+    if (buf == NULL)
+        return NULL;
+    file_header_encode(buf, KV_MAGIC_MANIFEST, m->generation);
+    uint8_t *b = buf + KV_FILE_HDR_SIZE;
+    kv_put32(b, m->nsealed);
+    kv_put32(b + 4, m->active);
+    kv_put32(b + 8, m->next_file);
+    for (uint32_t i = 0; i < m->nsealed; i++) {
+        uint8_t *s = b + KV_MANIFEST_FIXED + (size_t)i * KV_MANIFEST_SEG;
+        kv_put32(s, m->sealed[i].number);
+        kv_put32(s + 4, m->sealed[i].flags);
+        kv_put64(s + 8, m->sealed[i].size);
+    }
+    kv_put32(buf + n - 4, kv_crc32c(b, n - 4 - KV_FILE_HDR_SIZE));
+    *len = n;
+    return buf;
+}
+
+int manifest_store(kv_io *io, int dirfd, kv_manifest *m)
+{
+    size_t len;
+    m->generation++;
+    uint8_t *buf = manifest_encode(m, &len);
+    if (buf == NULL)
+        return kv_err(KV_ENOMEM, "encoding MANIFEST");
+    int fd = io->ops->open(io, dirfd, KV_MANIFEST_TMP, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int r = fd < 0 ? fd : io_pwrite_full(io, fd, buf, len, 0);
+    const char *step = fd < 0 ? "creating" : "writing";
+    if (r == 0) {
+        r = io->ops->fdatasync(io, fd);
+        step = "syncing";
+    }
+    if (fd >= 0)
+        io->ops->close(io, fd);
+    if (r == 0) {
+        r = io->ops->rename(io, dirfd, KV_MANIFEST_TMP, KV_MANIFEST_NAME);
+        step = "renaming";
+    }
+    if (r == 0) {
+        r = io->ops->syncdir(io, dirfd);
+        step = "syncing the directory after renaming";
+    }
+    free(buf);
+    return r < 0 ? kv_err_errno(-r, "%s %s", step, KV_MANIFEST_TMP) : KV_OK;
+}
+
+void manifest_free(kv_manifest *m)
+{
+    free(m->sealed);
+    m->sealed = NULL;
+    m->nsealed = 0;
+}

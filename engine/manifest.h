@@ -1,0 +1,43 @@
+/*
+ * manifest.h — the MANIFEST: which segments make up the store.
+ *
+ * It lists the sealed segments (number and exact size), the active segment (whose
+ * WAL file has the same number) and the next file number. It is replaced whole and
+ * atomically (MANIFEST.tmp written, fdatasynced, renamed over MANIFEST, directory
+ * fsynced), so a crash leaves the old or the new list, never a mix. Segment or WAL
+ * files it does not name are leftovers of an interrupted step; the writer removes them.
+ */
+#ifndef KV_MANIFEST_H
+#define KV_MANIFEST_H
+
+#include "io.h"
+
+#include <stdint.h>
+
+#define KV_MANIFEST_NAME "MANIFEST"
+#define KV_MANIFEST_TMP "MANIFEST.tmp"
+
+typedef struct kv_manifest_seg {
+    uint32_t number; /* segment file number */
+    uint32_t flags;  /* 0 */
+    uint64_t size;   /* exact size of the sealed file */
+} kv_manifest_seg;
+
+typedef struct kv_manifest {
+    uint32_t generation;  /* incremented by every write */
+    uint32_t active;      /* number of the active segment and WAL */
+    uint32_t next_file;   /* next unused file number */
+    uint32_t nsealed;
+    kv_manifest_seg *sealed; /* sorted by number */
+} kv_manifest;
+
+/* Reads and checks MANIFEST. Returns KV_OK, KV_NOTFOUND (no MANIFEST), KV_ECORRUPT /
+ * KV_EVERSION (naming offset and check), KV_EIO, KV_ENOMEM. */
+int manifest_load(kv_io *io, int dirfd, kv_manifest *m);
+/* Writes m atomically (generation is incremented first). */
+int manifest_store(kv_io *io, int dirfd, kv_manifest *m);
+/* Decodes a MANIFEST image in memory (the fuzzer's entry point). */
+int manifest_decode(const uint8_t *buf, size_t len, kv_manifest *m);
+void manifest_free(kv_manifest *m);
+
+#endif

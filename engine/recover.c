@@ -1,0 +1,223 @@
+/*
+ * recover.c — rebuilding the index at kv_open.
+ *
+ * Steps, in order:
+ *   1. every sealed segment the MANIFEST names: its size must match the MANIFEST
+ *      and every record must be valid — any damage is KV_ECORRUPT (invariant 4);
+ *   2. the active segment: records up to the first invalid one are kept; the rest is
+ *      a torn tail (a crash while its buffer was being written) and is cut;
+ *   3. the active WAL file: records past the highest sequence number the segments
+ *      hold are replayed — appended to the active segment by a writer, indexed in
+ *      place by a read-only handle; a torn tail is cut;
+ *   4. tombstones kept to hide older records are dropped from the index.
+ * Newest wins by sequence number (invariant 3), never by file order. "Cut" means
+ * ftruncate for a writer and only a shorter logical end for a read-only handle,
+ * which never modifies a byte.
+ */
+#include "db.h"
+
+#include "entry.h"
+#include "scan.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct rec_ctx {
+    kv_db *db;
+    kv_file *file;    /* the file being scanned */
+    uint64_t min_seq; /* WAL replay: skip records at or below this */
+    uint64_t max_seq; /* highest seq seen anywhere */
+    uint64_t replayed;
+} rec_ctx;
+
+/* ---- applying entries to the index ------------------------------------------------- */
+
+static kv_file *owner_of(kv_db *db, const idx_loc *loc)
+{
+    if (loc->flags & IDX_F_WAL)
+        return db->wal_file;
+    if (db->active != NULL && loc->file == db->active->number)
+        return db->active;
+    kv_file *f = ftab_get(db, loc->file, 0);
+    if (f != NULL)
+        file_unref(f); /* the table keeps it alive; we only need the pointer */
+    return f;
+}
+
+int db_index_entry(kv_db *db, kv_file *f, const kv_entry *e, uint64_t off, int recovery)
+{
+    idx_change ch;
+    idx_loc loc = {e->seq, f->number, (uint32_t)off, e->size, 0};
+    uint64_t hash = idx_hash(e->key, e->klen);
+    if (f->kind == KV_FILE_WAL)
+        loc.flags |= IDX_F_WAL;
+    if (e->type == KV_REC_DEL && !recovery) {
+        idx_del_locked(db->idx, e->key, e->klen, hash, &ch);
+    } else {
+        if (e->type == KV_REC_DEL)
+            loc.flags |= IDX_F_TOMB;
+        if (idx_set_locked(db->idx, e->key, e->klen, hash, &loc, recovery, &ch) != 0)
+            return kv_err(KV_ENOMEM, "indexing %s offset %llu", f->name, (unsigned long long)off);
+        if (ch.applied && e->type == KV_REC_PUT)
+            f->live_bytes += e->size;
+    }
+    if (ch.applied && ch.had_old && !(ch.old.flags & IDX_F_TOMB)) {
+        kv_file *old = owner_of(db, &ch.old);
+        if (old != NULL)
+            old->live_bytes -= ch.old.len;
+    }
+    return KV_OK;
+}
+
+static int recover_entry(void *arg, const kv_entry *e, uint64_t off)
+{
+    rec_ctx *c = arg;
+    if (e->seq > c->max_seq)
+        c->max_seq = e->seq;
+    return db_index_entry(c->db, c->file, e, off, 1);
+}
+
+/* WAL records past the segments: a writer appends them to the active segment. */
+static int replay_entry(void *arg, const kv_entry *e, uint64_t off)
+{
+    rec_ctx *c = arg;
+    kv_db *db = c->db;
+    uint64_t seg_off;
+    if (e->seq <= c->min_seq)
+        return 0;
+    c->replayed++;
+    if (db->opts.read_only)
+        return recover_entry(arg, e, off);
+    const uint8_t *raw = e->key - KV_ENTRY_HDR;
+    int rc = file_append(db->active, raw, e->size, &seg_off);
+    if (rc != KV_OK)
+        return rc;
+    if (e->seq > c->max_seq)
+        c->max_seq = e->seq;
+    return db_index_entry(db, db->active, e, seg_off, 1);
+}
+
+/* ---- the steps --------------------------------------------------------------------- */
+
+static int scan_sealed(kv_db *db, rec_ctx *c, const kv_manifest_seg *ms)
+{
+    kv_file *f;
+    kv_scan_result res;
+    int missing;
+    int rc = file_open(db->io, db->dirfd, KV_FILE_SEG, ms->number, 0, &missing, &f);
+    if (rc != KV_OK)
+        return missing ? kv_err(KV_ECORRUPT, "%s: segment %06u named by MANIFEST is missing",
+                                db->dir, ms->number) : rc;
+    rc = ftab_add(db, f);
+    if (rc != KV_OK) {
+        file_unref(f);
+        return rc;
+    }
+    if (f->size != ms->size)
+        return kv_err(KV_ECORRUPT, "%s: offset %llu: sealed segment has %llu bytes, MANIFEST "
+                      "says %llu", f->name, (unsigned long long)(f->size < ms->size ? f->size : ms->size),
+                      (unsigned long long)f->size, (unsigned long long)ms->size);
+    c->file = f;
+    rc = kv_scan_file(db->io, f->fd, f->name, KV_FILE_HDR_SIZE, f->size, recover_entry, c, &res);
+    db->recovery_records += res.records;
+    if (rc == KV_OK && res.stopped)
+        rc = kv_err(KV_ECORRUPT, "%s: offset %llu: %s", f->name,
+                    (unsigned long long)res.bad_off, res.why);
+    return rc;
+}
+
+/* Cuts a torn tail: the writer truncates the file, a reader only stops there. */
+static int cut_tail(kv_db *db, kv_file *f, const kv_scan_result *res)
+{
+    if (!res->stopped)
+        return KV_OK;
+    db->recovery_cut += f->size - res->valid_end;
+    if (!db->opts.read_only) {
+        int r = db->io->ops->ftruncate(db->io, f->fd, res->valid_end);
+        if (r < 0)
+            return kv_err_errno(-r, "%s: cutting torn tail at offset %llu", f->name,
+                                (unsigned long long)res->valid_end);
+    }
+    f->size = res->valid_end;
+    f->woff = res->valid_end;
+    return KV_OK;
+}
+
+static int open_tail_file(kv_db *db, int kind, kv_file **out)
+{
+    int missing;
+    int rc = file_open(db->io, db->dirfd, kind, db->man.active, !db->opts.read_only, &missing, out);
+    if (rc != KV_OK && missing)
+        return kv_err(KV_ECORRUPT, "%s: %s %06u named by MANIFEST is missing", db->dir,
+                      kind == KV_FILE_SEG ? "active segment" : "WAL file", db->man.active);
+    return rc;
+}
+
+static int scan_active(kv_db *db, rec_ctx *c)
+{
+    kv_scan_result res;
+    int rc = open_tail_file(db, KV_FILE_SEG, &db->active);
+    if (rc == KV_OK) {
+        rc = ftab_add(db, db->active);
+        if (rc != KV_OK) {
+            file_unref(db->active);
+            db->active = NULL;
+        }
+    }
+    if (rc != KV_OK)
+        return rc;
+    c->file = db->active;
+    rc = kv_scan_file(db->io, db->active->fd, db->active->name, KV_FILE_HDR_SIZE,
+                      db->active->size, recover_entry, c, &res);
+    db->recovery_records += res.records;
+    return rc == KV_OK ? cut_tail(db, db->active, &res) : rc;
+}
+
+static int replay_wal(kv_db *db, rec_ctx *c)
+{
+    kv_scan_result res;
+    int rc = open_tail_file(db, KV_FILE_WAL, &db->wal_file);
+    if (rc != KV_OK)
+        return rc;
+    if (!db->opts.read_only)
+        rc = file_enable_buffer(db->active, KV_SEG_WBUF);
+    c->file = db->wal_file;
+    c->min_seq = c->max_seq;
+    if (rc == KV_OK)
+        rc = kv_scan_file(db->io, db->wal_file->fd, db->wal_file->name, KV_FILE_HDR_SIZE,
+                          db->wal_file->size, replay_entry, c, &res);
+    db->recovery_records += res.records;
+    db->recovery_replayed = c->replayed;
+    return rc == KV_OK ? cut_tail(db, db->wal_file, &res) : rc;
+}
+
+/* The writer makes the recovered active segment durable before anything is
+ * appended, so WAL and segment agree on what is stored whatever happens next. */
+static int settle_active(kv_db *db)
+{
+    int rc = file_flush(db->active);
+    if (rc == KV_OK) {
+        int r = db->io->ops->fdatasync(db->io, db->active->fd);
+        if (r < 0)
+            rc = kv_err_errno(-r, "%s: fdatasync after recovery", db->active->name);
+    }
+    return rc;
+}
+
+int db_recover(kv_db *db)
+{
+    rec_ctx c = {.db = db};
+    int rc = KV_OK;
+    for (uint32_t i = 0; i < db->man.nsealed && rc == KV_OK; i++)
+        rc = scan_sealed(db, &c, &db->man.sealed[i]);
+    if (rc == KV_OK)
+        rc = scan_active(db, &c);
+    if (rc == KV_OK)
+        rc = replay_wal(db, &c);
+    if (rc == KV_OK && !db->opts.read_only)
+        rc = settle_active(db);
+    if (rc == KV_OK)
+        idx_purge_tombstones(db->idx);
+    db->next_seq_at_open = c.max_seq + 1;
+    return rc;
+}

@@ -1,0 +1,95 @@
+/*
+ * wal.h — the write-ahead log writer: a queue of writers and group commit.
+ *
+ * Every write (a put, a delete, a batch) is a wal_req holding its encoded entries.
+ * wal_commit assigns the request its sequence numbers and seals its entries (CRC)
+ * under the queue lock, then waits. The writer at the head of the queue becomes the
+ * leader: it takes the requests queued behind it as one group, writes them to the
+ * WAL in one write_group call (one io_uring submission: writev linked to fdatasync
+ * under KV_SYNC_ALWAYS), applies them through the store's hook (segment append and
+ * index update) in sequence order, then wakes everyone in the group. While it does
+ * I/O the lock is free, so the next group forms behind it.
+ *
+ * A failed write or fsync is final (invariant 6): the writer remembers the status
+ * and every later commit fails with it until the store is reopened.
+ */
+#ifndef KV_WAL_H
+#define KV_WAL_H
+
+#include "io.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+typedef struct wal_req {
+    uint8_t *buf;          /* encoded entries; wal_commit fills seq and CRC */
+    size_t len;            /* bytes in buf */
+    uint32_t nent;         /* entries in buf */
+    uint64_t first_seq;    /* set by wal_commit */
+    uint64_t shard_mask;   /* index shards the request touches (batches) */
+    int status;            /* result, set by the leader */
+    int done;
+    pthread_cond_t cv;
+    struct wal_req *next;
+} wal_req;
+
+typedef struct wal_hooks {
+    void *arg;
+    /* Leader, before writing a group of `bytes` bytes (may roll the segment and
+     * call wal_switch). A non-OK status fails the group and the writer. */
+    int (*before_group)(void *arg, size_t bytes);
+    /* Leader, after the WAL write succeeded: make r durable in the segment and
+     * visible in the index. A non-OK status fails the writer. */
+    int (*apply)(void *arg, wal_req *r);
+} wal_hooks;
+
+typedef struct wal_writer {
+    kv_io *io;
+    int sync_mode;            /* KV_SYNC_* */
+    wal_hooks hooks;
+    pthread_mutex_t mu;       /* queue and next_seq */
+    wal_req *head, *tail;
+    uint64_t next_seq;
+    pthread_mutex_t fd_mu;    /* the current file, for syncs from other threads */
+    int fd;
+    uint32_t number;
+    uint64_t off;             /* end of the WAL file */
+    _Atomic int dirty;        /* written since the last fdatasync */
+    _Atomic int failed;       /* sticky status after a write/fsync error */
+    char failmsg[256];        /* its message, for every later caller */
+    _Atomic uint64_t groups, syncs;
+    /* KV_SYNC_INTERVAL thread */
+    pthread_t syncer;
+    int syncer_running;
+    int stop;
+    unsigned interval_ms;
+    pthread_cond_t stop_cv;
+} wal_writer;
+
+/* Sets up w over the open WAL file fd (number, end offset off). */
+int wal_init(wal_writer *w, kv_io *io, int sync_mode, unsigned interval_ms, int fd,
+             uint32_t number, uint64_t off, uint64_t next_seq, const wal_hooks *hooks);
+/* Stops the interval thread; does not close the fd (the caller owns it). */
+void wal_shutdown(wal_writer *w);
+
+/* Prepares r over buf (len bytes, nent entries) for wal_commit. */
+void wal_req_init(wal_req *r, uint8_t *buf, size_t len, uint32_t nent, uint64_t shard_mask);
+void wal_req_destroy(wal_req *r);
+
+/* Commits r: returns once it is durable as the sync mode promises and visible, or
+ * with an error (the message is set in the calling thread). */
+int wal_commit(wal_writer *w, wal_req *r);
+
+/* fdatasync of the current WAL file (kv_sync). */
+int wal_sync(wal_writer *w);
+
+/* Leader only (from before_group): makes fd the current WAL file. Returns the old fd. */
+int wal_switch(wal_writer *w, int fd, uint32_t number);
+
+/* Marks the writer failed with status (the current thread's kv_errmsg is kept). */
+int wal_fail(wal_writer *w, int status);
+/* Returns the sticky status (0 if none), setting the message in this thread. */
+int wal_check(wal_writer *w);
+
+#endif

@@ -1,0 +1,259 @@
+/*
+ * wal_writer.c — group commit (see wal.h for the protocol).
+ *
+ * Sections: failure state, the request queue and sealing, the leader's group write,
+ * the KV_SYNC_INTERVAL syncer thread, set-up and shutdown.
+ */
+#include "wal.h"
+
+#include "entry.h"
+#include "kv_int.h"
+
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#define GROUP_MAX_BYTES (1u << 20) /* a group grows to this unless its first is larger */
+#define GROUP_MAX_REQS 512         /* and to this many requests (iovec limit) */
+
+/* ---- failure state ----------------------------------------------------------------- */
+
+int wal_fail(wal_writer *w, int status)
+{
+    int expected = 0;
+    if (atomic_compare_exchange_strong(&w->failed, &expected, status)) {
+        pthread_mutex_lock(&w->fd_mu);
+        strncpy(w->failmsg, kv_errmsg(), sizeof w->failmsg - 1);
+        pthread_mutex_unlock(&w->fd_mu);
+    }
+    return status;
+}
+
+int wal_check(wal_writer *w)
+{
+    int st = atomic_load(&w->failed);
+    if (st == 0)
+        return KV_OK;
+    pthread_mutex_lock(&w->fd_mu);
+    kv_err(st, "store failed earlier and refuses writes until reopened: %s", w->failmsg);
+    pthread_mutex_unlock(&w->fd_mu);
+    return st;
+}
+
+/* ---- the request queue and sealing ------------------------------------------------- */
+
+void wal_req_init(wal_req *r, uint8_t *buf, size_t len, uint32_t nent, uint64_t shard_mask)
+{
+    memset(r, 0, sizeof *r);
+    r->buf = buf;
+    r->len = len;
+    r->nent = nent;
+    r->shard_mask = shard_mask;
+    pthread_cond_init(&r->cv, NULL);
+}
+
+void wal_req_destroy(wal_req *r) { pthread_cond_destroy(&r->cv); }
+
+/* Gives r's entries consecutive sequence numbers from first and checksums them. */
+static void seal_req(wal_req *r, uint64_t first)
+{
+    uint8_t *p = r->buf, *end = r->buf + r->len;
+    r->first_seq = first;
+    while (p < end) {
+        size_t size = entry_size(kv_get16(p + KV_ENTRY_OFF_KLEN), kv_get32(p + KV_ENTRY_OFF_VLEN));
+        entry_seal(p, size, first++);
+        p += size;
+    }
+}
+
+/* ---- the leader's group write ------------------------------------------------------ */
+
+/* Picks the group starting at the head: returns its last request. */
+static wal_req *pick_group(wal_writer *w, struct iovec *iov, int *iovcnt, size_t *bytes)
+{
+    wal_req *r = w->head, *last = r;
+    size_t limit = r->len > GROUP_MAX_BYTES ? r->len : GROUP_MAX_BYTES;
+    *iovcnt = 0;
+    *bytes = 0;
+    while (r != NULL && *iovcnt < GROUP_MAX_REQS && *bytes + r->len <= limit) {
+        iov[*iovcnt].iov_base = r->buf;
+        iov[*iovcnt].iov_len = r->len;
+        (*iovcnt)++;
+        *bytes += r->len;
+        last = r;
+        r = r->next;
+    }
+    return last;
+}
+
+/* Writes the group (and applies it). Runs without the queue lock. */
+static int write_group(wal_writer *w, wal_req *first, wal_req *last, struct iovec *iov,
+                       int iovcnt, size_t bytes)
+{
+    int rc = wal_check(w);
+    if (rc == KV_OK && w->hooks.before_group != NULL)
+        rc = w->hooks.before_group(w->hooks.arg, bytes);
+    if (rc != KV_OK)
+        return wal_fail(w, rc);
+    int sync = w->sync_mode == KV_SYNC_ALWAYS;
+    int r = w->io->ops->write_group(w->io, w->fd, iov, iovcnt, w->off, sync);
+    if (r < 0)
+        return wal_fail(w, kv_err_errno(-r, "%06u.wal: %s of %zu bytes at offset %llu", w->number,
+                                        sync ? "write+fdatasync" : "write", bytes,
+                                        (unsigned long long)w->off));
+    w->off += bytes;
+    atomic_fetch_add(&w->groups, 1);
+    if (sync)
+        atomic_fetch_add(&w->syncs, 1);
+    else
+        w->dirty = 1;
+    for (wal_req *q = first;; q = q->next) {
+        rc = w->hooks.apply(w->hooks.arg, q);
+        if (rc != KV_OK)
+            return wal_fail(w, rc);
+        if (q == last)
+            break;
+    }
+    return KV_OK;
+}
+
+int wal_commit(wal_writer *w, wal_req *r)
+{
+    struct iovec iov[GROUP_MAX_REQS];
+    int iovcnt;
+    size_t bytes;
+
+    pthread_mutex_lock(&w->mu);
+    seal_req(r, w->next_seq);
+    w->next_seq += r->nent;
+    if (w->tail != NULL)
+        w->tail->next = r;
+    else
+        w->head = r;
+    w->tail = r;
+    while (!r->done && r != w->head)
+        pthread_cond_wait(&r->cv, &w->mu);
+    if (r->done) {
+        pthread_mutex_unlock(&w->mu);
+        return r->status == KV_OK ? KV_OK : wal_check(w);
+    }
+    /* r leads a group. */
+    wal_req *last = pick_group(w, iov, &iovcnt, &bytes);
+    pthread_mutex_unlock(&w->mu);
+    int st = write_group(w, r, last, iov, iovcnt, bytes);
+    pthread_mutex_lock(&w->mu);
+    for (wal_req *q = r;;) {
+        wal_req *next = q->next;
+        q->status = st;
+        q->done = 1;
+        if (q != r)
+            pthread_cond_signal(&q->cv);
+        if (q == last) {
+            w->head = next;
+            break;
+        }
+        q = next;
+    }
+    if (w->head == NULL)
+        w->tail = NULL;
+    else
+        pthread_cond_signal(&w->head->cv);
+    pthread_mutex_unlock(&w->mu);
+    return st;
+}
+
+int wal_switch(wal_writer *w, int fd, uint32_t number)
+{
+    pthread_mutex_lock(&w->fd_mu);
+    int old = w->fd;
+    w->fd = fd;
+    w->number = number;
+    w->off = KV_FILE_HDR_SIZE;
+    w->dirty = 0;
+    pthread_mutex_unlock(&w->fd_mu);
+    return old;
+}
+
+int wal_sync(wal_writer *w)
+{
+    int rc = wal_check(w);
+    if (rc != KV_OK)
+        return rc;
+    pthread_mutex_lock(&w->fd_mu);
+    int r = w->io->ops->fdatasync(w->io, w->fd);
+    uint32_t number = w->number;
+    if (r == 0)
+        w->dirty = 0;
+    pthread_mutex_unlock(&w->fd_mu);
+    if (r < 0)
+        return wal_fail(w, kv_err_errno(-r, "%06u.wal: fdatasync", number));
+    atomic_fetch_add(&w->syncs, 1);
+    return KV_OK;
+}
+
+/* ---- the KV_SYNC_INTERVAL syncer --------------------------------------------------- */
+
+static void *syncer_main(void *arg)
+{
+    wal_writer *w = arg;
+    pthread_mutex_lock(&w->mu);
+    while (!w->stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += w->interval_ms / 1000;
+        ts.tv_nsec += (long)(w->interval_ms % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&w->stop_cv, &w->mu, &ts);
+        if (w->stop || !w->dirty || atomic_load(&w->failed))
+            continue;
+        pthread_mutex_unlock(&w->mu);
+        wal_sync(w); /* a failure is recorded in w and returned to the next writer */
+        pthread_mutex_lock(&w->mu);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+/* ---- set-up and shutdown ----------------------------------------------------------- */
+
+int wal_init(wal_writer *w, kv_io *io, int sync_mode, unsigned interval_ms, int fd,
+             uint32_t number, uint64_t off, uint64_t next_seq, const wal_hooks *hooks)
+{
+    memset(w, 0, sizeof *w);
+    w->io = io;
+    w->sync_mode = sync_mode;
+    w->interval_ms = interval_ms;
+    w->fd = fd;
+    w->number = number;
+    w->off = off;
+    w->next_seq = next_seq;
+    w->hooks = *hooks;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_mutex_init(&w->fd_mu, NULL);
+    pthread_cond_init(&w->stop_cv, NULL);
+    if (sync_mode == KV_SYNC_INTERVAL) {
+        int e = pthread_create(&w->syncer, NULL, syncer_main, w);
+        if (e != 0)
+            return kv_err_errno(e, "starting the WAL sync thread");
+        w->syncer_running = 1;
+    }
+    return KV_OK;
+}
+
+void wal_shutdown(wal_writer *w)
+{
+    if (w->syncer_running) {
+        pthread_mutex_lock(&w->mu);
+        w->stop = 1;
+        pthread_cond_signal(&w->stop_cv);
+        pthread_mutex_unlock(&w->mu);
+        pthread_join(w->syncer, NULL);
+        w->syncer_running = 0;
+    }
+    pthread_mutex_destroy(&w->mu);
+    pthread_mutex_destroy(&w->fd_mu);
+    pthread_cond_destroy(&w->stop_cv);
+}
