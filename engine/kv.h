@@ -69,7 +69,9 @@ const char *kv_strerror(int status);
 /* Returns the calling thread's last detailed error message, e.g.
  * "segment 000012.seg offset 4096: checksum mismatch (stored 0x1a2b3c4d, computed
  * 0x5e6f7a8b)". Empty string if no error was recorded. The text stays valid until
- * the next kv_* call in the same thread. Thread-safe (per-thread storage). */
+ * the next kv_* call in the same thread that can fail (kv_strerror, kv_errmsg,
+ * kv_free, kv_version, kv_options_init and kv_batch_count never change it).
+ * Thread-safe (per-thread storage). */
 const char *kv_errmsg(void);
 
 /* ---------------------------------------------------------------------------------
@@ -128,8 +130,9 @@ typedef struct kv_db kv_db;
 /* Opens (or, with opts->create, creates) the store in directory dir. With create,
  * a missing dir is made (one level, mode 0755); a store is created only in an empty
  * directory, never among other files. opts may be NULL for the defaults. Recovery
- * runs here: the index is rebuilt from the segments, a torn tail of the newest segment and WAL (left by a crash) is
- * cut after the last valid record, and WAL records beyond the segments are replayed.
+ * runs here: the index is rebuilt from the segments, a torn tail of the newest
+ * segment and WAL (left by a crash) is cut after the last valid record, and WAL
+ * records beyond the segments are replayed.
  * A writer (read_only 0) takes the LOCK file and removes leftover temporary files;
  * a read-only handle modifies nothing on disk.
  * Returns:
@@ -139,7 +142,9 @@ typedef struct kv_db kv_db;
  *   KV_ELOCKED   another handle holds the writer lock (message names its pid);
  *   KV_ECORRUPT  damage outside a torn tail (message names file and offset);
  *   KV_EVERSION  a file of a newer format version;
- *   KV_EIO, KV_ENOSPC, KV_ENOMEM.
+ *   KV_EIO       an I/O call failed (e.g. the parent of a missing dir does not
+ *                exist, permission denied), or KV_IO_URING without io_uring;
+ *   KV_ENOSPC, KV_ENOMEM.
  * On error *out is set to NULL. Thread-safe. */
 int kv_open(const char *dir, const kv_options *opts, kv_db **out);
 
@@ -223,7 +228,8 @@ int kv_sync(kv_db *db);
 
 /* Calls fn once for every live key with its value, in no particular order. Keys
  * written during the iteration may or may not be visited; none is visited twice.
- * A non-zero return from fn stops the iteration and is returned. The k and v
+ * A non-zero return from fn stops the iteration and is returned: use a positive
+ * value other than KV_NOTFOUND (1) so it cannot be mistaken for a status. The k and v
  * pointers are valid only during the call. fn may call kv_get and kv_put on db.
  * Returns KV_OK, fn's non-zero value, KV_EINVAL, KV_ECORRUPT, KV_EIO, KV_ENOMEM. */
 int kv_foreach(kv_db *db,

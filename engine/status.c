@@ -38,6 +38,7 @@ const char *kv_version(void) { return KV_VERSION_STRING; }
 
 void kv_err_clear(void) { kv_errbuf[0] = '\0'; }
 
+static void kv_verr(const char *fmt, va_list ap) KV_PRINTF(1, 0);
 static void kv_verr(const char *fmt, va_list ap)
 {
     vsnprintf(kv_errbuf, sizeof kv_errbuf, fmt, ap);

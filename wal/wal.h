@@ -10,6 +10,12 @@
  * index update) in sequence order, then wakes everyone in the group. While it does
  * I/O the lock is free, so the next group forms behind it.
  *
+ * Commit delay: the writers a group releases come straight back with their next
+ * write, a few microseconds too late for the group already formed behind it, so
+ * groups would alternate in size. Under KV_SYNC_ALWAYS a new leader therefore waits
+ * (at most a quarter of a typical fdatasync) until as many requests have arrived as
+ * the last group released. A lone writer never waits: it is the one that returns.
+ *
  * A failed write or fsync is final (invariant 6): the writer remembers the status
  * and every later commit fails with it until the store is reopened.
  */
@@ -59,6 +65,10 @@ typedef struct wal_writer {
     _Atomic int failed;       /* sticky status after a write/fsync error */
     char failmsg[256];        /* its message, for every later caller */
     _Atomic uint64_t groups, syncs;
+    /* adaptive commit delay (KV_SYNC_ALWAYS), guarded by mu */
+    uint32_t released;        /* requests the last group released */
+    uint32_t arrivals;        /* requests enqueued since then */
+    uint64_t sync_ewma_us;    /* typical duration of a group write+fdatasync */
     /* KV_SYNC_INTERVAL thread */
     pthread_t syncer;
     int syncer_running;

@@ -117,6 +117,28 @@ static int write_group(wal_writer *w, wal_req *first, wal_req *last, struct iove
     return KV_OK;
 }
 
+/* The commit delay (see wal.h). Called by the new leader with mu held. */
+static void await_returning_writers(wal_writer *w, wal_req *r)
+{
+    if (w->sync_mode != KV_SYNC_ALWAYS || w->released < 2 || w->arrivals >= w->released)
+        return;
+    uint64_t wait_us = w->sync_ewma_us / 4;
+    if (wait_us < 20)
+        wait_us = 20;
+    if (wait_us > 250)
+        wait_us = 250;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += (long)wait_us * 1000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    while (w->arrivals < w->released)
+        if (pthread_cond_timedwait(&r->cv, &w->mu, &ts) != 0)
+            break;
+}
+
 int wal_commit(wal_writer *w, wal_req *r)
 {
     struct iovec iov[GROUP_MAX_REQS];
@@ -131,6 +153,8 @@ int wal_commit(wal_writer *w, wal_req *r)
     else
         w->head = r;
     w->tail = r;
+    if (++w->arrivals >= w->released && w->head != r)
+        pthread_cond_signal(&w->head->cv); /* a delaying leader may go now */
     while (!r->done && r != w->head)
         pthread_cond_wait(&r->cv, &w->mu);
     if (r->done) {
@@ -138,26 +162,31 @@ int wal_commit(wal_writer *w, wal_req *r)
         return r->status == KV_OK ? KV_OK : wal_check(w);
     }
     /* r leads a group. */
+    await_returning_writers(w, r);
     wal_req *last = pick_group(w, iov, &iovcnt, &bytes);
     pthread_mutex_unlock(&w->mu);
+    uint64_t t0 = kv_now_us();
     int st = write_group(w, r, last, iov, iovcnt, bytes);
+    uint64_t took = kv_now_us() - t0;
     pthread_mutex_lock(&w->mu);
-    for (wal_req *q = r;;) {
-        wal_req *next = q->next;
-        q->status = st;
-        q->done = 1;
-        if (q != r)
-            pthread_cond_signal(&q->cv);
-        if (q == last) {
-            w->head = next;
-            break;
-        }
-        q = next;
-    }
+    w->sync_ewma_us = (w->sync_ewma_us * 7 + took) / 8;
+    w->released = (uint32_t)iovcnt;
+    w->arrivals = 0;
+    /* Hand leadership on first, so the next group's write starts without waiting
+     * for this group's followers to be woken. */
+    w->head = last->next;
     if (w->head == NULL)
         w->tail = NULL;
     else
         pthread_cond_signal(&w->head->cv);
+    for (wal_req *q = r;; q = q->next) {
+        q->status = st;
+        q->done = 1;
+        if (q != r)
+            pthread_cond_signal(&q->cv);
+        if (q == last)
+            break;
+    }
     pthread_mutex_unlock(&w->mu);
     return st;
 }
