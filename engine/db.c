@@ -140,14 +140,16 @@ int ftab_add(kv_db *db, kv_file *f)
 /* ---- creating a store -------------------------------------------------------------- */
 
 /* What the directory holds when it has no MANIFEST: only our own debris of an
- * interrupted creation (LOCK, MANIFEST.tmp, empty 000001 files) may be there. */
-static int check_empty_dir(kv_db *db)
+ * interrupted creation (LOCK, MANIFEST.tmp, empty 000001 files) may be there.
+ * With cleanup (the writer lock held) that debris is removed. */
+static int check_empty_dir(kv_db *db, int cleanup)
 {
     DIR *d = fdopendir(dup(db->dirfd));
     struct dirent *de;
     int rc = KV_OK;
     if (d == NULL)
         return kv_err_errno(errno, "%s: reading the directory", db->dir);
+    rewinddir(d); /* a dup shares the offset an earlier pass left at the end */
     while (rc == KV_OK && (de = readdir(d)) != NULL) {
         const char *n = de->d_name;
         uint32_t num;
@@ -156,7 +158,8 @@ static int check_empty_dir(kv_db *db)
             continue;
         if (file_parse_name(n, &num) && num == 1 && fstatat(db->dirfd, n, &st, 0) == 0
             && st.st_size <= KV_FILE_HDR_SIZE) {
-            unlinkat(db->dirfd, n, 0);
+            if (cleanup)
+                unlinkat(db->dirfd, n, 0);
             continue;
         }
         if (file_parse_name(n, &num))
@@ -172,7 +175,7 @@ static int check_empty_dir(kv_db *db)
 static int create_store(kv_db *db)
 {
     kv_file *seg = NULL, *wal = NULL;
-    int rc = check_empty_dir(db);
+    int rc = check_empty_dir(db, 1);
     if (rc == KV_OK)
         rc = file_create(db->io, db->dirfd, KV_FILE_SEG, 1, &seg);
     if (rc == KV_OK)
@@ -217,6 +220,7 @@ static void remove_leftovers(kv_db *db)
     struct dirent *de;
     if (d == NULL)
         return;
+    rewinddir(d);
     while ((de = readdir(d)) != NULL) {
         uint32_t num;
         int kind = file_parse_name(de->d_name, &num), keep = 1;
@@ -234,9 +238,23 @@ static void remove_leftovers(kv_db *db)
     closedir(d);
 }
 
+/* Before anything is written (even LOCK): a directory without a MANIFEST must be
+ * one we may create a store in, so a refused open leaves no trace. */
+static int precheck_dir(kv_db *db, const char *dir)
+{
+    if (faccessat(db->dirfd, KV_MANIFEST_NAME, F_OK, 0) == 0)
+        return KV_OK;
+    if (db->opts.read_only || !db->opts.create)
+        return kv_err(KV_EINVAL, "kv_open: %s holds no kv store (no MANIFEST)%s", dir,
+                      db->opts.read_only ? "" : " and create is 0");
+    return check_empty_dir(db, 0);
+}
+
 static int open_store(kv_db *db, const char *dir)
 {
     int rc = open_dir(db, dir, db->opts.create && !db->opts.read_only);
+    if (rc == KV_OK)
+        rc = precheck_dir(db, dir);
     if (rc == KV_OK)
         rc = kv_io_new(db->opts.io, &db->io);
     if (rc == KV_OK && idx_new(&db->idx) != 0)

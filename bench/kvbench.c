@@ -1,0 +1,1415 @@
+/*
+ * kvbench.c — a db_bench-style benchmark driver for kv, through the public API in
+ * kv.h only.
+ *
+ * kvbench runs a list of benchmarks one after the other against one store, like
+ * LevelDB's db_bench: the fill benchmarks (fillseq, fillrandom, fillsync) start from
+ * a fresh store; overwrite, readrandom, readmissing and reopen use what the previous
+ * benchmarks left, and fill the store first (untimed, and said so in their line) when
+ * it does not hold the --num keys. Keys are the zero-padded decimal of an integer;
+ * values are slices of a half-compressible pool chosen by a hash of the key, so every
+ * value read back is checked against the bytes that were written. Each benchmark
+ * prints one line (text or JSON): operations, seconds, ops/s, MB/s, latency
+ * percentiles from a log-bucketed histogram merged across threads, and the engine's
+ * own figures from kv_stat. A failing kv_* call ends the run with
+ * "kvbench: <bench>: <kv_strerror>: <kv_errmsg>" and exit status 1; a wrong or
+ * missing value is counted, reported, and also makes the exit status 1.
+ *
+ * Sections:
+ *   1. Configuration, benchmark state and usage text
+ *   2. Keys, values, random numbers and the random permutation
+ *   3. Latency histogram
+ *   4. The store: its directory, opening, wiping, failure reporting
+ *   5. Running operations on threads
+ *   6. Report: header and result lines, text or JSON
+ *   7. Benchmarks
+ *   8. Command line and main
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kv.h"
+
+/* ---------------------------------------------------------------------------------
+ * 1. Configuration, benchmark state and usage text
+ * ------------------------------------------------------------------------------ */
+enum {
+    EXIT_DONE = 0,     /* every benchmark ran and every value read back was right */
+    EXIT_FAILED = 1,   /* a kv_* call failed, or a value was wrong or missing */
+    EXIT_USAGE = 2     /* bad command line */
+};
+
+#define DEFAULT_BENCHMARKS \
+    "fillseq,fillrandom,overwrite,readrandom,readmissing,fillsync,reopen"
+#define POOL_SPREAD (1u << 20)   /* values start anywhere in the pool's first 1 MiB */
+#define MAX_NUM (1ull << 40)     /* keys and operations per benchmark */
+#define MAX_THREADS 1024u
+#define MIB 1048576.0            /* the "MB" of MB/s and disk sizes, as db_bench */
+
+/* What the command line asked for. */
+struct config {
+    const char *benchmarks;  /* comma-separated list of benchmark names */
+    uint64_t num;            /* keys of a full store; operations of fills, overwrite */
+    uint64_t reads;          /* operations of readrandom and readmissing */
+    unsigned threads;        /* threads of the multi-threaded benchmarks */
+    size_t key_size;         /* bytes per key */
+    size_t value_size;       /* bytes per value */
+    int sync;                /* KV_SYNC_* of every benchmark but fillsync */
+    int io;                  /* KV_IO_* */
+    uint64_t segment_bytes;  /* kv_options.segment_bytes, 0 for the engine's default */
+    const char *db;          /* store directory; NULL for a fresh temporary one */
+    int keep;                /* keep the temporary directory at the end */
+    uint64_t sync_num;       /* operations of fillsync, across all threads */
+    uint64_t seed;           /* seeds key order, values and each thread's RNG */
+    int histogram;           /* print a latency histogram after each line */
+    int json;                /* one JSON object per line instead of text */
+};
+
+/* The run's state, shared by every benchmark. */
+struct bench {
+    struct config cfg;       /* the command line */
+    char dir[PATH_MAX];      /* the store's directory */
+    int temp_dir;            /* dir was made by kvbench (removed at the end) */
+    kv_db *db;               /* the open handle, or NULL */
+    int db_sync;             /* the sync mode db was opened with */
+    uint64_t have;           /* the store holds exactly the keys 0..have-1 */
+    unsigned char *pool;     /* value bytes: value_size + POOL_SPREAD */
+    uint64_t value_seed;     /* picks each key's slice of the pool */
+    int failed;              /* a value read back was wrong or missing */
+};
+
+static const char usage_text[] =
+    "usage: kvbench [OPTIONS]\n"
+    "Runs db_bench-style benchmarks against a kv store.\n"
+    "  --benchmarks LIST   comma-separated, from fillseq, fillrandom, overwrite,\n"
+    "                      readrandom, readmissing, fillsync, reopen\n"
+    "                      (default: " DEFAULT_BENCHMARKS ")\n"
+    "  --num N             keys in the store, writes per fill (1000000)\n"
+    "  --reads N           operations of readrandom and readmissing (--num)\n"
+    "  --threads N         threads of fillrandom, overwrite, readrandom,\n"
+    "                      readmissing and fillsync (1)\n"
+    "  --key-size N        bytes per key (16)\n"
+    "  --value-size N      bytes per value (100)\n"
+    "  --sync MODE         always, interval or none: every benchmark but fillsync,\n"
+    "                      which always uses always (none)\n"
+    "  --sync-num N        writes of fillsync, across all threads (20000)\n"
+    "  --io MODE           auto, uring or psync (auto)\n"
+    "  --segment-bytes N   segment size, K, M or G suffix allowed (engine default)\n"
+    "  --db DIR            store directory; its store is erased first\n"
+    "                      (default: a fresh directory under /tmp, removed at the end)\n"
+    "  --keep              keep that temporary directory\n"
+    "  --seed N            random seed (301)\n"
+    "  --histogram         print a latency histogram after each benchmark\n"
+    "  --json              print one JSON object per line\n"
+    "  -h, --help          print this help and exit\n"
+    "  -V, --version       print the version and exit\n"
+    "exit status: 0 ok, 1 a kv call failed or a value read back was wrong,\n"
+    "             2 usage error\n";
+
+/* ---------------------------------------------------------------------------------
+ * 2. Keys, values, random numbers and the random permutation
+ * ------------------------------------------------------------------------------ */
+
+/* splitmix64: each thread's generator, and a good 64-bit mixing function. */
+static uint64_t splitmix64(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static uint64_t mix64(uint64_t x)
+{
+    return splitmix64(&x);
+}
+
+/* Decimal digits of n (1 for 0). */
+static unsigned digits(uint64_t n)
+{
+    unsigned d = 1;
+    while (n >= 10) {
+        n /= 10;
+        d++;
+    }
+    return d;
+}
+
+/* Writes k as width zero-padded decimal digits (the caller checked it fits). */
+static void key_format(unsigned char *dst, size_t width, uint64_t k)
+{
+    size_t i = width;
+    while (i > 0 && k > 0) {
+        dst[--i] = (unsigned char)('0' + k % 10);
+        k /= 10;
+    }
+    memset(dst, '0', i);
+}
+
+/* A key no benchmark ever writes: the digits of k, one shorter, then a '.'. */
+static void key_format_missing(unsigned char *dst, size_t width, uint64_t k)
+{
+    key_format(dst, width - 1, k);
+    dst[width - 1] = '.';
+}
+
+/* The value of key k: a slice of the pool that depends only on the key and the seed,
+ * so readers can check every byte, and overwrite writes what fill wrote. */
+static const unsigned char *value_of(const struct bench *b, uint64_t k)
+{
+    return b->pool + mix64(k ^ b->value_seed) % (POOL_SPREAD + 1);
+}
+
+/* Fills the pool like db_bench's RandomGenerator: in pieces of 100 bytes, 50 random
+ * printable bytes followed by the same 50 again, so values compress to about half. */
+static unsigned char *pool_make(size_t len, uint64_t seed)
+{
+    unsigned char *p = malloc(len);
+    uint64_t rng = seed;
+    if (p == NULL)
+        return NULL;
+    for (size_t off = 0; off < len; off += 100) {
+        size_t n = len - off < 100 ? len - off : 100;
+        size_t half = (n + 1) / 2;
+        for (size_t i = 0; i < half; i++)
+            p[off + i] = (unsigned char)(' ' + splitmix64(&rng) % 95);
+        memcpy(p + off + half, p + off, n - half);
+    }
+    return p;
+}
+
+/* A random permutation of 0..n-1 that needs no memory: a 4-round Feistel network on
+ * the smallest even number of bits covering n, walking the cycle until the result
+ * falls below n (under 4 steps on average). fillrandom and fillsync write every key
+ * once, in this order, so that afterwards every key of the range exists. */
+struct perm {
+    uint64_t n;            /* domain size */
+    unsigned half;         /* bits per Feistel half */
+    uint64_t mask;         /* (1 << half) - 1 */
+    uint64_t round_key[4]; /* one per round, from the seed */
+};
+
+static void perm_init(struct perm *p, uint64_t n, uint64_t seed)
+{
+    p->n = n;
+    p->half = 0;
+    while ((1ull << (2 * p->half)) < n)
+        p->half++;
+    p->mask = (1ull << p->half) - 1;
+    for (int i = 0; i < 4; i++)
+        p->round_key[i] = splitmix64(&seed);
+}
+
+static uint64_t perm_apply(const struct perm *p, uint64_t x)
+{
+    do {
+        uint64_t l = x >> p->half, r = x & p->mask;
+        for (int i = 0; i < 4; i++) {
+            uint64_t t = l ^ (mix64(r ^ p->round_key[i]) & p->mask);
+            l = r;
+            r = t;
+        }
+        x = (l << p->half) | r;
+    } while (x >= p->n);
+    return x;
+}
+
+/* ---------------------------------------------------------------------------------
+ * 3. Latency histogram
+ *
+ * Nanoseconds, log-bucketed like HdrHistogram: values under 16 have a bucket each,
+ * every power of two above is cut in 16 equal buckets, so a bucket is at most 1/16
+ * of its value wide and percentiles interpolated inside it are within a few percent.
+ * ------------------------------------------------------------------------------ */
+#define HIST_SUB_BITS 4
+#define HIST_SUB (1u << HIST_SUB_BITS)
+#define HIST_BUCKETS (HIST_SUB + (64 - HIST_SUB_BITS) * HIST_SUB)
+
+struct hist {
+    uint64_t count;               /* samples */
+    uint64_t min, max;            /* extreme samples, ns */
+    double sum, sum_sq;           /* for mean and standard deviation */
+    uint64_t b[HIST_BUCKETS];     /* samples per bucket */
+};
+
+static void hist_init(struct hist *h)
+{
+    memset(h, 0, sizeof *h);
+    h->min = UINT64_MAX;
+}
+
+static unsigned hist_index(uint64_t v)
+{
+    if (v < HIST_SUB)
+        return (unsigned)v;
+    unsigned e = 63u - (unsigned)__builtin_clzll(v);
+    unsigned sub = (unsigned)(v >> (e - HIST_SUB_BITS)) & (HIST_SUB - 1);
+    return HIST_SUB + (e - HIST_SUB_BITS) * HIST_SUB + sub;
+}
+
+/* Lower bound and width of bucket i, ns. */
+static void hist_bounds(unsigned i, double *lo, double *width)
+{
+    if (i < HIST_SUB) {
+        *lo = i;
+        *width = 1;
+        return;
+    }
+    unsigned shift = (i - HIST_SUB) / HIST_SUB;
+    unsigned sub = (i - HIST_SUB) % HIST_SUB;
+    *lo = ldexp((double)(HIST_SUB + sub), (int)shift);
+    *width = ldexp(1.0, (int)shift);
+}
+
+static void hist_add(struct hist *h, uint64_t v)
+{
+    h->count++;
+    h->sum += (double)v;
+    h->sum_sq += (double)v * (double)v;
+    if (v < h->min)
+        h->min = v;
+    if (v > h->max)
+        h->max = v;
+    h->b[hist_index(v)]++;
+}
+
+static void hist_merge(struct hist *dst, const struct hist *src)
+{
+    dst->count += src->count;
+    dst->sum += src->sum;
+    dst->sum_sq += src->sum_sq;
+    if (src->min < dst->min)
+        dst->min = src->min;
+    if (src->max > dst->max)
+        dst->max = src->max;
+    for (unsigned i = 0; i < HIST_BUCKETS; i++)
+        dst->b[i] += src->b[i];
+}
+
+/* The p-th percentile (0..100) in microseconds, interpolated inside its bucket. */
+static double hist_pct_us(const struct hist *h, double p)
+{
+    if (h->count == 0)
+        return 0;
+    double target = p / 100.0 * (double)h->count, cum = 0, lo = 0, w = 0;
+    for (unsigned i = 0; i < HIST_BUCKETS; i++) {
+        if (h->b[i] == 0)
+            continue;
+        hist_bounds(i, &lo, &w);
+        if (cum + (double)h->b[i] >= target) {
+            double v = lo + w * (target - cum) / (double)h->b[i];
+            v = v < (double)h->min ? (double)h->min : v;
+            v = v > (double)h->max ? (double)h->max : v;
+            return v / 1000.0;
+        }
+        cum += (double)h->b[i];
+    }
+    return (double)h->max / 1000.0;
+}
+
+static double hist_mean_us(const struct hist *h)
+{
+    return h->count ? h->sum / (double)h->count / 1000.0 : 0;
+}
+
+static double hist_stddev_us(const struct hist *h)
+{
+    if (h->count == 0)
+        return 0;
+    double mean = h->sum / (double)h->count;
+    double var = h->sum_sq / (double)h->count - mean * mean;
+    return var > 0 ? sqrt(var) / 1000.0 : 0;
+}
+
+/* Printed rows group 4 buckets (4 rows per power of two), and the first 16 buckets
+ * make one row: row r covers buckets [*first, *last]. Returns 0 past the end. */
+static int hist_row(unsigned r, unsigned *first, unsigned *last)
+{
+    unsigned per = HIST_SUB / 4;
+    if (r == 0) {
+        *first = 0;
+        *last = HIST_SUB - 1;
+        return 1;
+    }
+    *first = HIST_SUB + (r - 1) * per;
+    *last = *first + per - 1;
+    return *last < HIST_BUCKETS;
+}
+
+static uint64_t hist_row_count(const struct hist *h, unsigned first, unsigned last)
+{
+    uint64_t n = 0;
+    for (unsigned i = first; i <= last; i++)
+        n += h->b[i];
+    return n;
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---------------------------------------------------------------------------------
+ * 4. The store: its directory, opening, wiping, failure reporting
+ * ------------------------------------------------------------------------------ */
+
+/* Says where the store was left, so a failure can be inspected (kvdump, kvcheck);
+ * a temporary directory still empty is simply removed. */
+static void note_kept(const struct bench *b)
+{
+    if (b->temp_dir && rmdir(b->dir) != 0)
+        fprintf(stderr, "kvbench: store kept in %s\n", b->dir);
+}
+
+/* Reports a failed kv_* call as "kvbench: <bench>: <kv_strerror>: <kv_errmsg>" and
+ * exits 1. msg is the failing thread's kv_errmsg(), copied before any other kv call. */
+__attribute__((noreturn))
+static void die_kv(const struct bench *b, const char *name, int rc, const char *msg)
+{
+    fprintf(stderr, "kvbench: %s: %s: %s\n", name, kv_strerror(rc),
+            msg[0] != '\0' ? msg : "(no detail)");
+    note_kept(b);
+    exit(EXIT_FAILED);
+}
+
+static void check(const struct bench *b, const char *name, int rc)
+{
+    if (rc == KV_OK)
+        return;
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", kv_errmsg());
+    die_kv(b, name, rc, msg);
+}
+
+/* A failure outside the library (a directory, a thread): errno text, exit 1. */
+__attribute__((format(printf, 2, 3), noreturn))
+static void die_sys(const struct bench *b, const char *fmt, ...)
+{
+    va_list ap;
+    fputs("kvbench: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    note_kept(b);
+    exit(EXIT_FAILED);
+}
+
+static void store_open(struct bench *b, const char *name, int sync, int create)
+{
+    kv_options o;
+    kv_options_init(&o);
+    o.create = create;
+    o.sync = sync;
+    o.io = b->cfg.io;
+    if (b->cfg.segment_bytes != 0)
+        o.segment_bytes = b->cfg.segment_bytes;
+    check(b, name, kv_open(b->dir, &o, &b->db));
+    b->db_sync = sync;
+}
+
+static void store_close(struct bench *b, const char *name)
+{
+    if (b->db == NULL)
+        return;
+    int rc = kv_close(b->db);
+    b->db = NULL;
+    check(b, name, rc);
+}
+
+/* nftw callback: removes everything below the top directory, depth first. */
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
+{
+    if (f->level == 0)
+        return 0;
+    return remove(path) == 0 ? 0 : -1;
+}
+
+static void dir_empty(const struct bench *b)
+{
+    if (nftw(b->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0 && errno != ENOENT)
+        die_sys(b, "%s: cannot empty the directory: %s", b->dir, strerror(errno));
+}
+
+/* Closes the store, erases it and opens a new empty one with the given sync mode. */
+static void store_fresh(struct bench *b, const char *name, int sync)
+{
+    store_close(b, name);
+    dir_empty(b);
+    store_open(b, name, sync, 1);
+    b->have = 0;
+}
+
+/* Makes sure the open handle uses the given sync mode, reopening it if not. */
+static void store_mode(struct bench *b, const char *name, int sync)
+{
+    if (b->db != NULL && b->db_sync == sync)
+        return;
+    store_close(b, name);
+    store_open(b, name, sync, 0);
+}
+
+/* 1 when dir is missing (kv_open makes it) or holds nothing, else 0. */
+static int dir_is_empty(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int empty = 1;
+    if (d == NULL)
+        return errno == ENOENT;
+    while (empty && (e = readdir(d)) != NULL)
+        empty = strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0;
+    closedir(d);
+    return empty;
+}
+
+/* Picks the store directory. A --db directory that holds anything must hold a kv
+ * store that a writer can open: kvbench erases it, and never erases anything else. */
+static void dir_setup(struct bench *b)
+{
+    if (b->cfg.db == NULL) {
+        snprintf(b->dir, sizeof b->dir, "/tmp/kvbench.XXXXXX");
+        if (mkdtemp(b->dir) == NULL)
+            die_sys(b, "/tmp: cannot make a directory: %s", strerror(errno));
+        b->temp_dir = 1;
+        return;
+    }
+    if (snprintf(b->dir, sizeof b->dir, "%s", b->cfg.db) >= (int)sizeof b->dir)
+        die_sys(b, "%s: path too long", b->cfg.db);
+    if (dir_is_empty(b->dir))
+        return;
+    kv_options o;
+    kv_options_init(&o);
+    o.create = 0;
+    kv_db *db = NULL;
+    int rc = kv_open(b->dir, &o, &db);
+    if (rc != KV_OK) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", kv_errmsg());
+        die_sys(b, "%s: not empty and not a kv store kvbench may erase (%s: %s)",
+                b->dir, kv_strerror(rc), msg);
+    }
+    check(b, "open", kv_close(db));
+}
+
+/* Removes the temporary directory unless asked to keep it, or a check failed. */
+static void dir_finish(struct bench *b)
+{
+    if (!b->temp_dir)
+        return;
+    if (b->cfg.keep || b->failed) {
+        fprintf(stderr, "kvbench: store kept in %s\n", b->dir);
+        return;
+    }
+    dir_empty(b);
+    if (rmdir(b->dir) != 0)
+        die_sys(b, "%s: cannot remove: %s", b->dir, strerror(errno));
+}
+
+/* ---------------------------------------------------------------------------------
+ * 5. Running operations on threads
+ *
+ * run_ops splits a benchmark's operations into contiguous ranges, one per thread;
+ * the threads wait on a barrier that the main thread also joins, and the clock runs
+ * from that barrier to the last join. Each operation times only its kv_* call (two
+ * clock_gettime around it) into the thread's own histogram; the histograms are
+ * merged afterwards. The first failing thread stops the others.
+ * ------------------------------------------------------------------------------ */
+struct worker;
+typedef int (*op_fn)(struct worker *w, uint64_t i);
+
+/* One benchmark's run, shared by its threads. */
+struct run {
+    struct bench *b;            /* the store and configuration */
+    const char *name;           /* benchmark name, for errors */
+    op_fn op;                   /* one operation, numbered i */
+    struct perm perm;           /* key order of fillrandom and fillsync */
+    pthread_barrier_t start;    /* releases the threads and the clock together */
+    atomic_int stop;            /* set by a failing thread */
+};
+
+/* One thread of a run. */
+struct worker {
+    struct run *run;            /* what to do */
+    uint64_t begin, end;        /* operation numbers [begin, end) */
+    uint64_t rng;               /* splitmix64 state: --seed and the thread id */
+    unsigned char *key;         /* key buffer, key_size bytes */
+    struct hist hist;           /* latency of each operation */
+    uint64_t bytes;             /* key and value bytes written or read */
+    uint64_t found;             /* reads that found their key */
+    uint64_t missing;           /* readrandom: existing keys not found */
+    uint64_t wrong;             /* values not as written; readmissing: keys found */
+    uint64_t first_bad;         /* the smallest key missing or wrong, or UINT64_MAX */
+    int rc;                     /* KV_OK, or the failing call's status */
+    char msg[1024];             /* kv_errmsg of that call, copied in this thread */
+    pthread_t thread;           /* the thread running worker_main */
+};
+
+/* What a benchmark measured, for the report. */
+struct result {
+    const char *name;           /* benchmark name */
+    uint64_t ops;               /* operations timed */
+    unsigned threads;           /* threads that ran them */
+    double secs;                /* wall time */
+    uint64_t bytes;             /* bytes moved (MB/s) */
+    struct hist hist;           /* merged latency */
+    uint64_t prefilled;         /* keys written first, untimed */
+    int kind;                   /* RES_FILL, RES_READ, RES_REOPEN: extra figures */
+    kv_stats before, after;     /* kv_stat around the run */
+    uint64_t found, missing, wrong, first_bad; /* reads: sums of the workers' */
+    double close_us, open_us;   /* reopen: wall time of kv_close and kv_open */
+};
+enum { RES_FILL = 1, RES_READ, RES_REOPEN };
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct run *run = w->run;
+    pthread_barrier_wait(&run->start);
+    for (uint64_t i = w->begin; i < w->end; i++) {
+        if (atomic_load_explicit(&run->stop, memory_order_relaxed))
+            break;
+        int rc = run->op(w, i);
+        if (rc != KV_OK) {
+            w->rc = rc;
+            snprintf(w->msg, sizeof w->msg, "%s", kv_errmsg());
+            atomic_store(&run->stop, 1);
+            break;
+        }
+    }
+    return NULL;
+}
+
+static void worker_init(struct worker *w, struct run *run, unsigned tid,
+                        uint64_t ops, unsigned threads)
+{
+    memset(w, 0, sizeof *w);
+    w->run = run;
+    w->begin = ops * tid / threads;
+    w->end = ops * (tid + 1) / threads;
+    w->rng = run->b->cfg.seed ^ mix64(tid + 1);
+    w->key = malloc(run->b->cfg.key_size);
+    if (w->key == NULL)
+        die_sys(run->b, "%s: out of memory", run->name);
+    hist_init(&w->hist);
+    w->first_bad = UINT64_MAX;
+}
+
+/* Adds a thread's counts to the result; a failed thread ends the run. */
+static void worker_collect(struct worker *w, struct result *r)
+{
+    if (w->rc != KV_OK)
+        die_kv(w->run->b, w->run->name, w->rc, w->msg);
+    hist_merge(&r->hist, &w->hist);
+    r->bytes += w->bytes;
+    r->found += w->found;
+    r->missing += w->missing;
+    r->wrong += w->wrong;
+    if (w->first_bad < r->first_bad)
+        r->first_bad = w->first_bad;
+    free(w->key);
+}
+
+static void run_threads(struct run *run, struct worker *ws, unsigned threads,
+                        struct result *r)
+{
+    for (unsigned t = 0; t < threads; t++) {
+        int err = pthread_create(&ws[t].thread, NULL, worker_main, &ws[t]);
+        if (err != 0)
+            die_sys(run->b, "%s: cannot start a thread: %s", run->name, strerror(err));
+    }
+    pthread_barrier_wait(&run->start);
+    uint64_t t0 = now_ns();
+    for (unsigned t = 0; t < threads; t++)
+        pthread_join(ws[t].thread, NULL);
+    r->secs = (double)(now_ns() - t0) / 1e9;
+}
+
+/* Runs ops operations of op on threads threads and fills r: time, latency, counts and
+ * kv_stat before and after. perm_n > 0 sets up the permutation of 0..perm_n-1. */
+static void run_ops(struct bench *b, struct result *r, op_fn op, uint64_t ops,
+                    unsigned threads, uint64_t perm_n)
+{
+    struct run run = { .b = b, .name = r->name, .op = op };
+    struct worker *ws = calloc(threads, sizeof *ws);
+    if (ws == NULL)
+        die_sys(b, "%s: out of memory", r->name);
+    if (perm_n > 0)
+        perm_init(&run.perm, perm_n, b->cfg.seed ^ 0x5eed);
+    atomic_init(&run.stop, 0);
+    pthread_barrier_init(&run.start, NULL, threads + 1);
+    for (unsigned t = 0; t < threads; t++)
+        worker_init(&ws[t], &run, t, ops, threads);
+    check(b, r->name, kv_stat(b->db, &r->before));
+    run_threads(&run, ws, threads, r);
+    pthread_barrier_destroy(&run.start);
+    r->ops = ops;
+    r->threads = threads;
+    for (unsigned t = 0; t < threads; t++)
+        worker_collect(&ws[t], r);
+    free(ws);
+    check(b, r->name, kv_stat(b->db, &r->after));
+}
+
+/* Puts key k with its value, timing the call. */
+static int put_key(struct worker *w, uint64_t k)
+{
+    const struct bench *b = w->run->b;
+    key_format(w->key, b->cfg.key_size, k);
+    const unsigned char *v = value_of(b, k);
+    uint64_t t0 = now_ns();
+    int rc = kv_put(b->db, w->key, b->cfg.key_size, v, b->cfg.value_size);
+    hist_add(&w->hist, now_ns() - t0);
+    w->bytes += b->cfg.key_size + b->cfg.value_size;
+    return rc;
+}
+
+static int op_fill_seq(struct worker *w, uint64_t i)
+{
+    return put_key(w, i);
+}
+
+static int op_fill_perm(struct worker *w, uint64_t i)
+{
+    return put_key(w, perm_apply(&w->run->perm, i));
+}
+
+static int op_overwrite(struct worker *w, uint64_t i)
+{
+    return put_key(w, splitmix64(&w->rng) % w->run->b->cfg.num);
+}
+
+/* Counts a read that did not return what was written. */
+static void note_bad(struct worker *w, uint64_t k, uint64_t *counter)
+{
+    (*counter)++;
+    if (k < w->first_bad)
+        w->first_bad = k;
+}
+
+/* Reads a random existing key and checks its value byte for byte. */
+static int op_read(struct worker *w, uint64_t i)
+{
+    const struct bench *b = w->run->b;
+    uint64_t k = splitmix64(&w->rng) % b->cfg.num;
+    void *val = NULL;
+    size_t vlen = 0;
+    key_format(w->key, b->cfg.key_size, k);
+    uint64_t t0 = now_ns();
+    int rc = kv_get(b->db, w->key, b->cfg.key_size, &val, &vlen);
+    hist_add(&w->hist, now_ns() - t0);
+    w->bytes += b->cfg.key_size;
+    if (rc == KV_NOTFOUND) {
+        note_bad(w, k, &w->missing);
+        return KV_OK;
+    }
+    if (rc != KV_OK)
+        return rc;
+    w->found++;
+    w->bytes += vlen;
+    if (vlen != b->cfg.value_size || memcmp(val, value_of(b, k), vlen) != 0)
+        note_bad(w, k, &w->wrong);
+    kv_free(val);
+    return KV_OK;
+}
+
+/* Reads a key that was never written; finding it is counted as wrong. */
+static int op_read_missing(struct worker *w, uint64_t i)
+{
+    const struct bench *b = w->run->b;
+    uint64_t k = splitmix64(&w->rng) % b->cfg.num;
+    void *val = NULL;
+    size_t vlen = 0;
+    key_format_missing(w->key, b->cfg.key_size, k);
+    uint64_t t0 = now_ns();
+    int rc = kv_get(b->db, w->key, b->cfg.key_size, &val, &vlen);
+    hist_add(&w->hist, now_ns() - t0);
+    w->bytes += b->cfg.key_size;
+    if (rc == KV_NOTFOUND)
+        return KV_OK;
+    if (rc != KV_OK)
+        return rc;
+    w->found++;
+    note_bad(w, k, &w->wrong);
+    kv_free(val);
+    return KV_OK;
+}
+
+/* ---------------------------------------------------------------------------------
+ * 6. Report: header and result lines, text or JSON
+ * ------------------------------------------------------------------------------ */
+static const char *sync_name(int sync)
+{
+    switch (sync) {
+    case KV_SYNC_ALWAYS: return "always";
+    case KV_SYNC_INTERVAL: return "interval";
+    case KV_SYNC_NONE: return "none";
+    default: return "unknown";
+    }
+}
+
+static const char *io_name(int io)
+{
+    switch (io) {
+    case KV_IO_AUTO: return "auto";
+    case KV_IO_URING: return "uring";
+    case KV_IO_PSYNC: return "psync";
+    default: return "unknown";
+    }
+}
+
+/* Copies the value of the first "field : value" line of /proc/cpuinfo whose name is
+ * one of names, tried in order; "unknown" when there is none. */
+static void cpuinfo(const char *const *names, char *out, size_t size)
+{
+    snprintf(out, size, "unknown");
+    for (; *names != NULL; names++) {
+        FILE *f = fopen("/proc/cpuinfo", "r");
+        char line[512];
+        size_t n = strlen(*names);
+        while (f != NULL && fgets(line, sizeof line, f) != NULL) {
+            char *colon = strchr(line, ':');
+            if (strncmp(line, *names, n) != 0 || colon == NULL ||
+                strspn(line + n, " \t") != (size_t)(colon - line) - n)
+                continue;
+            colon += strspn(colon + 1, " \t") + 1;
+            colon[strcspn(colon, "\n")] = '\0';
+            snprintf(out, size, "%s", colon);
+            fclose(f);
+            return;
+        }
+        if (f != NULL)
+            fclose(f);
+    }
+}
+
+/* Prints s as a JSON string. */
+static void json_str(const char *s)
+{
+    putchar('"');
+    for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            printf("\\%c", c);
+        else if (c < 0x20)
+            printf("\\u%04x", c);
+        else
+            putchar(c);
+    }
+    putchar('"');
+}
+
+/* Facts about the run, gathered once for the header. */
+struct facts {
+    char date[64];              /* local time, ISO 8601 */
+    char cpu[256];              /* CPU model */
+    char cache[64];             /* cache size, as /proc/cpuinfo says */
+    long cores;                 /* online processors */
+    kv_stats st;                /* of the freshly opened store: io backend, note */
+};
+
+static void facts_gather(struct bench *b, struct facts *f)
+{
+    static const char *const model[] = { "model name", "Processor", "cpu model",
+                                         "cpu", NULL };
+    static const char *const cache[] = { "cache size", NULL };
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    strftime(f->date, sizeof f->date, "%Y-%m-%dT%H:%M:%S%z", &tm);
+    cpuinfo(model, f->cpu, sizeof f->cpu);
+    cpuinfo(cache, f->cache, sizeof f->cache);
+    f->cores = sysconf(_SC_NPROCESSORS_ONLN);
+    check(b, "open", kv_stat(b->db, &f->st));
+}
+
+static void header_text(const struct bench *b, const struct facts *f)
+{
+    const struct config *c = &b->cfg;
+    printf("kvbench:    %s (libkv %s)\n", KV_VERSION_STRING, kv_version());
+    printf("Date:       %s\n", f->date);
+    printf("CPU:        %ld * %s\n", f->cores, f->cpu);
+    printf("CPUCache:   %s\n", f->cache);
+    printf("IO:         %s%s%s%s\n",
+           f->st.io_backend == KV_IO_URING ? "io_uring" : io_name(f->st.io_backend),
+           f->st.io_backend_note[0] ? " (" : "", f->st.io_backend_note,
+           f->st.io_backend_note[0] ? ")" : "");
+    printf("Sync:       %s (fillsync: always)\n", sync_name(c->sync));
+    printf("Keys:       %zu bytes each\n", c->key_size);
+    printf("Values:     %zu bytes each (half compressible)\n", c->value_size);
+    printf("Entries:    %" PRIu64 "\n", c->num);
+    printf("Reads:      %" PRIu64 "\n", c->reads);
+    printf("Threads:    %u\n", c->threads);
+    if (c->segment_bytes != 0)
+        printf("Segment:    %" PRIu64 " bytes\n", c->segment_bytes);
+    else
+        printf("Segment:    engine default\n");
+    printf("Directory:  %s\n", b->dir);
+#ifndef __OPTIMIZE__
+    printf("WARNING:    kvbench was built without optimization\n");
+#endif
+    printf("--------------------------------------------------------------------\n");
+    printf("%-12s %10s %8s %11s %8s %8s %8s %8s  %s\n", "benchmark", "ops", "secs",
+           "ops/s", "MB/s", "p50 us", "p99 us", "p99.9 us", "notes");
+}
+
+static void header_json(const struct bench *b, const struct facts *f)
+{
+    const struct config *c = &b->cfg;
+    printf("{\"type\":\"header\",\"kvbench\":\"%s\",\"libkv\":", KV_VERSION_STRING);
+    json_str(kv_version());
+    printf(",\"date\":\"%s\",\"cpu\":", f->date);
+    json_str(f->cpu);
+    printf(",\"cpu_cache\":");
+    json_str(f->cache);
+    printf(",\"cores\":%ld,\"io_backend\":\"%s\",\"io_backend_note\":", f->cores,
+           io_name(f->st.io_backend));
+    json_str(f->st.io_backend_note);
+    printf(",\"sync\":\"%s\",\"key_size\":%zu,\"value_size\":%zu,\"num\":%" PRIu64
+           ",\"reads\":%" PRIu64 ",\"threads\":%u,\"sync_num\":%" PRIu64
+           ",\"segment_bytes\":%" PRIu64 ",\"seed\":%" PRIu64 ",\"db\":",
+           sync_name(c->sync), c->key_size, c->value_size, c->num, c->reads,
+           c->threads, c->sync_num, c->segment_bytes, c->seed);
+    json_str(b->dir);
+    printf("}\n");
+}
+
+static void print_header(struct bench *b)
+{
+    struct facts f;
+    facts_gather(b, &f);
+    if (b->cfg.json)
+        header_json(b, &f);
+    else
+        header_text(b, &f);
+    fflush(stdout);
+}
+
+/* Writes per group commit and per fdatasync during the run (0 when none). */
+static void write_ratios(const struct result *r, double *per_group, double *per_sync)
+{
+    uint64_t writes = (r->after.puts - r->before.puts) +
+                      (r->after.deletes - r->before.deletes);
+    uint64_t groups = r->after.wal_groups - r->before.wal_groups;
+    uint64_t syncs = r->after.wal_syncs - r->before.wal_syncs;
+    *per_group = groups ? (double)writes / (double)groups : 0;
+    *per_sync = syncs ? (double)writes / (double)syncs : 0;
+}
+
+static double index_per_key(const kv_stats *st)
+{
+    return st->keys ? (double)st->index_bytes / (double)st->keys : 0;
+}
+
+/* The notes column of a text line: the figures of the benchmark's kind. */
+static void notes_text(const struct result *r, char *out, size_t size)
+{
+    double per_group, per_sync;
+    size_t n = 0;
+    out[0] = '\0';
+    if (r->prefilled)
+        n += (size_t)snprintf(out, size, "(filled %" PRIu64 " keys first) ",
+                              r->prefilled);
+    if (r->kind == RES_FILL) {
+        write_ratios(r, &per_group, &per_sync);
+        n += (size_t)snprintf(out + n, size - n, "keys %" PRIu64 ", index %.1f B/key, "
+                              "disk %.1f MB, wal_groups %" PRIu64 " (%.2f writes/group)",
+                              r->after.keys, index_per_key(&r->after),
+                              (double)r->after.disk_bytes / MIB,
+                              r->after.wal_groups - r->before.wal_groups, per_group);
+        if (per_sync > 0 && n < size)
+            snprintf(out + n, size - n, ", wal_syncs %" PRIu64 " (%.2f writes/sync)",
+                     r->after.wal_syncs - r->before.wal_syncs, per_sync);
+    } else if (r->kind == RES_READ) {
+        n += (size_t)snprintf(out + n, size - n, "found %" PRIu64 " of %" PRIu64,
+                              r->found, r->ops);
+        if ((r->missing || r->wrong) && n < size)
+            snprintf(out + n, size - n, ", MISSING %" PRIu64 ", WRONG %" PRIu64,
+                     r->missing, r->wrong);
+    } else if (r->kind == RES_REOPEN) {
+        snprintf(out + n, size - n, "open %.0f us (recovery %" PRIu64 " us, %" PRIu64
+                 " records, %" PRIu64 " replayed, %" PRIu64 " B cut), close %.0f us, "
+                 "keys %" PRIu64, r->open_us, r->after.recovery_us,
+                 r->after.recovery_records, r->after.recovery_wal_replayed,
+                 r->after.recovery_cut_bytes, r->close_us, r->after.keys);
+    }
+}
+
+/* The latency histogram as text, db_bench style, in microseconds. */
+static void histogram_text(const struct hist *h)
+{
+    unsigned first, last;
+    uint64_t cum = 0;
+    printf("  Microseconds per op: count %" PRIu64 "  mean %.3f  stddev %.3f  min %.3f"
+           "  max %.3f\n", h->count, hist_mean_us(h), hist_stddev_us(h),
+           h->count ? (double)h->min / 1000.0 : 0, (double)h->max / 1000.0);
+    printf("  Percentiles: p50 %.3f  p75 %.3f  p99 %.3f  p99.9 %.3f  p99.99 %.3f\n",
+           hist_pct_us(h, 50), hist_pct_us(h, 75), hist_pct_us(h, 99),
+           hist_pct_us(h, 99.9), hist_pct_us(h, 99.99));
+    for (unsigned r = 0; h->count && hist_row(r, &first, &last); r++) {
+        uint64_t n = hist_row_count(h, first, last);
+        double lo, hi, w;
+        if (n == 0)
+            continue;
+        cum += n;
+        hist_bounds(first, &lo, &w);
+        hist_bounds(last, &hi, &w);
+        double pct = 100.0 * (double)n / (double)h->count;
+        printf("  [ %11.3f, %11.3f ) %10" PRIu64 " %8.3f%% %8.3f%% ", lo / 1000.0,
+               (hi + w) / 1000.0, n, pct, 100.0 * (double)cum / (double)h->count);
+        for (int m = (int)(pct / 5.0 + 0.5); m > 0; m--)
+            putchar('#');
+        putchar('\n');
+    }
+}
+
+static void result_text(const struct bench *b, const struct result *r)
+{
+    char notes[512];
+    double ops_s = r->secs > 0 ? (double)r->ops / r->secs : 0;
+    double mb_s = r->secs > 0 ? (double)r->bytes / MIB / r->secs : 0;
+    double p50 = hist_pct_us(&r->hist, 50), p99 = hist_pct_us(&r->hist, 99);
+    double p999 = hist_pct_us(&r->hist, 99.9);
+    notes_text(r, notes, sizeof notes);
+    printf("%-12s %10" PRIu64 " %8.3f %11.0f %8.1f %8.*f %8.*f %8.*f  %s\n", r->name,
+           r->ops, r->secs, ops_s, mb_s, p50 < 10000 ? 2 : 0, p50, p99 < 10000 ? 2 : 0,
+           p99, p999 < 10000 ? 2 : 0, p999, notes);
+    if (b->cfg.histogram)
+        histogram_text(&r->hist);
+}
+
+/* The kind-specific members of a JSON result line. */
+static void extras_json(const struct result *r)
+{
+    double per_group, per_sync;
+    const kv_stats *a = &r->after;
+    if (r->kind == RES_FILL) {
+        write_ratios(r, &per_group, &per_sync);
+        printf(",\"keys\":%" PRIu64 ",\"index_bytes\":%" PRIu64
+               ",\"index_bytes_per_key\":%.2f,\"disk_bytes\":%" PRIu64
+               ",\"wal_groups\":%" PRIu64 ",\"writes_per_group\":%.3f"
+               ",\"wal_syncs\":%" PRIu64 ",\"writes_per_sync\":%.3f", a->keys,
+               a->index_bytes, index_per_key(a), a->disk_bytes,
+               a->wal_groups - r->before.wal_groups, per_group,
+               a->wal_syncs - r->before.wal_syncs, per_sync);
+    } else if (r->kind == RES_READ) {
+        printf(",\"found\":%" PRIu64 ",\"missing\":%" PRIu64 ",\"wrong\":%" PRIu64,
+               r->found, r->missing, r->wrong);
+    } else if (r->kind == RES_REOPEN) {
+        printf(",\"open_us\":%.1f,\"close_us\":%.1f,\"recovery_us\":%" PRIu64
+               ",\"recovery_records\":%" PRIu64 ",\"recovery_wal_replayed\":%" PRIu64
+               ",\"recovery_cut_bytes\":%" PRIu64 ",\"keys\":%" PRIu64 ",\"disk_bytes\":%"
+               PRIu64, r->open_us, r->close_us, a->recovery_us, a->recovery_records,
+               a->recovery_wal_replayed, a->recovery_cut_bytes, a->keys, a->disk_bytes);
+    }
+}
+
+static void histogram_json(const struct hist *h)
+{
+    unsigned first, last;
+    const char *sep = "";
+    printf(",\"histogram\":[");
+    for (unsigned r = 0; h->count && hist_row(r, &first, &last); r++) {
+        uint64_t n = hist_row_count(h, first, last);
+        double lo, hi, w;
+        if (n == 0)
+            continue;
+        hist_bounds(first, &lo, &w);
+        hist_bounds(last, &hi, &w);
+        printf("%s{\"lo_us\":%.3f,\"hi_us\":%.3f,\"count\":%" PRIu64 "}", sep,
+               lo / 1000.0, (hi + w) / 1000.0, n);
+        sep = ",";
+    }
+    printf("]");
+}
+
+static void result_json(const struct bench *b, const struct result *r)
+{
+    const struct hist *h = &r->hist;
+    double ops_s = r->secs > 0 ? (double)r->ops / r->secs : 0;
+    double mb_s = r->secs > 0 ? (double)r->bytes / MIB / r->secs : 0;
+    printf("{\"type\":\"result\",\"benchmark\":\"%s\",\"ops\":%" PRIu64 ",\"threads\":%u,"
+           "\"seconds\":%.6f,\"ops_per_sec\":%.1f,\"mb_per_sec\":%.3f,\"bytes\":%" PRIu64
+           ",\"p50_us\":%.3f,\"p99_us\":%.3f,\"p999_us\":%.3f,\"mean_us\":%.3f,"
+           "\"min_us\":%.3f,\"max_us\":%.3f,\"prefilled\":%" PRIu64, r->name, r->ops,
+           r->threads, r->secs, ops_s, mb_s, r->bytes, hist_pct_us(h, 50),
+           hist_pct_us(h, 99), hist_pct_us(h, 99.9), hist_mean_us(h),
+           h->count ? (double)h->min / 1000.0 : 0, (double)h->max / 1000.0,
+           r->prefilled);
+    extras_json(r);
+    if (b->cfg.histogram)
+        histogram_json(h);
+    printf("}\n");
+}
+
+/* ---------------------------------------------------------------------------------
+ * 7. Benchmarks
+ *
+ * Each fills a result; main prints it. The store's state between benchmarks is
+ * b->have: the keys 0..have-1 are there, each with value_of(key).
+ * ------------------------------------------------------------------------------ */
+static void result_init(struct result *r, const char *name)
+{
+    memset(r, 0, sizeof *r);
+    r->name = name;
+    hist_init(&r->hist);
+    r->first_bad = UINT64_MAX;
+}
+
+/* Makes sure the store holds the --num keys, filling a fresh one (untimed, under the
+ * --sync mode) when it does not: at the start, or after fillsync. */
+static void need_full(struct bench *b, struct result *r)
+{
+    if (b->have >= b->cfg.num) {
+        store_mode(b, r->name, b->cfg.sync);
+        return;
+    }
+    struct result *fill = malloc(sizeof *fill);
+    if (fill == NULL)
+        die_sys(b, "%s: out of memory", r->name);
+    result_init(fill, r->name);
+    store_fresh(b, r->name, b->cfg.sync);
+    run_ops(b, fill, op_fill_seq, b->cfg.num, 1, 0);
+    free(fill);
+    b->have = b->cfg.num;
+    r->prefilled = b->cfg.num;
+}
+
+static void bench_fillseq(struct bench *b, struct result *r)
+{
+    store_fresh(b, r->name, b->cfg.sync);
+    run_ops(b, r, op_fill_seq, b->cfg.num, 1, 0);
+    b->have = b->cfg.num;
+    r->kind = RES_FILL;
+}
+
+static void bench_fillrandom(struct bench *b, struct result *r)
+{
+    store_fresh(b, r->name, b->cfg.sync);
+    run_ops(b, r, op_fill_perm, b->cfg.num, b->cfg.threads, b->cfg.num);
+    b->have = b->cfg.num;
+    r->kind = RES_FILL;
+}
+
+static void bench_overwrite(struct bench *b, struct result *r)
+{
+    need_full(b, r);
+    run_ops(b, r, op_overwrite, b->cfg.num, b->cfg.threads, 0);
+    r->kind = RES_FILL;
+}
+
+/* Says what a read benchmark got wrong; the run then exits 1. */
+static void report_bad(struct bench *b, const struct result *r)
+{
+    char key[32];
+    if (r->missing == 0 && r->wrong == 0)
+        return;
+    snprintf(key, sizeof key, "%" PRIu64, r->first_bad);
+    fprintf(stderr, "kvbench: %s: %" PRIu64 " keys missing, %" PRIu64 " values wrong "
+            "(first at key number %s)\n", r->name, r->missing, r->wrong, key);
+    b->failed = 1;
+}
+
+static void bench_readrandom(struct bench *b, struct result *r)
+{
+    need_full(b, r);
+    run_ops(b, r, op_read, b->cfg.reads, b->cfg.threads, 0);
+    r->kind = RES_READ;
+    report_bad(b, r);
+}
+
+static void bench_readmissing(struct bench *b, struct result *r)
+{
+    need_full(b, r);
+    run_ops(b, r, op_read_missing, b->cfg.reads, b->cfg.threads, 0);
+    r->kind = RES_READ;
+    report_bad(b, r);
+}
+
+static void bench_fillsync(struct bench *b, struct result *r)
+{
+    store_fresh(b, r->name, KV_SYNC_ALWAYS);
+    run_ops(b, r, op_fill_perm, b->cfg.sync_num, b->cfg.threads, b->cfg.sync_num);
+    b->have = b->cfg.sync_num;
+    r->kind = RES_FILL;
+}
+
+/* Closes and reopens the store, timing both; recovery must find every key. */
+static void bench_reopen(struct bench *b, struct result *r)
+{
+    need_full(b, r);
+    check(b, r->name, kv_stat(b->db, &r->before));
+    uint64_t t0 = now_ns();
+    store_close(b, r->name);
+    uint64_t t1 = now_ns();
+    store_open(b, r->name, b->db_sync, 0);
+    uint64_t t2 = now_ns();
+    check(b, r->name, kv_stat(b->db, &r->after));
+    r->kind = RES_REOPEN;
+    r->ops = 1;
+    r->threads = 1;
+    r->secs = (double)(t2 - t1) / 1e9;
+    r->close_us = (double)(t1 - t0) / 1e3;
+    r->open_us = (double)(t2 - t1) / 1e3;
+    r->bytes = r->after.disk_bytes;
+    hist_add(&r->hist, t2 - t1);
+    if (r->after.keys != b->have) {
+        fprintf(stderr, "kvbench: %s: the store holds %" PRIu64 " keys after reopening, "
+                "expected %" PRIu64 "\n", r->name, r->after.keys, b->have);
+        b->failed = 1;
+    }
+}
+
+typedef void (*bench_fn)(struct bench *b, struct result *r);
+
+static const struct {
+    const char *name;
+    bench_fn run;
+} benchmarks[] = {
+    { "fillseq", bench_fillseq },
+    { "fillrandom", bench_fillrandom },
+    { "overwrite", bench_overwrite },
+    { "readrandom", bench_readrandom },
+    { "readmissing", bench_readmissing },
+    { "fillsync", bench_fillsync },
+    { "reopen", bench_reopen },
+};
+
+static bench_fn bench_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof benchmarks / sizeof benchmarks[0]; i++)
+        if (strcmp(benchmarks[i].name, name) == 0)
+            return benchmarks[i].run;
+    return NULL;
+}
+
+/* ---------------------------------------------------------------------------------
+ * 8. Command line and main
+ * ------------------------------------------------------------------------------ */
+
+/* Prints a usage error and the usage text on stderr, exits 2. */
+__attribute__((noreturn))
+static void usage_error(const char *msg, const char *arg)
+{
+    fprintf(stderr, "kvbench: %s%s%s\n", msg, arg ? ": " : "", arg ? arg : "");
+    fputs(usage_text, stderr);
+    exit(EXIT_USAGE);
+}
+
+/* Parses a decimal number in [min, max] for option opt; with sizes, a K, M or G
+ * suffix multiplies by 1024, 1024^2, 1024^3. */
+static uint64_t parse_num(const char *opt, const char *s, uint64_t min, uint64_t max,
+                          int sizes)
+{
+    static const char suffixes[] = "KkMmGg";
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    unsigned shift = 0;
+    if (sizes && *end != '\0' && end[1] == '\0') {
+        const char *suffix = strchr(suffixes, *end);
+        shift = suffix ? 10u * (unsigned)((suffix - suffixes) / 2 + 1) : 0;
+        end += suffix != NULL;
+    }
+    if (errno != 0 || end == s || *end != '\0' || s[0] == '-' ||
+        (v << shift >> shift) != v)
+        usage_error("not a number", s);
+    v <<= shift;
+    if (v < min || v > max) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "%s must be in %" PRIu64 "..%" PRIu64, opt, min, max);
+        usage_error(msg, s);
+    }
+    return v;
+}
+
+static int parse_mode(const char *opt, const char *s, const char *const *names)
+{
+    for (int i = 0; names[i] != NULL; i++)
+        if (strcmp(s, names[i]) == 0)
+            return i;
+    char msg[64];
+    snprintf(msg, sizeof msg, "unknown %s mode", opt);
+    usage_error(msg, s);
+}
+
+static void config_defaults(struct config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->benchmarks = DEFAULT_BENCHMARKS;
+    c->num = 1000000;
+    c->threads = 1;
+    c->key_size = 16;
+    c->value_size = 100;
+    c->sync = KV_SYNC_NONE;
+    c->io = KV_IO_AUTO;
+    c->sync_num = 20000;
+    c->seed = 301;
+}
+
+enum {
+    OPT_BENCHMARKS = 256, OPT_NUM, OPT_READS, OPT_THREADS, OPT_KEY_SIZE, OPT_VALUE_SIZE,
+    OPT_SYNC, OPT_IO, OPT_SEGMENT_BYTES, OPT_DB, OPT_KEEP, OPT_SYNC_NUM, OPT_SEED,
+    OPT_HISTOGRAM, OPT_JSON
+};
+
+static const struct option long_options[] = {
+    { "benchmarks", required_argument, NULL, OPT_BENCHMARKS },
+    { "num", required_argument, NULL, OPT_NUM },
+    { "reads", required_argument, NULL, OPT_READS },
+    { "threads", required_argument, NULL, OPT_THREADS },
+    { "key-size", required_argument, NULL, OPT_KEY_SIZE },
+    { "value-size", required_argument, NULL, OPT_VALUE_SIZE },
+    { "sync", required_argument, NULL, OPT_SYNC },
+    { "io", required_argument, NULL, OPT_IO },
+    { "segment-bytes", required_argument, NULL, OPT_SEGMENT_BYTES },
+    { "db", required_argument, NULL, OPT_DB },
+    { "keep", no_argument, NULL, OPT_KEEP },
+    { "sync-num", required_argument, NULL, OPT_SYNC_NUM },
+    { "seed", required_argument, NULL, OPT_SEED },
+    { "histogram", no_argument, NULL, OPT_HISTOGRAM },
+    { "json", no_argument, NULL, OPT_JSON },
+    { "help", no_argument, NULL, 'h' },
+    { "version", no_argument, NULL, 'V' },
+    { NULL, 0, NULL, 0 }
+};
+
+/* Applies one option; returns 0 when it was not one of the valued options. */
+static int parse_option(struct config *c, int opt, const char *arg, int *reads_set)
+{
+    static const char *const syncs[] = { "always", "interval", "none", NULL };
+    static const char *const ios[] = { "auto", "uring", "psync", NULL };
+    switch (opt) {
+    case OPT_BENCHMARKS: c->benchmarks = arg; break;
+    case OPT_NUM: c->num = parse_num("--num", arg, 1, MAX_NUM, 0); break;
+    case OPT_READS:
+        c->reads = parse_num("--reads", arg, 0, MAX_NUM, 0);
+        *reads_set = 1;
+        break;
+    case OPT_THREADS:
+        c->threads = (unsigned)parse_num("--threads", arg, 1, MAX_THREADS, 0);
+        break;
+    case OPT_KEY_SIZE:
+        c->key_size = parse_num("--key-size", arg, 2, KV_MAX_KEY, 0);
+        break;
+    case OPT_VALUE_SIZE:
+        c->value_size = parse_num("--value-size", arg, 0, KV_MAX_VALUE, 0);
+        break;
+    case OPT_SYNC: c->sync = parse_mode("--sync", arg, syncs); break;
+    case OPT_IO: c->io = parse_mode("--io", arg, ios); break;
+    case OPT_SEGMENT_BYTES:
+        c->segment_bytes = parse_num("--segment-bytes", arg, 1, UINT64_MAX, 1);
+        break;
+    case OPT_DB: c->db = arg; break;
+    case OPT_KEEP: c->keep = 1; break;
+    case OPT_SYNC_NUM: c->sync_num = parse_num("--sync-num", arg, 1, MAX_NUM, 0); break;
+    case OPT_SEED: c->seed = parse_num("--seed", arg, 0, UINT64_MAX, 0); break;
+    case OPT_HISTOGRAM: c->histogram = 1; break;
+    case OPT_JSON: c->json = 1; break;
+    default: return 0;
+    }
+    return 1;
+}
+
+/* Checks the benchmark names and that keys are wide enough: the widest key number
+ * plus the '.' that marks readmissing's keys. */
+static void config_check(const struct config *c)
+{
+    char *list = strdup(c->benchmarks), *save = NULL;
+    int count = 0;
+    if (list == NULL)
+        usage_error("out of memory", NULL);
+    for (char *name = strtok_r(list, ",", &save); name != NULL;
+         name = strtok_r(NULL, ",", &save), count++)
+        if (bench_find(name) == NULL)
+            usage_error("unknown benchmark", name);
+    free(list);
+    if (count == 0)
+        usage_error("no benchmark in --benchmarks", NULL);
+    uint64_t widest = (c->num > c->sync_num ? c->num : c->sync_num) - 1;
+    if (c->key_size < digits(widest) + 1u) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "--key-size must be at least %u for these --num and "
+                 "--sync-num", digits(widest) + 1u);
+        usage_error(msg, NULL);
+    }
+}
+
+static void parse_args(int argc, char **argv, struct config *c)
+{
+    int opt, reads_set = 0;
+    config_defaults(c);
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":hV", long_options, NULL)) != -1) {
+        if (parse_option(c, opt, optarg, &reads_set))
+            continue;
+        switch (opt) {
+        case 'h': fputs(usage_text, stdout); exit(EXIT_DONE);
+        case 'V': printf("kvbench %s (libkv %s)\n", KV_VERSION_STRING, kv_version());
+                  exit(EXIT_DONE);
+        case ':': usage_error("option needs an argument", argv[optind - 1]);
+        default: usage_error("unknown option", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        usage_error("unexpected argument", argv[optind]);
+    if (!reads_set)
+        c->reads = c->num;
+    config_check(c);
+}
+
+/* Runs every benchmark of the list in order, printing each line as it ends. */
+static void run_list(struct bench *b)
+{
+    char *list = strdup(b->cfg.benchmarks), *save = NULL;
+    struct result *r = malloc(sizeof *r);
+    if (list == NULL || r == NULL)
+        die_sys(b, "out of memory");
+    for (char *name = strtok_r(list, ",", &save); name != NULL;
+         name = strtok_r(NULL, ",", &save)) {
+        result_init(r, name);
+        bench_find(name)(b, r);
+        if (b->cfg.json)
+            result_json(b, r);
+        else
+            result_text(b, r);
+        fflush(stdout);
+    }
+    free(r);
+    free(list);
+}
+
+int main(int argc, char **argv)
+{
+    static struct bench b;
+    parse_args(argc, argv, &b.cfg);
+    b.value_seed = mix64(b.cfg.seed ^ 0x7a1e);
+    b.pool = pool_make(b.cfg.value_size + POOL_SPREAD, b.cfg.seed);
+    if (b.pool == NULL)
+        die_sys(&b, "out of memory for %zu value bytes", b.cfg.value_size + POOL_SPREAD);
+    dir_setup(&b);
+    store_fresh(&b, "open", b.cfg.sync);
+    print_header(&b);
+    run_list(&b);
+    store_close(&b, "close");
+    dir_finish(&b);
+    free(b.pool);
+    return b.failed ? EXIT_FAILED : EXIT_DONE;
+}

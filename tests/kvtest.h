@@ -1,0 +1,182 @@
+/*
+ * kvtest.h — shared helpers of the kv CUnit suite (build/bin/kvtest).
+ *
+ * Every test file (tests/test_*.c) includes this header and uses only the public API (kv.h).
+ * Sections:
+ *   1. Suites: the register function of each suite file, and kvt_add_suite
+ *   2. Run mode: KV_TEST_QUICK scales iteration counts down (ASan runs)
+ *   3. Deterministic random numbers (splitmix64), so a seed reproduces a failure
+ *   4. The per-test fixture: temporary store directories and open handles made
+ *      through it are released by the suite teardown, even when a _FATAL assertion
+ *      ends a test early, so one failure does not leak into the next test
+ *   5. Checks: formatted assertion messages (key, seed, step) and value helpers
+ *
+ * Threads: sections 2, 3 and the kvt_fmt/kvt_value_* helpers may be used from any
+ * thread or from a forked child; the fixture and the assertion helpers belong to the
+ * thread running the CUnit test (CUnit is not thread-safe).
+ */
+#ifndef KVTEST_H
+#define KVTEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <CUnit/CUnit.h>
+
+#include "kv.h"
+
+/* ---------------------------------------------------------------------------------
+ * 1. Suites
+ * ------------------------------------------------------------------------------ */
+void kvt_register_api(void);         /* tests/test_api.c */
+void kvt_register_property(void);    /* tests/test_property.c */
+void kvt_register_crash(void);       /* tests/test_crash.c */
+void kvt_register_concurrency(void); /* tests/test_concurrency.c */
+void kvt_register_entry(void);       /* tests/test_entry.c (the lead engineer's) */
+
+typedef struct kvt_test {
+    const char *name; /* test name shown by CUnit */
+    CU_TestFunc fn;   /* the test; NULL ends a table */
+} kvt_test;
+
+/* Adds suite name with the tests of table (ended by a {NULL, NULL} entry); every
+ * test runs between kvt_fixture_setup and kvt_fixture_teardown. A registration
+ * failure is left in CU_get_error() for main to report. */
+void kvt_add_suite(const char *name, const kvt_test *table);
+
+/* ---------------------------------------------------------------------------------
+ * 2. Run mode
+ * ------------------------------------------------------------------------------ */
+
+/* 1 when KV_TEST_QUICK is set to anything but "" or "0" (make test-asan sets it). */
+int kvt_quick(void);
+
+/* normal, or quick in quick mode. */
+unsigned kvt_scaled(unsigned normal, unsigned quick);
+
+/* Monotonic clock in milliseconds / microseconds. */
+uint64_t kvt_now_ms(void);
+uint64_t kvt_now_us(void);
+
+/* Sleeps ms milliseconds (restarts after signals). */
+void kvt_sleep_ms(unsigned ms);
+
+/* ---------------------------------------------------------------------------------
+ * 3. Deterministic random numbers: splitmix64 (Steele, Lea, Flood 2014)
+ * ------------------------------------------------------------------------------ */
+typedef struct kvt_rng {
+    uint64_t state; /* advanced by a fixed odd constant per draw */
+} kvt_rng;
+
+void kvt_rng_seed(kvt_rng *r, uint64_t seed);
+uint64_t kvt_rng_next(kvt_rng *r);
+/* Uniform in [0, n); n > 0. */
+uint64_t kvt_rng_below(kvt_rng *r, uint64_t n);
+/* Uniform in [lo, hi]. */
+uint64_t kvt_rng_range(kvt_rng *r, uint64_t lo, uint64_t hi);
+/* 1 with probability pct/100. */
+int kvt_rng_chance(kvt_rng *r, unsigned pct);
+void kvt_rng_fill(kvt_rng *r, void *buf, size_t n);
+
+/* One splitmix64 mixing step of x (a stateless hash for deriving test data). */
+uint64_t kvt_mix64(uint64_t x);
+
+/* ---------------------------------------------------------------------------------
+ * 4. The per-test fixture
+ * ------------------------------------------------------------------------------ */
+
+/* Installed by kvt_add_suite around every test: a watchdog (a hung test ends the
+ * run with its name rather than hanging make), and release of what the fixture
+ * tracks. */
+void kvt_fixture_setup(void);
+void kvt_fixture_teardown(void);
+
+/* Makes a fresh empty directory $TMPDIR/kvtest-<tag>-XXXXXX (or /tmp/...) and
+ * returns its malloc'd path; it is removed (recursively) and freed at teardown,
+ * unless KV_TEST_KEEP=1, which keeps it and prints its path. FATAL on failure. */
+char *kvt_dir_new(const char *tag);
+
+/* Returns malloc'd "dir/name" (tracked: freed at teardown). */
+char *kvt_path(const char *dir, const char *name);
+
+/* Removes path and everything below it. Returns 0 or -1 (errno set). */
+int kvt_rmtree(const char *path);
+
+/* Fills *o with kv_options_init's defaults, then create = 1 and the given sync
+ * mode, io backend and segment size (0 keeps the default size). */
+void kvt_options(kv_options *o, int sync, int io, uint64_t segment_bytes);
+
+/* kv_open, and on success the handle is tracked (closed at teardown if the test
+ * did not close it). Returns kv_open's status. */
+int kvt_open(const char *dir, const kv_options *o, kv_db **out);
+
+/* kvt_options + kvt_open. */
+int kvt_open_mode(const char *dir, int sync, int io, uint64_t segment_bytes,
+                  kv_db **out);
+
+/* Closes a handle opened with kvt_open and stops tracking it; returns kv_close's
+ * status. NULL is accepted. */
+int kvt_close(kv_db *db);
+
+/* Stops tracking db without closing it (a test that gave up on a hung handle). */
+void kvt_forget(kv_db *db);
+
+/* Counts the directory entries of dir other than "." and "..", or -1. */
+int kvt_dir_count(const char *dir);
+
+/* ---------------------------------------------------------------------------------
+ * 5. Checks
+ * ------------------------------------------------------------------------------ */
+
+/* Records a CUnit assertion whose failure message is the printf-style text (so a
+ * failure names the key, seed and step); with fatal, a failure ends the test.
+ * Returns ok. */
+int kvt_check(int ok, unsigned line, const char *file, const char *func, int fatal,
+              const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+/* Records a fatal failure with the printf-style text and ends the test (CUnit
+ * longjmps out); declared noreturn so compilers know a failed _FATAL check does not
+ * fall through. */
+void kvt_fatal(unsigned line, const char *file, const char *func, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5), noreturn));
+
+#define KVT_CHECK(cond, ...) \
+    kvt_check(!!(cond), __LINE__, __FILE__, __func__, 0, __VA_ARGS__)
+#define KVT_CHECK_FATAL(cond, ...)                                           \
+    ((cond) ? (void)kvt_check(1, __LINE__, __FILE__, __func__, 1, "%s", "") \
+            : kvt_fatal(__LINE__, __FILE__, __func__, __VA_ARGS__))
+
+/* Asserts a status: prints both codes' names and kv_errmsg() on a mismatch. */
+#define KVT_RC(got, want) \
+    kvt_check_rc((got), (want), #got, __LINE__, __FILE__, __func__, 0)
+#define KVT_RC_FATAL(got, want) \
+    kvt_check_rc((got), (want), #got, __LINE__, __FILE__, __func__, 1)
+int kvt_check_rc(int got, int want, const char *expr, unsigned line, const char *file,
+                 const char *func, int fatal);
+
+/* Writes a printable form of the bytes p[0..n) into buf (C escapes, "..." when cut)
+ * and returns buf. Thread-safe. */
+const char *kvt_fmt(char *buf, size_t size, const void *p, size_t n);
+
+/* Compares key's stored value with want (wlen bytes; want NULL means "must be
+ * absent"). Returns 0 when they agree, else -1 with a description in why. Does not
+ * touch CUnit, so threads may use it. Frees what kv_get returned. */
+int kvt_value_cmp(kv_db *db, const void *key, size_t klen, const void *want,
+                  size_t wlen, char *why, size_t whylen);
+
+/* CUnit wrappers of kvt_value_cmp. */
+#define KVT_ASSERT_VALUE(db, k, kl, v, vl) \
+    kvt_assert_value((db), (k), (kl), (v), (vl), __LINE__, __FILE__, __func__)
+#define KVT_ASSERT_ABSENT(db, k, kl) \
+    kvt_assert_value((db), (k), (kl), NULL, 0, __LINE__, __FILE__, __func__)
+int kvt_assert_value(kv_db *db, const void *key, size_t klen, const void *want,
+                     size_t wlen, unsigned line, const char *file, const char *func);
+
+/* Prints an informational line under the running test's name (stdout, the stream
+ * CUnit reports on, so the two stay in order). */
+void kvt_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Short helpers for NUL-terminated text keys and values. */
+int kvt_put_str(kv_db *db, const char *key, const char *val);
+
+#endif /* KVTEST_H */

@@ -1,0 +1,77 @@
+/*
+ * test_main.c — main of build/bin/kvtest: registers every suite, runs them with
+ * CUnit's Basic interface in verbose mode, and exits non-zero when a test failed,
+ * a suite could not run, or CUnit itself reported an error.
+ *
+ * Environment: KV_TEST_QUICK=1 scales iteration counts down (make test-asan);
+ * KV_TEST_KEEP=1 keeps the temporary store directories; KV_TEST_TIMEOUT=<s> sets the
+ * per-test watchdog; KV_PROPERTY_SEED=<n> runs the property test for one seed;
+ * KV_TEST_SUITE=<suite> [KV_TEST_NAME=<test>] runs one suite [one test of it].
+ */
+#include "kvtest.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <CUnit/Basic.h>
+
+/* Runs everything, or with KV_TEST_SUITE=<name> one suite, with KV_TEST_NAME=<name>
+ * too one test of it. */
+static CU_ErrorCode run_selected(void)
+{
+    const char *suite_name = getenv("KV_TEST_SUITE");
+    const char *test_name = getenv("KV_TEST_NAME");
+    CU_pSuite suite;
+    CU_pTest test;
+
+    if (suite_name == NULL || suite_name[0] == '\0')
+        return CU_basic_run_tests();
+    suite = CU_get_suite(suite_name);
+    if (suite == NULL) {
+        fprintf(stderr, "kvtest: no suite named \"%s\"\n", suite_name);
+        return CUE_NOSUITE;
+    }
+    if (test_name == NULL || test_name[0] == '\0')
+        return CU_basic_run_suite(suite);
+    test = CU_get_test(suite, test_name);
+    if (test == NULL) {
+        fprintf(stderr, "kvtest: no test named \"%s\" in suite \"%s\"\n", test_name,
+                suite_name);
+        return CUE_NOTEST;
+    }
+    return CU_basic_run_test(suite, test);
+}
+
+int main(void)
+{
+    unsigned failed_tests, failed_suites;
+    CU_ErrorCode err;
+
+    if (CU_initialize_registry() != CUE_SUCCESS) {
+        fprintf(stderr, "kvtest: CU_initialize_registry: %s\n", CU_get_error_msg());
+        return 2;
+    }
+    kvt_register_entry();
+    kvt_register_api();
+    kvt_register_property();
+    kvt_register_concurrency();
+    kvt_register_crash();
+    if (CU_get_error() != CUE_SUCCESS) {
+        fprintf(stderr, "kvtest: registering suites: %s\n", CU_get_error_msg());
+        CU_cleanup_registry();
+        return 2;
+    }
+
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    err = run_selected();
+    failed_tests = CU_get_number_of_tests_failed();
+    failed_suites = CU_get_number_of_suites_failed();
+    printf("\n");
+    CU_cleanup_registry();
+
+    if (err != CUE_SUCCESS) {
+        fprintf(stderr, "kvtest: CUnit error %d\n", (int)err);
+        return 2;
+    }
+    return (failed_tests != 0 || failed_suites != 0) ? 1 : 0;
+}
