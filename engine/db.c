@@ -372,8 +372,8 @@ int kv_stat(kv_db *db, kv_stats *st)
         st->wal_files = 1;
         st->disk_bytes += wb;
     }
-    pthread_rwlock_unlock(&db->ftab_lock);
     st->disk_bytes += KV_FILE_HDR_SIZE + KV_MANIFEST_FIXED + 4 + (uint64_t)db->man.nsealed * KV_MANIFEST_SEG;
+    pthread_rwlock_unlock(&db->ftab_lock);
     st->puts = db->puts;
     st->gets = db->gets;
     st->deletes = db->deletes;

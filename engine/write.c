@@ -40,7 +40,8 @@ static int publish_roll(kv_db *db, uint32_t num)
     kv_manifest_seg *ns = malloc((m.nsealed + 1) * sizeof *ns);
     if (ns == NULL)
         return kv_err(KV_ENOMEM, "roll: MANIFEST of %u segments", m.nsealed + 1);
-    memcpy(ns, m.sealed, m.nsealed * sizeof *ns);
+    if (m.nsealed > 0)
+        memcpy(ns, m.sealed, m.nsealed * sizeof *ns);
     ns[m.nsealed] = (kv_manifest_seg){db->active->number, 0, db->active->size};
     m.sealed = ns;
     m.nsealed++;
