@@ -39,6 +39,7 @@ void kv_options_init(kv_options *o)
     o->io = KV_IO_AUTO;
     o->auto_compact = 1;
     o->compact_dead_ratio = 0.5;
+    o->mmap_reads = 1;
 }
 
 static int check_options(const kv_options *o)

@@ -48,6 +48,13 @@ struct kv_db {
     uint64_t next_seq_at_open;
 };
 
+/* Address space mapped for the active segment: it can outgrow segment_bytes by one
+ * group (at most a whole batch). */
+static inline size_t db_active_map_len(const kv_db *db)
+{
+    return (size_t)db->opts.segment_bytes + KV_MAX_BATCH + (2u << 20);
+}
+
 /* File table. ftab_get returns a pinned file (file_unref when done) or NULL. */
 kv_file *ftab_get(kv_db *db, uint32_t number, int wal);
 int ftab_add(kv_db *db, kv_file *f);

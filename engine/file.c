@@ -217,6 +217,11 @@ static int pread_exact(kv_file *f, uint64_t off, void *dst, size_t len)
 
 int file_read(kv_file *f, uint64_t off, void *dst, size_t len)
 {
+    const uint8_t *m = file_peek(f, off, len);
+    if (m != NULL) {
+        memcpy(dst, m, len);
+        return KV_OK;
+    }
     if (off + len <= atomic_load(&f->woff))
         return pread_exact(f, off, dst, len);
     pthread_mutex_lock(&f->mu);
@@ -241,6 +246,21 @@ int file_read(kv_file *f, uint64_t off, void *dst, size_t len)
     return rc;
 }
 
+/* ---- mapping ----------------------------------------------------------------------- */
+
+void file_map(kv_file *f, size_t len)
+{
+    const void *p;
+    if (len == 0)
+        len = (size_t)f->size;
+    if (len == 0 || f->map != NULL)
+        return;
+    if (f->io->ops->map(f->io, f->fd, len, &p) == 0) {
+        f->map = p;
+        f->map_len = len;
+    }
+}
+
 /* ---- references -------------------------------------------------------------------- */
 
 void file_ref(kv_file *f) { atomic_fetch_add(&f->refs, 1); }
@@ -249,6 +269,8 @@ void file_unref(kv_file *f)
 {
     if (f == NULL || atomic_fetch_sub(&f->refs, 1) != 1)
         return;
+    if (f->map != NULL)
+        f->io->ops->unmap(f->io, f->map, f->map_len);
     f->io->ops->close(f->io, f->fd);
     pthread_mutex_destroy(&f->mu);
     free(f->wbuf);

@@ -36,6 +36,9 @@ typedef struct kv_file {
     size_t wcap;                /* its capacity */
     size_t wlen;                /* bytes buffered */
     _Atomic uint64_t woff;      /* file offset of wbuf[0]: bytes below it are on disk */
+    const uint8_t *map;         /* read-only mapping from offset 0, or NULL */
+    size_t map_len;             /* its length (may exceed the file: only bytes below
+                                   woff are ever touched) */
 } kv_file;
 
 /* "000012.seg" / "000012.wal" into buf (at least 24 bytes). */
@@ -64,6 +67,18 @@ int file_seal_buffer(kv_file *f);
 /* Reads len bytes at off (buffer included). Returns KV_OK, KV_EIO, or KV_ECORRUPT
  * when the file is shorter than the index says. */
 int file_read(kv_file *f, uint64_t off, void *dst, size_t len);
+
+/* Maps the file for reads (len bytes of address space; 0 = its current size).
+ * Failure is not an error: reads then use pread. */
+void file_map(kv_file *f, size_t len);
+/* Returns a pointer to [off, off+len) in the mapping when those bytes are on disk
+ * and mapped, else NULL (use file_read). Valid while the caller holds a reference. */
+static inline const uint8_t *file_peek(kv_file *f, uint64_t off, size_t len)
+{
+    if (f->map != NULL && off + len <= f->map_len && off + len <= atomic_load(&f->woff))
+        return f->map + off;
+    return NULL;
+}
 
 void file_ref(kv_file *f);
 /* Drops a reference; the last one closes and frees the file. */

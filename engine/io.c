@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -68,6 +69,17 @@ static int px_unlink(kv_io *io, int dirfd, const char *name)
 }
 
 static int px_syncdir(kv_io *io, int dirfd) { return fsync(dirfd) < 0 ? -errno : 0; }
+
+static int px_map(kv_io *io, int fd, size_t len, const void **out)
+{
+    void *p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED)
+        return -errno;
+    *out = p;
+    return 0;
+}
+
+static void px_unmap(kv_io *io, const void *p, size_t len) { munmap((void *)(uintptr_t)p, len); }
 
 /* ---- psync write_group ------------------------------------------------------------- */
 
@@ -170,12 +182,12 @@ static int ur_write_group(kv_io *io, int fd, const struct iovec *iov, int iovcnt
 
 static const kv_io_ops psync_ops = {
     px_open, px_close, px_pread, px_pwrite, px_fdatasync, px_ftruncate, px_fsize,
-    px_rename, px_unlink, px_syncdir, px_write_group,
+    px_rename, px_unlink, px_syncdir, px_write_group, px_map, px_unmap,
 };
 
 static const kv_io_ops uring_ops = {
     px_open, px_close, px_pread, px_pwrite, px_fdatasync, px_ftruncate, px_fsize,
-    px_rename, px_unlink, px_syncdir, ur_write_group,
+    px_rename, px_unlink, px_syncdir, ur_write_group, px_map, px_unmap,
 };
 
 int kv_io_new(int want, kv_io **out)

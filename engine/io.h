@@ -35,6 +35,11 @@ typedef struct kv_io_ops {
     int (*syncdir)(kv_io *io, int dirfd);
     int (*write_group)(kv_io *io, int fd, const struct iovec *iov, int iovcnt, uint64_t off,
                        int sync);
+    /* A read-only shared mapping of len bytes from offset 0 (may reach past the end of
+     * the file; only bytes below the end may be touched). -errno when unsupported:
+     * readers then pread. */
+    int (*map)(kv_io *io, int fd, size_t len, const void **out);
+    void (*unmap)(kv_io *io, const void *p, size_t len);
 } kv_io_ops;
 
 struct kv_io {

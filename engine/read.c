@@ -11,36 +11,52 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Reads and verifies the entry at loc; on success *buf holds it (malloc'd) and *e
- * points into it. KV_NOTFOUND when the file is gone (the caller looks again). */
-static int read_entry_at(kv_db *db, const void *key, size_t klen, const idx_loc *loc,
-                         uint8_t **buf, kv_entry *e)
+/* Checks that the entry at p (loc->len bytes) is the one the index points at. */
+static int verify_entry(const kv_file *f, const idx_loc *loc, const void *key, size_t klen,
+                        const uint8_t *p, kv_entry *e)
 {
     char why[128];
+    int pr = entry_parse(p, loc->len, e, why, sizeof why);
+    if (pr != ENTRY_OK)
+        return kv_err(KV_ECORRUPT, "%s: offset %u: %s", f->name, loc->off,
+                      pr == ENTRY_SHORT ? "record shorter than its header says" : why);
+    if (e->size != loc->len || e->klen != klen || memcmp(e->key, key, klen) != 0
+        || e->seq != loc->seq || e->type != KV_REC_PUT)
+        return kv_err(KV_ECORRUPT, "%s: offset %u: record does not match the index "
+                      "(seq %llu, expected %llu)", f->name, loc->off,
+                      (unsigned long long)e->seq, (unsigned long long)loc->seq);
+    return KV_OK;
+}
+
+/* Reads the value at loc into a new buffer *val. The record is checked in place when
+ * the file is mapped (only the value is copied), else read whole and checked.
+ * KV_NOTFOUND when the file is gone (the caller looks again). */
+static int read_value_at(kv_db *db, const void *key, size_t klen, const idx_loc *loc,
+                         void **val, size_t *vlen)
+{
+    kv_entry e;
     kv_file *f = ftab_get(db, loc->file, loc->flags & IDX_F_WAL);
     if (f == NULL)
         return KV_NOTFOUND;
-    uint8_t *p = malloc(loc->len);
-    int rc = p == NULL ? kv_err(KV_ENOMEM, "kv_get: %u-byte record", loc->len)
-                       : file_read(f, loc->off, p, loc->len);
+    const uint8_t *m = file_peek(f, loc->off, loc->len);
+    size_t vroom = loc->len > KV_ENTRY_HDR + klen ? loc->len - KV_ENTRY_HDR - klen : 1;
+    uint8_t *buf = malloc(m != NULL ? vroom : loc->len);
+    int rc = buf == NULL ? kv_err(KV_ENOMEM, "kv_get: %u-byte record", loc->len) : KV_OK;
+    if (rc == KV_OK && m == NULL) {
+        rc = file_read(f, loc->off, buf, loc->len);
+        m = buf;
+    }
+    if (rc == KV_OK)
+        rc = verify_entry(f, loc, key, klen, m, &e);
     if (rc == KV_OK) {
-        int pr = entry_parse(p, loc->len, e, why, sizeof why);
-        if (pr != ENTRY_OK)
-            rc = kv_err(KV_ECORRUPT, "%s: offset %u: %s", f->name, loc->off,
-                        pr == ENTRY_SHORT ? "record shorter than its header says" : why);
-        else if (e->size != loc->len || e->klen != klen || memcmp(e->key, key, klen) != 0
-                 || e->seq != loc->seq || e->type != KV_REC_PUT)
-            rc = kv_err(KV_ECORRUPT, "%s: offset %u: record does not match the index "
-                        "(seq %llu, expected %llu)", f->name, loc->off,
-                        (unsigned long long)e->seq, (unsigned long long)loc->seq);
+        memmove(buf, e.val, e.vlen);
+        *val = buf;
+        *vlen = e.vlen;
+    } else {
+        free(buf);
     }
     file_unref(f);
-    if (rc != KV_OK) {
-        free(p);
-        return rc;
-    }
-    *buf = p;
-    return KV_OK;
+    return rc;
 }
 
 static int get_internal(kv_db *db, const void *key, size_t klen, void **val, size_t *vlen)
@@ -48,19 +64,12 @@ static int get_internal(kv_db *db, const void *key, size_t klen, void **val, siz
     uint64_t hash = idx_hash(key, klen);
     for (int attempt = 0; attempt < 100; attempt++) {
         idx_loc loc;
-        uint8_t *buf;
-        kv_entry e;
         if (!idx_get(db->idx, key, klen, hash, &loc) || (loc.flags & IDX_F_TOMB))
             return KV_NOTFOUND;
-        int rc = read_entry_at(db, key, klen, &loc, &buf, &e);
-        if (rc == KV_NOTFOUND)
-            continue; /* the file was retired after we looked: look again */
-        if (rc != KV_OK)
+        int rc = read_value_at(db, key, klen, &loc, val, vlen);
+        if (rc != KV_NOTFOUND)
             return rc;
-        *vlen = e.vlen;
-        memmove(buf, e.val, e.vlen);
-        *val = buf;
-        return KV_OK;
+        /* the file was retired after we looked: look again */
     }
     return kv_err(KV_EIO, "kv_get: the key's location kept changing");
 }

@@ -117,6 +117,8 @@ static int scan_sealed(kv_db *db, rec_ctx *c, const kv_manifest_seg *ms)
         return kv_err(KV_ECORRUPT, "%s: offset %llu: sealed segment has %llu bytes, MANIFEST "
                       "says %llu", f->name, (unsigned long long)(f->size < ms->size ? f->size : ms->size),
                       (unsigned long long)f->size, (unsigned long long)ms->size);
+    if (db->opts.mmap_reads)
+        file_map(f, 0);
     c->file = f;
     rc = kv_scan_file(db->io, f->fd, f->name, KV_FILE_HDR_SIZE, f->size, recover_entry, c, &res);
     db->recovery_records += res.records;
@@ -216,6 +218,11 @@ int db_recover(kv_db *db)
         rc = replay_wal(db, &c);
     if (rc == KV_OK && !db->opts.read_only)
         rc = settle_active(db);
+    if (rc == KV_OK && db->opts.mmap_reads) {
+        file_map(db->active, db->opts.read_only ? 0 : db_active_map_len(db));
+        if (db->opts.read_only)
+            file_map(db->wal_file, 0);
+    }
     if (rc == KV_OK)
         idx_purge_tombstones(db->idx);
     db->next_seq_at_open = c.max_seq + 1;

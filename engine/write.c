@@ -70,6 +70,8 @@ static int roll(kv_db *db)
         rc = file_create(db->io, db->dirfd, KV_FILE_WAL, num, &wal);
     if (rc == KV_OK)
         rc = file_enable_buffer(seg, KV_SEG_WBUF);
+    if (rc == KV_OK && db->opts.mmap_reads)
+        file_map(seg, db_active_map_len(db));
     if (rc == KV_OK)
         rc = publish_roll(db, num);
     if (rc == KV_OK)

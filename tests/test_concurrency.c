@@ -81,7 +81,9 @@ typedef struct mx_thread {
     uint64_t own[MX_OWN];                /* last version written per own key, 0 = absent */
     uint64_t shared_last[MX_SHARED];     /* last version this thread wrote per shared key */
     uint64_t seen[MX_SHARED][MX_THREADS]; /* newest version seen per shared key, writer */
-    unsigned puts, gets, batches, deletes;
+    unsigned puts, gets, batches, deletes;   /* operations attempted */
+    uint64_t ok_puts, ok_deletes, ok_batches; /* acknowledged, as kv_stat counts them */
+    uint64_t notfound_deletes;                /* deletes that found nothing */
 } mx_thread;
 
 static size_t mx_key(char *buf, size_t n, int owner, int i)
@@ -193,6 +195,7 @@ static void mx_put(mx_thread *m, kvt_rng *rng)
                    kv_strerror(rc), kv_errmsg());
         return;
     }
+    m->ok_puts++;
     if (shared) {
         m->shared_last[i] = ver;
     } else {
@@ -213,6 +216,8 @@ static void mx_delete(mx_thread *m, kvt_rng *rng)
     if (rc != want)
         errlog_add(&m->sh->err, "thread %d: kv_delete %s: %d (%s), expected %d", m->t, key,
                    rc, kv_strerror(rc), want);
+    m->ok_deletes += rc == KV_OK;
+    m->notfound_deletes += rc == KV_NOTFOUND;
     m->own[i] = 0;
     mx_check_own(m, i);
 }
@@ -221,7 +226,7 @@ static void mx_batch(mx_thread *m, kvt_rng *rng)
 {
     char key[32], val[MX_VMAX];
     uint64_t ver = atomic_fetch_add(&m->sh->issued[m->t], 1) + 1;
-    int n = (int)kvt_rng_range(rng, 2, 6);
+    int n = (int)kvt_rng_range(rng, 2, 6), nput = 0;
     uint64_t own_next[MX_OWN], shared_next[MX_SHARED];
     kv_batch *b = kv_batch_new();
     int rc = KV_OK;
@@ -241,6 +246,7 @@ static void mx_batch(mx_thread *m, kvt_rng *rng)
             own_next[i] = 0;
         } else {
             rc = kv_batch_put(b, key, strlen(key), val, mx_value(val, key, m->t, ver));
+            nput++;
             if (shared)
                 shared_next[i] = ver;
             else
@@ -258,6 +264,9 @@ static void mx_batch(mx_thread *m, kvt_rng *rng)
     }
     memcpy(m->own, own_next, sizeof own_next);
     memcpy(m->shared_last, shared_next, sizeof shared_next);
+    m->ok_batches++;
+    m->ok_puts += (uint64_t)nput;
+    m->ok_deletes += (uint64_t)(n - nput);
 }
 
 static void *mx_run(void *arg)
@@ -344,6 +353,24 @@ static void mixed_case(int sync, unsigned ops, const char *what)
         pthread_join(tid[t], NULL);
     mx_final_check(&sh, th);
     KVT_RC(kv_stat(sh.db, &st), KV_OK);
+    {
+        /* kv_stat's counters are thread-safe: none lost to a race. */
+        uint64_t puts = 0, dels = 0, nf = 0, batches = 0;
+        for (int t = 0; t < MX_THREADS; t++) {
+            puts += th[t].ok_puts;
+            dels += th[t].ok_deletes;
+            nf += th[t].notfound_deletes;
+            batches += th[t].ok_batches;
+        }
+        KVT_CHECK(st.puts == puts && st.batches == batches &&
+                  st.deletes >= dels && st.deletes <= dels + nf,
+                  "%s: kv_stat counts puts %llu, deletes %llu, batches %llu; the threads "
+                  "made %llu, %llu (+%llu KV_NOTFOUND), %llu", what,
+                  (unsigned long long)st.puts, (unsigned long long)st.deletes,
+                  (unsigned long long)st.batches, (unsigned long long)puts,
+                  (unsigned long long)dels, (unsigned long long)nf,
+                  (unsigned long long)batches);
+    }
 
     /* And all of it survives a reopen. */
     KVT_RC(kvt_close(sh.db), KV_OK);

@@ -355,6 +355,32 @@ static void test_recover_torn_wal(void)
     check_store(dir, 300);
 }
 
+/* A record damaged on disk after open is caught by the get that reads it, through
+ * the mapping and through pread alike: KV_ECORRUPT naming file and offset. */
+static void get_after_damage(int mmap_reads)
+{
+    char *dir = kvt_dir_new(mmap_reads ? "getmmap" : "getpread");
+    kv_options o;
+    kv_db *db;
+    void *v;
+    size_t vl;
+    fill_store(dir, 300, 4096);
+    kvt_options(&o, KV_SYNC_NONE, KV_IO_AUTO, 4096);
+    o.mmap_reads = mmap_reads;
+    KVT_RC_FATAL(kvt_open(dir, &o, &db), KV_OK);
+    KVT_ASSERT_VALUE(db, "key00000", 8, "value-00000-padding-padding", 27);
+    /* key00000 is the first record of 000001.seg: its value starts at 16+20+8. */
+    flip_byte(dir, "000001.seg", KV_FILE_HDR_SIZE + KV_ENTRY_HDR + 8 + 3);
+    KVT_RC(kv_get(db, "key00000", 8, &v, &vl), KV_ECORRUPT);
+    KVT_CHECK(v == NULL && strstr(kv_errmsg(), "000001.seg") && strstr(kv_errmsg(), "offset 16"),
+              "message names file and offset: %s", kv_errmsg());
+    KVT_ASSERT_VALUE(db, "key00001", 8, "value-00001-padding-padding", 27);
+    kvt_close(db);
+}
+
+static void test_get_damage_mmap(void) { get_after_damage(1); }
+static void test_get_damage_pread(void) { get_after_damage(0); }
+
 void kvt_register_entry(void)
 {
     static const kvt_test tests[] = {
@@ -369,6 +395,8 @@ void kvt_register_entry(void)
         {"segment of a newer version does not open", test_recover_segment_version},
         {"torn active segment tail: WAL fills it in", test_recover_torn_active_segment},
         {"torn WAL tail cut, nothing acknowledged lost", test_recover_torn_wal},
+        {"get of a record damaged after open: KV_ECORRUPT (mmap)", test_get_damage_mmap},
+        {"get of a record damaged after open: KV_ECORRUPT (pread)", test_get_damage_pread},
         {NULL, NULL},
     };
     kvt_add_suite("entry and recovery", tests);
