@@ -10,8 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-int db_check_key(const char *fn, const void *key, size_t klen);
-
 kv_batch *kv_batch_new(void) { return calloc(1, sizeof(kv_batch)); }
 
 void kv_batch_clear(kv_batch *b)
@@ -62,14 +60,9 @@ int kv_batch_put(kv_batch *b, const void *key, size_t klen, const void *val, siz
 {
     if (b == NULL)
         return kv_err(KV_EINVAL, "kv_batch_put: batch is NULL");
-    int rc = db_check_key("kv_batch_put", key, klen);
-    if (rc != KV_OK)
-        return rc;
-    if (vlen > KV_MAX_VALUE)
-        return kv_err(KV_EINVAL, "kv_batch_put: value length %zu is above KV_MAX_VALUE", vlen);
-    if (val == NULL && vlen > 0)
-        return kv_err(KV_EINVAL, "kv_batch_put: value is NULL with length %zu", vlen);
-    rc = batch_add(b, KV_REC_PUT, key, klen, val, vlen);
+    int rc = db_check_kv("kv_batch_put", key, klen, val, vlen);
+    if (rc == KV_OK)
+        rc = batch_add(b, KV_REC_PUT, key, klen, val, vlen);
     if (rc == KV_OK)
         b->nput++;
     return rc;

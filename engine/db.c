@@ -75,6 +75,19 @@ int db_check_key(const char *fn, const void *key, size_t klen)
     return KV_OK;
 }
 
+int db_check_kv(const char *fn, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    int rc = db_check_key(fn, key, klen);
+    if (rc != KV_OK)
+        return rc;
+    if (vlen > KV_MAX_VALUE)
+        return kv_err(KV_EINVAL, "%s: value length %zu is above KV_MAX_VALUE (%u)", fn, vlen,
+                      KV_MAX_VALUE);
+    if (val == NULL && vlen > 0)
+        return kv_err(KV_EINVAL, "%s: value is NULL with length %zu", fn, vlen);
+    return KV_OK;
+}
+
 /* ---- the file table ---------------------------------------------------------------- */
 
 static long ftab_find_locked(kv_db *db, uint32_t number)

@@ -76,7 +76,4 @@ int db_index_entry(kv_db *db, kv_file *f, const struct kv_entry *e, uint64_t off
 int lock_acquire(int dirfd, const char *dir, int *out_fd);
 void lock_release(int fd);
 
-/* Argument checks shared by the API functions. */
-int db_check_key(const char *fn, const void *key, size_t klen);
-
 #endif

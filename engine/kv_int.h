@@ -28,6 +28,12 @@ int kv_err_errno(int err, const char *fmt, ...) KV_PRINTF(2, 3);
 int kv_status_from_errno(int err);
 void kv_err_clear(void);
 
+/* Argument checks shared by the API functions (fn names the caller in messages):
+ * a key of 1..KV_MAX_KEY bytes; with it a value of 0..KV_MAX_VALUE bytes, non-NULL
+ * unless empty. Return KV_OK or KV_EINVAL with a message. */
+int db_check_key(const char *fn, const void *key, size_t klen);
+int db_check_kv(const char *fn, const void *key, size_t klen, const void *val, size_t vlen);
+
 /* Monotonic clock in microseconds. */
 uint64_t kv_now_us(void);
 

@@ -167,14 +167,9 @@ int kv_put(kv_db *db, const void *key, size_t klen, const void *val, size_t vlen
 {
     int rc = check_writable(db, "kv_put");
     if (rc == KV_OK)
-        rc = db_check_key("kv_put", key, klen);
+        rc = db_check_kv("kv_put", key, klen, val, vlen);
     if (rc != KV_OK)
         return rc;
-    if (vlen > KV_MAX_VALUE)
-        return kv_err(KV_EINVAL, "kv_put: value length %zu is above KV_MAX_VALUE (%u)", vlen,
-                      KV_MAX_VALUE);
-    if (val == NULL && vlen > 0)
-        return kv_err(KV_EINVAL, "kv_put: value is NULL with length %zu", vlen);
     rc = commit_one(db, KV_REC_PUT, key, klen, val, vlen);
     if (rc == KV_OK)
         db->puts++;
