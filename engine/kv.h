@@ -109,14 +109,15 @@ enum {
 typedef struct kv_options {
     int create;                 /* create the store if the directory has none (1) */
     int read_only;              /* open without the writer lock; writes fail (0) */
-    int sync;                   /* KV_SYNC_ALWAYS, KV_SYNC_INTERVAL or KV_SYNC_NONE */
+    int sync;                   /* KV_SYNC_ALWAYS (default), KV_SYNC_INTERVAL, KV_SYNC_NONE */
     unsigned sync_interval_ms;  /* period of KV_SYNC_INTERVAL (1000); 1..3,600,000 */
     int compression;            /* KV_COMPRESS_NONE (KV_COMPRESS_LZ4 not yet) */
     uint64_t segment_bytes;     /* roll the active segment past this size (64 MiB);
                                    4 KiB..1 GiB */
-    int io;                     /* KV_IO_AUTO, KV_IO_URING or KV_IO_PSYNC */
+    int io;                     /* KV_IO_AUTO (default), KV_IO_URING or KV_IO_PSYNC */
     int auto_compact;           /* background compaction (1); used once compaction lands */
-    double compact_dead_ratio;  /* segment dead-byte ratio that makes it eligible (0.5) */
+    double compact_dead_ratio;  /* segment dead-byte ratio that makes it eligible (0.5);
+                                   in (0, 1] */
     int mmap_reads;             /* read records through read-only shared mappings of the
                                    segments (1): ~25x cheaper than a pread syscall on a
                                    VM. An I/O error while reading a mapped page raises
@@ -228,7 +229,7 @@ int kv_write(kv_db *db, kv_batch *b);
 
 /* Makes every write acknowledged so far durable (fdatasync of the WAL). Useful under
  * KV_SYNC_NONE and KV_SYNC_INTERVAL; cheap under KV_SYNC_ALWAYS. Returns KV_OK,
- * KV_EREADONLY, KV_EIO (the handle is then failed). Thread-safe. */
+ * KV_EINVAL (NULL db), KV_EREADONLY, KV_EIO (the handle is then failed). Thread-safe. */
 int kv_sync(kv_db *db);
 
 /* Calls fn once for every live key with its value, in no particular order. Keys
@@ -253,8 +254,9 @@ typedef struct kv_stats {
     uint64_t wal_files;        /* WAL files on disk (1 in steady state) */
     uint64_t index_bytes;      /* memory held by the in-memory index */
     uint64_t puts;             /* put operations since open (batch puts included) */
-    uint64_t gets;             /* get operations since open */
-    uint64_t deletes;          /* delete operations since open (batch deletes included) */
+    uint64_t gets;             /* get calls since open, misses included */
+    uint64_t deletes;          /* tombstones written since open (batch deletes included;
+                                  a kv_delete of an absent key writes none) */
     uint64_t batches;          /* kv_write calls since open */
     uint64_t wal_syncs;        /* fdatasync calls on the WAL since open */
     uint64_t wal_groups;       /* group commits since open (writes per group =

@@ -617,8 +617,8 @@ static void choose_options(cr_ctx *c, int sync, int io)
         io = kvt_rng_chance(&c->rng, 50) ? KV_IO_AUTO : KV_IO_PSYNC;
     switch (c->round % 3) {
     case 0: seg = 4096; c->max_ops = 400; break;
-    case 1: seg = 65536; c->max_ops = 2000; break;
-    default: seg = 0; c->max_ops = 2000; break;
+    case 1: seg = 65536; c->max_ops = 3000; break;
+    default: seg = 0; c->max_ops = 3000; break;
     }
     kvt_options(&c->opts, sync, io, seg);
     c->opts.sync_interval_ms = 5;
