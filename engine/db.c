@@ -226,8 +226,28 @@ static int open_dir(kv_db *db, const char *dir, int create)
     return KV_OK;
 }
 
+/* "NNNNNN.hint" gives its number (*keep left for the caller to decide);
+ * "NNNNNN.hint.tmp" is always a leftover (*keep = 0). Returns 1 for either. */
+static int hint_file_number(const char *name, uint32_t *num, int *keep)
+{
+    size_t digits = strspn(name, "0123456789");
+    if (digits < 6 || digits > 10)
+        return 0;
+    if (strcmp(name + digits, ".hint.tmp") == 0) {
+        *keep = 0;
+        *num = 0;
+        return 1;
+    }
+    if (strcmp(name + digits, ".hint") != 0)
+        return 0;
+    *num = (uint32_t)strtoul(name, NULL, 10);
+    *keep = 0;
+    return 1;
+}
+
 /* Removes files the MANIFEST does not name: segments and WAL files of interrupted
- * rolls, WAL files already sealed into segments, a stale MANIFEST.tmp. */
+ * rolls, WAL files already sealed into segments, hints of segments that are not
+ * sealed, temporary hint files, a stale MANIFEST.tmp. */
 static void remove_leftovers(kv_db *db)
 {
     DIR *d = fdopendir(dup(db->dirfd));
@@ -242,6 +262,9 @@ static void remove_leftovers(kv_db *db)
             keep = num == db->man.active;
         else if (kind == KV_FILE_SEG) {
             keep = num == db->man.active;
+            for (uint32_t i = 0; i < db->man.nsealed && !keep; i++)
+                keep = db->man.sealed[i].number == num;
+        } else if (hint_file_number(de->d_name, &num, &keep)) {
             for (uint32_t i = 0; i < db->man.nsealed && !keep; i++)
                 keep = db->man.sealed[i].number == num;
         } else if (strcmp(de->d_name, KV_MANIFEST_TMP) == 0)
@@ -345,6 +368,7 @@ int kv_close(kv_db *db)
     free(db->files);
     file_unref(db->wal_file);
     idx_free(db->idx);
+    hint_free(&db->active_hint);
     manifest_free(&db->man);
     kv_io_free(db->io);
     lock_release(db->lock_fd);
@@ -399,6 +423,8 @@ int kv_stat(kv_db *db, kv_stats *st)
     st->recovery_records = db->recovery_records;
     st->recovery_wal_replayed = db->recovery_replayed;
     st->recovery_cut_bytes = db->recovery_cut;
+    st->recovery_hints = db->recovery_hints;
+    st->recovery_hints_rewritten = db->recovery_hints_rewritten;
     st->io_backend = db->io->backend;
     st->sync = db->opts.sync;
     st->read_only = db->opts.read_only;

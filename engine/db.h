@@ -16,6 +16,7 @@
 #define KV_DB_H
 
 #include "file.h"
+#include "hint.h"
 #include "index.h"
 #include "io.h"
 #include "kv_int.h"
@@ -41,10 +42,13 @@ struct kv_db {
     kv_file *wal_file;         /* the WAL file (writer: being appended; read-only:
                                   indexed for records not yet in the segment) */
     kv_manifest man;           /* the MANIFEST in force */
+    hint_buf active_hint;      /* hint records of the active segment (writer), written
+                                  as its hint file when it is sealed */
     wal_writer wal;            /* group commit (writer only) */
     int wal_started;
     _Atomic uint64_t puts, gets, deletes, batches;
     uint64_t recovery_us, recovery_records, recovery_replayed, recovery_cut;
+    uint64_t recovery_hints, recovery_hints_rewritten;
     uint64_t next_seq_at_open;
 };
 

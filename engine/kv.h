@@ -266,6 +266,9 @@ typedef struct kv_stats {
     uint64_t recovery_records; /* records read during that recovery */
     uint64_t recovery_wal_replayed; /* WAL records replayed into the active segment */
     uint64_t recovery_cut_bytes;    /* bytes cut from torn tails during that recovery */
+    uint64_t recovery_hints;        /* sealed segments indexed from their hint file */
+    uint64_t recovery_hints_rewritten; /* sealed segments scanned because their hint was
+                                          missing or bad, and whose hint was rewritten */
     int io_backend;            /* KV_IO_URING or KV_IO_PSYNC: the backend in use */
     int sync;                  /* the sync mode in use */
     int read_only;             /* 1 for a read-only handle */

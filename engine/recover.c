@@ -28,6 +28,7 @@ typedef struct rec_ctx {
     uint64_t min_seq; /* WAL replay: skip records at or below this */
     uint64_t max_seq; /* highest seq seen anywhere */
     uint64_t replayed;
+    hint_buf *hint;   /* collects hint records of the file being scanned, or NULL */
 } rec_ctx;
 
 /* ---- applying entries to the index ------------------------------------------------- */
@@ -74,6 +75,8 @@ static int recover_entry(void *arg, const kv_entry *e, uint64_t off)
     rec_ctx *c = arg;
     if (e->seq > c->max_seq)
         c->max_seq = e->seq;
+    if (c->hint != NULL)
+        hint_add(c->hint, e, off);
     return db_index_entry(c->db, c->file, e, off, 1);
 }
 
@@ -94,15 +97,46 @@ static int replay_entry(void *arg, const kv_entry *e, uint64_t off)
         return rc;
     if (e->seq > c->max_seq)
         c->max_seq = e->seq;
+    hint_add(&db->active_hint, e, seg_off);
     return db_index_entry(db, db->active, e, seg_off, 1);
 }
 
 /* ---- the steps --------------------------------------------------------------------- */
 
+/* Indexes a sealed segment from its hint file; when the hint cannot be used, scans
+ * the segment (every record checked) and, as the writer, writes the hint again. */
+static int index_sealed(kv_db *db, rec_ctx *c, kv_file *f)
+{
+    char why[160];
+    kv_scan_result res;
+    hint_buf hb = {0};
+    int rc = hint_load(db->io, db->dirfd, f->number, f->size, recover_entry, c, why, sizeof why);
+    if (rc == KV_OK) {
+        db->recovery_hints++;
+        return KV_OK;
+    }
+    if (rc != KV_NOTFOUND)
+        return rc;
+    /* A hint is rejected by its CRC before any record reaches the index; should a
+     * later record still fail its checks, indexing the same entries again from the
+     * scan is harmless (same sequence numbers, same locations). */
+    c->hint = db->opts.read_only ? NULL : &hb;
+    rc = kv_scan_file(db->io, f->fd, f->name, KV_FILE_HDR_SIZE, f->size, recover_entry, c, &res);
+    c->hint = NULL;
+    db->recovery_records += res.records;
+    if (rc == KV_OK && res.stopped)
+        rc = kv_err(KV_ECORRUPT, "%s: offset %llu: %s", f->name,
+                    (unsigned long long)res.bad_off, res.why);
+    if (rc == KV_OK && !db->opts.read_only
+        && hint_write(db->io, db->dirfd, f->number, &hb, f->size) == KV_OK)
+        db->recovery_hints_rewritten++;
+    hint_free(&hb);
+    return rc;
+}
+
 static int scan_sealed(kv_db *db, rec_ctx *c, const kv_manifest_seg *ms)
 {
     kv_file *f;
-    kv_scan_result res;
     int missing;
     int rc = file_open(db->io, db->dirfd, KV_FILE_SEG, ms->number, 0, &missing, &f);
     if (rc != KV_OK)
@@ -120,12 +154,7 @@ static int scan_sealed(kv_db *db, rec_ctx *c, const kv_manifest_seg *ms)
     if (db->opts.mmap_reads)
         file_map(f, 0);
     c->file = f;
-    rc = kv_scan_file(db->io, f->fd, f->name, KV_FILE_HDR_SIZE, f->size, recover_entry, c, &res);
-    db->recovery_records += res.records;
-    if (rc == KV_OK && res.stopped)
-        rc = kv_err(KV_ECORRUPT, "%s: offset %llu: %s", f->name,
-                    (unsigned long long)res.bad_off, res.why);
-    return rc;
+    return index_sealed(db, c, f);
 }
 
 /* Cuts a torn tail: the writer truncates the file, a reader only stops there. */
@@ -169,8 +198,10 @@ static int scan_active(kv_db *db, rec_ctx *c)
     if (rc != KV_OK)
         return rc;
     c->file = db->active;
+    c->hint = db->opts.read_only ? NULL : &db->active_hint;
     rc = kv_scan_file(db->io, db->active->fd, db->active->name, KV_FILE_HDR_SIZE,
                       db->active->size, recover_entry, c, &res);
+    c->hint = NULL;
     db->recovery_records += res.records;
     return rc == KV_OK ? cut_tail(db, db->active, &res) : rc;
 }

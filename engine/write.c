@@ -64,6 +64,11 @@ static int roll(kv_db *db)
     kv_file *seg = NULL, *wal = NULL;
     uint32_t num = db->man.next_file;
     int rc = seal_active(db);
+    if (rc == KV_OK) {
+        /* A hint that cannot be written only costs the next open a scan. */
+        hint_write(db->io, db->dirfd, db->active->number, &db->active_hint, db->active->size);
+        hint_free(&db->active_hint);
+    }
     if (rc == KV_OK)
         rc = file_create(db->io, db->dirfd, KV_FILE_SEG, num, &seg);
     if (rc == KV_OK)
@@ -117,6 +122,7 @@ static int hook_apply(void *arg, wal_req *r)
         e.key = r->buf + pos + KV_ENTRY_HDR;
         e.val = e.key + e.klen;
         rc = db_index_entry(db, db->active, &e, base + pos, 0);
+        hint_add(&db->active_hint, &e, base + pos);
         pos += e.size;
     }
     idx_unlock_mask(db->idx, r->shard_mask);

@@ -279,15 +279,27 @@ static void flip_byte(const char *dir, const char *name, off_t off)
     close(fd);
 }
 
+/* Damage inside a sealed segment: with its hint, kv_open does not read the records,
+ * and the get that reads the damaged one reports it; without the hint, kv_open scans
+ * the segment and refuses it. Either way: KV_ECORRUPT naming file and offset. */
 static void test_recover_sealed_damage(void)
 {
     char *dir = kvt_dir_new("sealed");
     kv_db *db;
+    void *v;
+    size_t vl;
     fill_store(dir, 300, 4096);
-    flip_byte(dir, "000001.seg", 1000);
+    /* key00000 is the first record of 000001.seg: flip a byte of its value. */
+    flip_byte(dir, "000001.seg", KV_FILE_HDR_SIZE + KV_ENTRY_HDR + 8 + 3);
+    KVT_RC_FATAL(kvt_open_mode(dir, KV_SYNC_NONE, KV_IO_AUTO, 4096, &db), KV_OK);
+    KVT_RC(kv_get(db, "key00000", 8, &v, &vl), KV_ECORRUPT);
+    KVT_CHECK(strstr(kv_errmsg(), "000001.seg") && strstr(kv_errmsg(), "offset 16"),
+              "get names file and offset: %s", kv_errmsg());
+    kvt_close(db);
+    KVT_CHECK_FATAL(unlink(kvt_path(dir, "000001.hint")) == 0, "remove the hint");
     KVT_RC(kvt_open_mode(dir, KV_SYNC_NONE, KV_IO_AUTO, 4096, &db), KV_ECORRUPT);
-    KVT_CHECK(strstr(kv_errmsg(), "000001.seg") && strstr(kv_errmsg(), "offset"),
-              "message names file and offset: %s", kv_errmsg());
+    KVT_CHECK(strstr(kv_errmsg(), "000001.seg") && strstr(kv_errmsg(), "offset 16"),
+              "open names file and offset: %s", kv_errmsg());
 }
 
 static void test_recover_segment_version(void)
@@ -381,6 +393,101 @@ static void get_after_damage(int mmap_reads)
 static void test_get_damage_mmap(void) { get_after_damage(1); }
 static void test_get_damage_pread(void) { get_after_damage(0); }
 
+/* ---- hint files -------------------------------------------------------------------- */
+
+static void open_stats(const char *dir, int n, kv_stats *st)
+{
+    kv_db *db;
+    KVT_RC_FATAL(kvt_open_mode(dir, KV_SYNC_NONE, KV_IO_AUTO, 4096, &db), KV_OK);
+    KVT_RC_FATAL(kv_stat(db, st), KV_OK);
+    KVT_CHECK(st->keys == (uint64_t)n, "%llu keys after reopen, want %d",
+              (unsigned long long)st->keys, n);
+    kvt_close(db);
+}
+
+static void test_hints_used_on_reopen(void)
+{
+    char *dir = kvt_dir_new("hints");
+    kv_stats st;
+    fill_store(dir, 600, 4096);
+    open_stats(dir, 600, &st);
+    KVT_CHECK(st.segments > 5 && st.recovery_hints == st.segments - 1
+                  && st.recovery_hints_rewritten == 0,
+              "%llu segments, %llu from hints, %llu rewritten", (unsigned long long)st.segments,
+              (unsigned long long)st.recovery_hints, (unsigned long long)st.recovery_hints_rewritten);
+    check_store(dir, 600);
+}
+
+static void copy_file(const char *from, const char *to)
+{
+    uint8_t buf[1 << 16];
+    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+    KVT_CHECK_FATAL(in != NULL && out != NULL, "copy %s -> %s", from, to);
+    size_t n = fread(buf, 1, sizeof buf, in);
+    KVT_CHECK_FATAL(fwrite(buf, 1, n, out) == n, "write %s", to);
+    fclose(in);
+    fclose(out);
+}
+
+/* A missing hint, a damaged one and one of another segment are each rewritten, and
+ * the next open uses them again. */
+static void test_bad_hints_rewritten(void)
+{
+    char *dir = kvt_dir_new("badhints");
+    kv_stats st;
+    fill_store(dir, 600, 4096);
+    KVT_CHECK_FATAL(unlink(kvt_path(dir, "000001.hint")) == 0, "remove 000001.hint");
+    flip_byte(dir, "000002.hint", 40);
+    copy_file(kvt_path(dir, "000004.hint"), kvt_path(dir, "000003.hint"));
+    open_stats(dir, 600, &st);
+    KVT_CHECK(st.recovery_hints_rewritten == 3, "%llu hints rewritten, want 3",
+              (unsigned long long)st.recovery_hints_rewritten);
+    check_store(dir, 600);
+    open_stats(dir, 600, &st);
+    KVT_CHECK(st.recovery_hints_rewritten == 0 && st.recovery_hints == st.segments - 1,
+              "after the rewrite every hint is used (%llu rewritten)",
+              (unsigned long long)st.recovery_hints_rewritten);
+}
+
+/* Every byte of a hint flipped in turn: the store always opens to exactly its data. */
+static void test_hint_every_byte(void)
+{
+    char *dir = kvt_dir_new("hintbytes");
+    char *hint = NULL;
+    struct stat sb;
+    fill_store(dir, 200, 4096);
+    hint = kvt_path(dir, "000001.hint");
+    KVT_CHECK_FATAL(stat(hint, &sb) == 0 && sb.st_size > 64, "hint exists");
+    FILE *fp = fopen(hint, "rb");
+    uint8_t *orig = malloc((size_t)sb.st_size);
+    KVT_CHECK_FATAL(fread(orig, 1, (size_t)sb.st_size, fp) == (size_t)sb.st_size, "read hint");
+    fclose(fp);
+    unsigned step = kvt_quick() ? 7 : 1, opened = 0;
+    for (off_t i = 0; i < sb.st_size; i += step) {
+        fp = fopen(hint, "wb");
+        orig[i] ^= 0x04;
+        fwrite(orig, 1, (size_t)sb.st_size, fp);
+        fclose(fp);
+        orig[i] ^= 0x04;
+        kv_db *db;
+        kv_stats st;
+        if (kvt_open_mode(dir, KV_SYNC_NONE, KV_IO_AUTO, 4096, &db) != KV_OK) {
+            KVT_CHECK(0, "open failed with byte %lld of the hint flipped: %s", (long long)i,
+                      kv_errmsg());
+            break;
+        }
+        kv_stat(db, &st);
+        KVT_CHECK(st.keys == 200 && st.recovery_hints_rewritten == 1,
+                  "byte %lld: %llu keys, %llu rewritten", (long long)i,
+                  (unsigned long long)st.keys, (unsigned long long)st.recovery_hints_rewritten);
+        kvt_close(db);
+        opened++;
+    }
+    free(orig);
+    check_store(dir, 200);
+    KVT_CHECK(opened > 0, "opened %u times", opened);
+}
+
 void kvt_register_entry(void)
 {
     static const kvt_test tests[] = {
@@ -395,6 +502,9 @@ void kvt_register_entry(void)
         {"segment of a newer version does not open", test_recover_segment_version},
         {"torn active segment tail: WAL fills it in", test_recover_torn_active_segment},
         {"torn WAL tail cut, nothing acknowledged lost", test_recover_torn_wal},
+        {"hint files index sealed segments on reopen", test_hints_used_on_reopen},
+        {"missing, damaged, foreign hints are rewritten", test_bad_hints_rewritten},
+        {"every byte flip of a hint: store opens to its data", test_hint_every_byte},
         {"get of a record damaged after open: KV_ECORRUPT (mmap)", test_get_damage_mmap},
         {"get of a record damaged after open: KV_ECORRUPT (pread)", test_get_damage_pread},
         {NULL, NULL},

@@ -1,0 +1,55 @@
+/*
+ * hint.h — hint files: the index of a sealed segment without its values.
+ *
+ * For every entry of segment NNNNNN.seg, NNNNNN.hint holds its sequence number,
+ * offset, size, type and key, so kv_open can index the segment without reading it.
+ * The whole file is checksummed and is read whole: a hint that is missing, short,
+ * damaged or describes a segment of another size is never an error, only slower —
+ * the segment is scanned instead and its hint written again. Hints are written with
+ * invariant 5: NNNNNN.hint.tmp, fdatasync, rename (the MANIFEST's directory fsync
+ * that follows makes the name durable).
+ *
+ *   header (16 bytes, magic "KVHT", number = the segment's number)
+ *   records: u64 seq, u32 offset, u32 size, u8 type, u16 klen, key
+ *   trailer: u32 record count, u64 segment size, u32 CRC-32C of bytes 16..here
+ */
+#ifndef KV_HINT_H
+#define KV_HINT_H
+
+#include "entry.h"
+#include "io.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define KV_MAGIC_HINT "KVHT"
+#define KV_HINT_REC 19     /* fixed part of a hint record */
+#define KV_HINT_TRAILER 16
+
+typedef struct hint_buf {
+    uint8_t *buf;   /* records, encoded */
+    size_t len, cap;
+    uint32_t count;
+    int failed;     /* out of memory once: no hint for this segment */
+} hint_buf;
+
+/* Adds the record of entry e found at off. Out of memory only drops the hint. */
+void hint_add(hint_buf *h, const kv_entry *e, uint64_t off);
+void hint_free(hint_buf *h);
+
+/* Writes NNNNNN.hint for segment `number` of seg_size bytes. Returns KV_OK or an
+ * error (the caller may go on without the hint). */
+int hint_write(kv_io *io, int dirfd, uint32_t number, const hint_buf *h, uint64_t seg_size);
+
+/* Reads and checks NNNNNN.hint and calls fn for each record, with e->key, klen,
+ * seq, type and size filled (no value). Returns KV_OK, or KV_NOTFOUND when the hint
+ * cannot be used (missing, damaged, another size: *why says which); fn's error. */
+typedef int (*hint_fn)(void *arg, const kv_entry *e, uint64_t off);
+int hint_load(kv_io *io, int dirfd, uint32_t number, uint64_t seg_size, hint_fn fn, void *arg,
+              char *why, size_t why_len);
+
+/* Checks a hint image in memory (the fuzzer's entry point); same returns. */
+int hint_decode(const uint8_t *buf, size_t len, uint32_t number, uint64_t seg_size, hint_fn fn,
+                void *arg, char *why, size_t why_len);
+
+#endif
