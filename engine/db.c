@@ -226,25 +226,6 @@ static int open_dir(kv_db *db, const char *dir, int create)
     return KV_OK;
 }
 
-/* "NNNNNN.hint" gives its number (*keep left for the caller to decide);
- * "NNNNNN.hint.tmp" is always a leftover (*keep = 0). Returns 1 for either. */
-static int hint_file_number(const char *name, uint32_t *num, int *keep)
-{
-    size_t digits = strspn(name, "0123456789");
-    if (digits < 6 || digits > 10)
-        return 0;
-    if (strcmp(name + digits, ".hint.tmp") == 0) {
-        *keep = 0;
-        *num = 0;
-        return 1;
-    }
-    if (strcmp(name + digits, ".hint") != 0)
-        return 0;
-    *num = (uint32_t)strtoul(name, NULL, 10);
-    *keep = 0;
-    return 1;
-}
-
 /* Removes files the MANIFEST does not name: segments and WAL files of interrupted
  * rolls, WAL files already sealed into segments, hints of segments that are not
  * sealed, temporary hint files, a stale MANIFEST.tmp. */
@@ -260,14 +241,11 @@ static void remove_leftovers(kv_db *db)
         int kind = file_parse_name(de->d_name, &num), keep = 1;
         if (kind == KV_FILE_WAL)
             keep = num == db->man.active;
-        else if (kind == KV_FILE_SEG) {
-            keep = num == db->man.active;
+        else if (kind == KV_FILE_SEG || kind == KV_FILE_HINT) {
+            keep = kind == KV_FILE_SEG && num == db->man.active;
             for (uint32_t i = 0; i < db->man.nsealed && !keep; i++)
                 keep = db->man.sealed[i].number == num;
-        } else if (hint_file_number(de->d_name, &num, &keep)) {
-            for (uint32_t i = 0; i < db->man.nsealed && !keep; i++)
-                keep = db->man.sealed[i].number == num;
-        } else if (strcmp(de->d_name, KV_MANIFEST_TMP) == 0)
+        } else if (kind == KV_FILE_HINT_TMP || strcmp(de->d_name, KV_MANIFEST_TMP) == 0)
             keep = 0;
         if (!keep)
             db->io->ops->unlink(db->io, db->dirfd, de->d_name);

@@ -15,9 +15,11 @@
 
 /* ---- naming ------------------------------------------------------------------------ */
 
+static const char *const kind_ext[] = {"", ".seg", ".wal", ".hint", ".hint.tmp"};
+
 void file_name(char *buf, size_t n, uint32_t number, int kind)
 {
-    snprintf(buf, n, "%06u.%s", number, kind == KV_FILE_SEG ? "seg" : "wal");
+    snprintf(buf, n, "%06u%s", number, kind_ext[kind]);
 }
 
 int file_parse_name(const char *name, uint32_t *number)
@@ -29,10 +31,9 @@ int file_parse_name(const char *name, uint32_t *number)
     if (v == 0 || v > UINT32_MAX)
         return 0;
     *number = (uint32_t)v;
-    if (strcmp(name + digits, ".seg") == 0)
-        return KV_FILE_SEG;
-    if (strcmp(name + digits, ".wal") == 0)
-        return KV_FILE_WAL;
+    for (int kind = KV_FILE_SEG; kind <= KV_FILE_HINT_TMP; kind++)
+        if (strcmp(name + digits, kind_ext[kind]) == 0)
+            return kind;
     return 0;
 }
 

@@ -20,7 +20,9 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-enum { KV_FILE_SEG = 1, KV_FILE_WAL = 2 };
+/* File kinds, by name: NNNNNN.seg, NNNNNN.wal, NNNNNN.hint, NNNNNN.hint.tmp. Only
+ * segments and WAL files are opened as kv_file; hints are handled by hint.c. */
+enum { KV_FILE_SEG = 1, KV_FILE_WAL = 2, KV_FILE_HINT = 3, KV_FILE_HINT_TMP = 4 };
 
 typedef struct kv_file {
     uint32_t number;            /* file number (NNNNNN in the name) */
@@ -41,7 +43,8 @@ typedef struct kv_file {
                                    woff are ever touched) */
 } kv_file;
 
-/* "000012.seg" / "000012.wal" into buf (at least 24 bytes). */
+/* "000012.seg", "000012.wal", "000012.hint", "000012.hint.tmp" into buf (at least
+ * 24 bytes). */
 void file_name(char *buf, size_t n, uint32_t number, int kind);
 /* Parses a file name; returns the kind (or 0) and *number. */
 int file_parse_name(const char *name, uint32_t *number);

@@ -4,6 +4,7 @@
 #include "hint.h"
 
 #include "crc.h"
+#include "file.h"
 #include "kv_int.h"
 
 #include <errno.h>
@@ -50,12 +51,12 @@ void hint_free(hint_buf *h)
 
 int hint_write(kv_io *io, int dirfd, uint32_t number, const hint_buf *h, uint64_t seg_size)
 {
-    char name[32], tmp[40];
+    char name[24], tmp[24];
     uint8_t hdr[KV_FILE_HDR_SIZE], tr[KV_HINT_TRAILER];
     if (h->failed)
         return kv_err(KV_ENOMEM, "hint for segment %06u: out of memory while building", number);
-    snprintf(name, sizeof name, "%06u.hint", number);
-    snprintf(tmp, sizeof tmp, "%s.tmp", name);
+    file_name(name, sizeof name, number, KV_FILE_HINT);
+    file_name(tmp, sizeof tmp, number, KV_FILE_HINT_TMP);
     file_header_encode(hdr, KV_MAGIC_HINT, number);
     kv_put32(tr, h->count);
     kv_put64(tr + 4, seg_size);
@@ -137,9 +138,9 @@ int hint_decode(const uint8_t *buf, size_t len, uint32_t number, uint64_t seg_si
 int hint_load(kv_io *io, int dirfd, uint32_t number, uint64_t seg_size, hint_fn fn, void *arg,
               char *why, size_t why_len)
 {
-    char name[32];
+    char name[24];
     uint64_t size;
-    snprintf(name, sizeof name, "%06u.hint", number);
+    file_name(name, sizeof name, number, KV_FILE_HINT);
     int fd = io->ops->open(io, dirfd, name, O_RDONLY, 0);
     if (fd < 0) {
         snprintf(why, why_len, "%s: %s", name, strerror(-fd));

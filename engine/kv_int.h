@@ -12,12 +12,8 @@
 
 #if defined(__GNUC__)
 #define KV_PRINTF(a, b) __attribute__((format(printf, a, b)))
-#define KV_LIKELY(x) __builtin_expect(!!(x), 1)
-#define KV_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #else
 #define KV_PRINTF(a, b)
-#define KV_LIKELY(x) (x)
-#define KV_UNLIKELY(x) (x)
 #endif
 
 /* Records a message for kv_errmsg() and returns status. */
