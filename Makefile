@@ -6,6 +6,7 @@
 #   make test-unit  the CUnit suite only (regular build)
 #   make test-asan  the CUnit suite built with -fsanitize=address,undefined
 #   make bench      a short kvbench run
+#   make lz4probe   build/bin/lz4probe: the measurement behind compress_min_bytes
 #   make install    PREFIX=/usr/local DESTDIR= : library, header, kv.pc, tools, man pages
 #   make debug      everything with -O0 -g and KV_DEBUG extra checks, in build/debug
 #   make clean
@@ -27,7 +28,7 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototyp
            -Wvla -Wno-unused-parameter
 CPPFLAGS_KV := -D_GNU_SOURCE -Iengine -Iwal $(EXTRA_CPPFLAGS)
 CFLAGS_KV   := -std=c11 -fPIC -pthread $(OPT) $(WARN) $(SAN) $(EXTRA_CFLAGS)
-LDLIBS_KV   := -luring -lisal -lxxhash -lpthread
+LDLIBS_KV   := -luring -lisal -lxxhash -llz4 -lpthread
 LDFLAGS_KV  := -pthread $(SAN) $(EXTRA_LDFLAGS)
 
 LIB_SRC := $(wildcard engine/*.c) $(wildcard wal/*.c)
@@ -37,7 +38,7 @@ TEST_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SRC))
 
 TOOLS   := $(BUILD)/bin/kv $(BUILD)/bin/kvbench $(BUILD)/bin/kvdemo
 
-.PHONY: all run deps test test-unit test-asan test-clang bench install uninstall debug clean
+.PHONY: all run deps test test-unit test-asan test-clang bench lz4probe install uninstall debug clean
 all: $(BUILD)/libkv.a $(BUILD)/libkv.so $(TOOLS)
 
 $(BUILD)/obj/%.o: %.c
@@ -62,6 +63,11 @@ $(BUILD)/bin/kvdemo: $(BUILD)/obj/tools/kvdemo.o $(BUILD)/libkv.a
 $(BUILD)/bin/kvbench: $(BUILD)/obj/bench/kvbench.o $(BUILD)/libkv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV) -lm
+
+# Engine-internal measurement (includes compress.h); not part of all, not installed.
+$(BUILD)/bin/lz4probe: $(BUILD)/obj/bench/lz4probe.o $(BUILD)/libkv.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV)
 
 $(BUILD)/bin/kvtest: $(TEST_OBJ) $(BUILD)/libkv.a $(BUILD)/bin/kv
 	@mkdir -p $(dir $@)
@@ -97,6 +103,9 @@ test-clang:
 
 bench: $(BUILD)/bin/kvbench
 	$(BUILD)/bin/kvbench --num 200000 --benchmarks fillseq,fillrandom,overwrite,readrandom,readmissing,fillsync
+
+lz4probe: $(BUILD)/bin/lz4probe
+	$(BUILD)/bin/lz4probe
 
 debug:
 	@$(MAKE) --no-print-directory BUILD=build/debug OPT="-O0 -g" EXTRA_CPPFLAGS=-DKV_DEBUG all

@@ -7,8 +7,9 @@
  * a fresh store; overwrite, readrandom, readmissing and reopen use what the previous
  * benchmarks left, and fill the store first (untimed, and said so in their line) when
  * it does not hold the --num keys. Keys are the zero-padded decimal of an integer;
- * values are slices of a half-compressible pool chosen by a hash of the key, so every
- * value read back is checked against the bytes that were written. Each benchmark
+ * values are slices of a pool that compresses to about --compressible of its size,
+ * chosen by a hash of the key, so every value read back is checked against the bytes
+ * that were written. Each benchmark
  * prints one line (text or JSON): operations, seconds, ops/s, MB/s, latency
  * percentiles from a log-bucketed histogram merged across threads, and the engine's
  * own figures from kv_stat. A failing kv_* call ends the run with
@@ -56,7 +57,8 @@ enum {
 
 #define DEFAULT_BENCHMARKS \
     "fillseq,fillrandom,overwrite,readrandom,readmissing,fillsync,reopen"
-#define POOL_SPREAD (1u << 20)   /* values start anywhere in the pool's first 1 MiB */
+#define POOL_SPREAD (1u << 20)   /* values start in the pool's first 1 MiB */
+#define POOL_PIECE 100u          /* ... at a piece boundary (see pool_make) */
 #define MAX_NUM (1ull << 40)     /* keys and operations per benchmark */
 #define MAX_THREADS 1024u
 #define MIB 1048576.0            /* the "MB" of MB/s and disk sizes, as db_bench */
@@ -78,6 +80,9 @@ struct config {
     uint64_t seed;           /* seeds key order, values and each thread's RNG */
     int histogram;           /* print a latency histogram after each line */
     int json;                /* one JSON object per line instead of text */
+    int compression;         /* KV_COMPRESS_NONE or KV_COMPRESS_LZ4 */
+    double compressible;     /* values compress to about this share of their size */
+    size_t compress_min;     /* kv_options.compress_min_bytes */
 };
 
 /* The run's state, shared by every benchmark. */
@@ -105,6 +110,10 @@ static const char usage_text[] =
     "                      readmissing and fillsync (1)\n"
     "  --key-size N        bytes per key (16)\n"
     "  --value-size N      bytes per value (100)\n"
+    "  --compression MODE  none or lz4: kv_options.compression (none)\n"
+    "  --compressible R    generated values compress to about R of their size,\n"
+    "                      0 < R <= 1, as db_bench's compression_ratio (0.5)\n"
+    "  --compress-min-bytes N  kv_options.compress_min_bytes (the engine's, 64)\n"
     "  --sync MODE         always, interval or none: every benchmark but fillsync,\n"
     "                      which always uses always (none)\n"
     "  --sync-num N        writes of fillsync, across all threads (20000)\n"
@@ -169,26 +178,33 @@ static void key_format_missing(unsigned char *dst, size_t width, uint64_t k)
 }
 
 /* The value of key k: a slice of the pool that depends only on the key and the seed,
- * so readers can check every byte, and overwrite writes what fill wrote. */
+ * so readers can check every byte, and overwrite writes what fill wrote. Slices
+ * start at a piece boundary, as db_bench's do for sizes that are multiples of 100,
+ * so a value holds whole pieces and compresses to about --compressible (a slice
+ * starting mid-piece splits the first piece from its repeat: 1000-byte values at
+ * 0.5 then LZ4-compress to 0.578 instead of 0.556). */
 static const unsigned char *value_of(const struct bench *b, uint64_t k)
 {
-    return b->pool + mix64(k ^ b->value_seed) % (POOL_SPREAD + 1);
+    return b->pool + mix64(k ^ b->value_seed) % (POOL_SPREAD / POOL_PIECE + 1) * POOL_PIECE;
 }
 
-/* Fills the pool like db_bench's RandomGenerator: in pieces of 100 bytes, 50 random
- * printable bytes followed by the same 50 again, so values compress to about half. */
-static unsigned char *pool_make(size_t len, uint64_t seed)
+/* Fills the pool like db_bench's RandomGenerator (CompressibleString): in pieces of
+ * 100 bytes, R x 100 random printable bytes, repeated to fill the piece, so values
+ * compress to about R of their size (R = 0.5: 50 random bytes, then the same 50). */
+static unsigned char *pool_make(size_t len, uint64_t seed, double ratio)
 {
     unsigned char *p = malloc(len);
     uint64_t rng = seed;
     if (p == NULL)
         return NULL;
-    for (size_t off = 0; off < len; off += 100) {
-        size_t n = len - off < 100 ? len - off : 100;
-        size_t half = (n + 1) / 2;
-        for (size_t i = 0; i < half; i++)
+    for (size_t off = 0; off < len; off += POOL_PIECE) {
+        size_t n = len - off < POOL_PIECE ? len - off : POOL_PIECE;
+        size_t raw = (size_t)((double)n * ratio + 0.5);
+        raw = raw < 1 ? 1 : raw > n ? n : raw;
+        for (size_t i = 0; i < raw; i++)
             p[off + i] = (unsigned char)(' ' + splitmix64(&rng) % 95);
-        memcpy(p + off + half, p + off, n - half);
+        for (size_t i = raw; i < n; i++)
+            p[off + i] = p[off + i - raw];
     }
     return p;
 }
@@ -419,6 +435,9 @@ static void store_open(struct bench *b, const char *name, int sync, int create)
     o.create = create;
     o.sync = sync;
     o.io = b->cfg.io;
+    o.compression = b->cfg.compression;
+    if (b->cfg.compress_min != SIZE_MAX)
+        o.compress_min_bytes = b->cfg.compress_min;
     if (b->cfg.segment_bytes != 0)
         o.segment_bytes = b->cfg.segment_bytes;
     check(b, name, kv_open(b->dir, &o, &b->db));
@@ -823,6 +842,7 @@ struct facts {
     char cache[64];             /* cache size, as /proc/cpuinfo says */
     long cores;                 /* online processors */
     kv_stats st;                /* of the freshly opened store: io backend, note */
+    size_t compress_min;        /* compress_min_bytes in force */
 };
 
 static void facts_gather(struct bench *b, struct facts *f)
@@ -837,6 +857,10 @@ static void facts_gather(struct bench *b, struct facts *f)
     cpuinfo(model, f->cpu, sizeof f->cpu);
     cpuinfo(cache, f->cache, sizeof f->cache);
     f->cores = sysconf(_SC_NPROCESSORS_ONLN);
+    kv_options o;
+    kv_options_init(&o);
+    f->compress_min = b->cfg.compress_min != SIZE_MAX ? b->cfg.compress_min
+                                                       : o.compress_min_bytes;
     check(b, "open", kv_stat(b->db, &f->st));
 }
 
@@ -853,7 +877,12 @@ static void header_text(const struct bench *b, const struct facts *f)
            f->st.io_backend_note[0] ? ")" : "");
     printf("Sync:       %s (fillsync: always)\n", sync_name(c->sync));
     printf("Keys:       %zu bytes each\n", c->key_size);
-    printf("Values:     %zu bytes each (half compressible)\n", c->value_size);
+    printf("Values:     %zu bytes each (compressible to %.2f)\n", c->value_size,
+           c->compressible);
+    if (c->compression == KV_COMPRESS_LZ4)
+        printf("Compress:   lz4, values of %zu bytes or more\n", f->compress_min);
+    else
+        printf("Compress:   none\n");
     printf("Entries:    %" PRIu64 "\n", c->num);
     printf("Reads:      %" PRIu64 "\n", c->reads);
     printf("Threads:    %u\n", c->threads);
@@ -884,9 +913,12 @@ static void header_json(const struct bench *b, const struct facts *f)
     json_str(f->st.io_backend_note);
     printf(",\"sync\":\"%s\",\"key_size\":%zu,\"value_size\":%zu,\"num\":%" PRIu64
            ",\"reads\":%" PRIu64 ",\"threads\":%u,\"sync_num\":%" PRIu64
-           ",\"segment_bytes\":%" PRIu64 ",\"seed\":%" PRIu64 ",\"db\":",
+           ",\"segment_bytes\":%" PRIu64 ",\"seed\":%" PRIu64 ",\"compression\":\"%s\""
+           ",\"compressible\":%.3f,\"compress_min_bytes\":%zu,\"db\":",
            sync_name(c->sync), c->key_size, c->value_size, c->num, c->reads,
-           c->threads, c->sync_num, c->segment_bytes, c->seed);
+           c->threads, c->sync_num, c->segment_bytes, c->seed,
+           c->compression == KV_COMPRESS_LZ4 ? "lz4" : "none", c->compressible,
+           f->compress_min);
     json_str(b->dir);
     printf("}\n");
 }
@@ -900,6 +932,22 @@ static void print_header(struct bench *b)
     else
         header_text(b, &f);
     fflush(stdout);
+}
+
+/* Stored over raw value bytes written during the run (1 when none). */
+static double value_ratio(const struct result *r)
+{
+    uint64_t raw = r->after.value_bytes_raw - r->before.value_bytes_raw;
+    uint64_t stored = r->after.value_bytes_stored - r->before.value_bytes_stored;
+    return raw ? (double)stored / (double)raw : 1;
+}
+
+/* Percentage of the run's puts whose value was stored compressed. */
+static double value_share(const struct result *r)
+{
+    uint64_t puts = r->after.puts - r->before.puts;
+    uint64_t z = r->after.values_compressed - r->before.values_compressed;
+    return puts ? 100.0 * (double)z / (double)puts : 0;
 }
 
 /* Writes per group commit and per fdatasync during the run (0 when none). */
@@ -935,8 +983,12 @@ static void notes_text(const struct result *r, char *out, size_t size)
                               (double)r->after.disk_bytes / MIB,
                               r->after.wal_groups - r->before.wal_groups, per_group);
         if (per_sync > 0 && n < size)
-            snprintf(out + n, size - n, ", wal_syncs %" PRIu64 " (%.2f writes/sync)",
-                     r->after.wal_syncs - r->before.wal_syncs, per_sync);
+            n += (size_t)snprintf(out + n, size - n, ", wal_syncs %" PRIu64
+                                  " (%.2f writes/sync)",
+                                  r->after.wal_syncs - r->before.wal_syncs, per_sync);
+        if (r->after.compression == KV_COMPRESS_LZ4 && n < size)
+            snprintf(out + n, size - n, ", values stored/raw %.3f (%.1f%% compressed)",
+                     value_ratio(r), value_share(r));
     } else if (r->kind == RES_READ) {
         n += (size_t)snprintf(out + n, size - n, "found %" PRIu64 " of %" PRIu64,
                               r->found, r->ops);
@@ -1005,10 +1057,15 @@ static void extras_json(const struct result *r)
         printf(",\"keys\":%" PRIu64 ",\"index_bytes\":%" PRIu64
                ",\"index_bytes_per_key\":%.2f,\"disk_bytes\":%" PRIu64
                ",\"wal_groups\":%" PRIu64 ",\"writes_per_group\":%.3f"
-               ",\"wal_syncs\":%" PRIu64 ",\"writes_per_sync\":%.3f", a->keys,
+               ",\"wal_syncs\":%" PRIu64 ",\"writes_per_sync\":%.3f"
+               ",\"value_bytes_raw\":%" PRIu64 ",\"value_bytes_stored\":%" PRIu64
+               ",\"values_compressed\":%" PRIu64, a->keys,
                a->index_bytes, index_per_key(a), a->disk_bytes,
                a->wal_groups - r->before.wal_groups, per_group,
-               a->wal_syncs - r->before.wal_syncs, per_sync);
+               a->wal_syncs - r->before.wal_syncs, per_sync,
+               a->value_bytes_raw - r->before.value_bytes_raw,
+               a->value_bytes_stored - r->before.value_bytes_stored,
+               a->values_compressed - r->before.values_compressed);
     } else if (r->kind == RES_READ) {
         printf(",\"found\":%" PRIu64 ",\"missing\":%" PRIu64 ",\"wrong\":%" PRIu64,
                r->found, r->missing, r->wrong);
@@ -1240,6 +1297,22 @@ static uint64_t parse_num(const char *opt, const char *s, uint64_t min, uint64_t
     return v;
 }
 
+/* Parses a ratio in (0, 1] for option opt. */
+static double parse_ratio(const char *opt, const char *s)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno != 0 || end == s || *end != '\0')
+        usage_error("not a number", s);
+    if (!(v > 0.0 && v <= 1.0)) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "%s must be in (0, 1]", opt);
+        usage_error(msg, s);
+    }
+    return v;
+}
+
 static int parse_mode(const char *opt, const char *s, const char *const *names)
 {
     for (int i = 0; names[i] != NULL; i++)
@@ -1262,12 +1335,15 @@ static void config_defaults(struct config *c)
     c->io = KV_IO_AUTO;
     c->sync_num = 20000;
     c->seed = 301;
+    c->compression = KV_COMPRESS_NONE;
+    c->compressible = 0.5;
+    c->compress_min = SIZE_MAX; /* the engine's default */
 }
 
 enum {
     OPT_BENCHMARKS = 256, OPT_NUM, OPT_READS, OPT_THREADS, OPT_KEY_SIZE, OPT_VALUE_SIZE,
     OPT_SYNC, OPT_IO, OPT_SEGMENT_BYTES, OPT_DB, OPT_KEEP, OPT_SYNC_NUM, OPT_SEED,
-    OPT_HISTOGRAM, OPT_JSON
+    OPT_HISTOGRAM, OPT_JSON, OPT_COMPRESSION, OPT_COMPRESSIBLE, OPT_COMPRESS_MIN
 };
 
 static const struct option long_options[] = {
@@ -1286,6 +1362,9 @@ static const struct option long_options[] = {
     { "seed", required_argument, NULL, OPT_SEED },
     { "histogram", no_argument, NULL, OPT_HISTOGRAM },
     { "json", no_argument, NULL, OPT_JSON },
+    { "compression", required_argument, NULL, OPT_COMPRESSION },
+    { "compressible", required_argument, NULL, OPT_COMPRESSIBLE },
+    { "compress-min-bytes", required_argument, NULL, OPT_COMPRESS_MIN },
     { "help", no_argument, NULL, 'h' },
     { "version", no_argument, NULL, 'V' },
     { NULL, 0, NULL, 0 }
@@ -1296,6 +1375,7 @@ static int parse_option(struct config *c, int opt, const char *arg, int *reads_s
 {
     static const char *const syncs[] = { "always", "interval", "none", NULL };
     static const char *const ios[] = { "auto", "uring", "psync", NULL };
+    static const char *const compressions[] = { "none", "lz4", NULL };
     switch (opt) {
     case OPT_BENCHMARKS: c->benchmarks = arg; break;
     case OPT_NUM: c->num = parse_num("--num", arg, 1, MAX_NUM, 0); break;
@@ -1323,6 +1403,14 @@ static int parse_option(struct config *c, int opt, const char *arg, int *reads_s
     case OPT_SEED: c->seed = parse_num("--seed", arg, 0, UINT64_MAX, 0); break;
     case OPT_HISTOGRAM: c->histogram = 1; break;
     case OPT_JSON: c->json = 1; break;
+    case OPT_COMPRESSION:
+        c->compression = parse_mode("--compression", arg, compressions) == 1
+                             ? KV_COMPRESS_LZ4 : KV_COMPRESS_NONE;
+        break;
+    case OPT_COMPRESSIBLE: c->compressible = parse_ratio("--compressible", arg); break;
+    case OPT_COMPRESS_MIN:
+        c->compress_min = parse_num("--compress-min-bytes", arg, 0, KV_MAX_VALUE, 0);
+        break;
     default: return 0;
     }
     return 1;
@@ -1401,7 +1489,7 @@ int main(int argc, char **argv)
     static struct bench b;
     parse_args(argc, argv, &b.cfg);
     b.value_seed = mix64(b.cfg.seed ^ 0x7a1e);
-    b.pool = pool_make(b.cfg.value_size + POOL_SPREAD, b.cfg.seed);
+    b.pool = pool_make(b.cfg.value_size + POOL_SPREAD, b.cfg.seed, b.cfg.compressible);
     if (b.pool == NULL)
         die_sys(&b, "out of memory for %zu value bytes", b.cfg.value_size + POOL_SPREAD);
     dir_setup(&b);

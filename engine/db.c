@@ -40,6 +40,7 @@ void kv_options_init(kv_options *o)
     o->auto_compact = 1;
     o->compact_dead_ratio = 0.5;
     o->mmap_reads = 1;
+    o->compress_min_bytes = KV_COMPRESS_MIN_DEFAULT;
 }
 
 static int check_options(const kv_options *o)
@@ -50,11 +51,9 @@ static int check_options(const kv_options *o)
     if (o->sync_interval_ms < 1 || o->sync_interval_ms > 3600000u)
         return kv_err(KV_EINVAL, "kv_open: options.sync_interval_ms %u is outside 1..3600000",
                       o->sync_interval_ms);
-    if (o->compression == KV_COMPRESS_LZ4)
-        return kv_err(KV_EINVAL, "kv_open: options.compression KV_COMPRESS_LZ4 is not "
-                      "implemented in this version");
-    if (o->compression != KV_COMPRESS_NONE)
-        return kv_err(KV_EINVAL, "kv_open: options.compression %d is unknown", o->compression);
+    if (o->compression != KV_COMPRESS_NONE && o->compression != KV_COMPRESS_LZ4)
+        return kv_err(KV_EINVAL, "kv_open: options.compression %d is not KV_COMPRESS_NONE "
+                      "or KV_COMPRESS_LZ4", o->compression);
     if (o->segment_bytes < 4096 || o->segment_bytes > (1u << 30))
         return kv_err(KV_EINVAL, "kv_open: options.segment_bytes %llu is outside 4 KiB..1 GiB",
                       (unsigned long long)o->segment_bytes);
@@ -408,5 +407,9 @@ int kv_stat(kv_db *db, kv_stats *st)
     st->read_only = db->opts.read_only;
     st->failed = db->wal_started ? db->wal.failed : 0;
     snprintf(st->io_backend_note, sizeof st->io_backend_note, "%s", db->io->note);
+    st->value_bytes_raw = db->value_bytes_raw;
+    st->value_bytes_stored = db->value_bytes_stored;
+    st->values_compressed = db->values_compressed;
+    st->compression = db->opts.compression;
     return KV_OK;
 }

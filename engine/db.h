@@ -50,6 +50,10 @@ struct kv_db {
     uint64_t recovery_us, recovery_records, recovery_replayed, recovery_cut;
     uint64_t recovery_hints, recovery_hints_rewritten;
     uint64_t next_seq_at_open;
+    /* value compression (kv_stat), added to by the group-commit leader */
+    _Atomic uint64_t value_bytes_raw;    /* put values as given */
+    _Atomic uint64_t value_bytes_stored; /* the same, as stored */
+    _Atomic uint64_t values_compressed;  /* puts stored LZ4-compressed */
 };
 
 /* Address space mapped for the active segment: it can outgrow segment_bytes by one

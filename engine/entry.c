@@ -50,8 +50,10 @@ const char *entry_check_header(const uint8_t *p, kv_entry *e)
         return "unknown entry type";
     if (e->flags & ~KV_RECF_KNOWN)
         return "unknown entry flags";
-    if (e->flags & KV_RECF_LZ4)
-        return "LZ4-compressed entry (not supported by this version)";
+    if ((e->flags & KV_RECF_LZ4) && e->type != KV_REC_PUT)
+        return "LZ4 flag on a delete entry";
+    if ((e->flags & KV_RECF_LZ4) && e->vlen <= KV_LZ4_RAW_LEN)
+        return "LZ4 value too short for its raw length and a block";
     if (e->klen == 0)
         return "empty key";
     if (e->vlen > KV_MAX_VALUE)
@@ -86,6 +88,11 @@ int entry_parse(const uint8_t *p, size_t avail, kv_entry *e, char *why_buf, size
     }
     e->key = p + KV_ENTRY_HDR;
     e->val = p + KV_ENTRY_HDR + e->klen;
+    if ((e->flags & KV_RECF_LZ4) && kv_get32(e->val) > KV_MAX_VALUE) {
+        snprintf(why_buf, why_len, "LZ4 value: raw length %u is above the 64 MiB limit",
+                 kv_get32(e->val));
+        return ENTRY_BAD;
+    }
     return ENTRY_OK;
 }
 

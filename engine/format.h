@@ -20,7 +20,7 @@
  *     13 u8   flags: 0x01 batch (more entries of this batch follow), 0x02 LZ4 value
  *     14 u16  key length, 1..65535
  *     16 u32  stored value length (0 for a delete)
- *     20      key, then value
+ *     20      key, then value (with flag 0x02: u32 raw length, then an LZ4 block)
  */
 #ifndef KV_FORMAT_H
 #define KV_FORMAT_H
@@ -47,8 +47,14 @@
 #define KV_REC_DEL 2
 
 #define KV_RECF_BATCH 0x01 /* another entry of the same batch follows this one */
-#define KV_RECF_LZ4 0x02   /* value is [u32 raw length][LZ4 block] (reserved) */
+#define KV_RECF_LZ4 0x02   /* value is [u32 raw length][LZ4 block] (compress.h) */
 #define KV_RECF_KNOWN (KV_RECF_BATCH | KV_RECF_LZ4)
+
+/* An LZ4 value (puts only): u32 raw length (0..KV_MAX_VALUE), then one LZ4 block
+ * (lz4 block format) that decodes to exactly that many bytes. The entry's vlen is
+ * the stored length, 4 + the block (at least 1 byte), and is below the raw length:
+ * a writer stores a value compressed only when that saves space. */
+#define KV_LZ4_RAW_LEN 4
 
 /* MANIFEST body after the file header: u32 nsealed, u32 active, u32 next_file,
  * u32 reserved, then nsealed x {u32 number, u32 flags, u64 size}, then u32 CRC32C of

@@ -95,10 +95,27 @@ enum {
                              process being killed, not a power failure */
 };
 
+/* Value compression. With KV_COMPRESS_LZ4, kv_put, kv_delete and kv_write compress
+ * every value of at least compress_min_bytes with LZ4 (the system liblz4), in the
+ * calling thread, and store it compressed only when that saves space; the rest is
+ * stored as given. Keys are never compressed. Reads need no option: every record
+ * says whether its value is compressed, kv_get decompresses it (after checking its
+ * CRC) and hands out the value exactly as it was put, in a kv_free'd buffer as
+ * always. So one store may hold both kinds: compression can be turned on or off at
+ * any kv_open, and applies to what is written from then on. Records already on disk
+ * keep the form they were written in, through compaction too, which copies records
+ * verbatim: recompressing would cost CPU on every compaction, and a copied record's
+ * CRC stays valid. A compressed value whose raw length is above KV_MAX_VALUE, or that
+ * does not decompress to exactly its raw length, is KV_ECORRUPT. */
 enum {
     KV_COMPRESS_NONE = 0, /* values stored as given */
-    KV_COMPRESS_LZ4 = 1   /* reserved: not implemented yet, kv_open returns KV_EINVAL */
+    KV_COMPRESS_LZ4 = 1   /* values of at least compress_min_bytes LZ4-compressed when
+                             that saves space */
 };
+
+/* Default of compress_min_bytes: below 64 bytes LZ4 saved no byte on any data we
+ * measured (bench/lz4probe.c; README, "Compression"). */
+#define KV_COMPRESS_MIN_DEFAULT 64
 
 enum {
     KV_IO_AUTO = 0,  /* io_uring when the kernel allows it, else pwrite/fdatasync */
@@ -111,7 +128,7 @@ typedef struct kv_options {
     int read_only;              /* open without the writer lock; writes fail (0) */
     int sync;                   /* KV_SYNC_ALWAYS (default), KV_SYNC_INTERVAL, KV_SYNC_NONE */
     unsigned sync_interval_ms;  /* period of KV_SYNC_INTERVAL (1000); 1..3,600,000 */
-    int compression;            /* KV_COMPRESS_NONE (KV_COMPRESS_LZ4 not yet) */
+    int compression;            /* KV_COMPRESS_NONE (default) or KV_COMPRESS_LZ4 */
     uint64_t segment_bytes;     /* roll the active segment past this size (64 MiB);
                                    4 KiB..1 GiB */
     int io;                     /* KV_IO_AUTO (default), KV_IO_URING or KV_IO_PSYNC */
@@ -123,6 +140,9 @@ typedef struct kv_options {
                                    VM. An I/O error while reading a mapped page raises
                                    SIGBUS, as with LMDB; 0 reads with pread, so such an
                                    error comes back as KV_EIO. */
+    size_t compress_min_bytes;  /* with KV_COMPRESS_LZ4, the shortest value that is
+                                   compressed (KV_COMPRESS_MIN_DEFAULT, 64); any value
+                                   is accepted, 0 tries every value */
 } kv_options;
 
 /* Fills *opts with the defaults shown above. Thread-safe. */
@@ -274,6 +294,15 @@ typedef struct kv_stats {
     int read_only;             /* 1 for a read-only handle */
     int failed;                /* non-zero (the status) once a write or fsync failed */
     char io_backend_note[96];  /* why io_uring is not used, when it is not */
+    /* Value compression, over the puts written since open (batch puts included):
+     * stored/raw is the compression ratio of the values. Equal, and
+     * values_compressed 0, under KV_COMPRESS_NONE. */
+    uint64_t value_bytes_raw;    /* bytes of those values as given to kv_put */
+    uint64_t value_bytes_stored; /* bytes they take in their records: a compressed
+                                    value's LZ4 block plus its 4-byte raw length,
+                                    else the value itself */
+    uint64_t values_compressed;  /* how many of them were stored compressed */
+    int compression;             /* the compression in use (KV_COMPRESS_*) */
 } kv_stats;
 
 /* Fills *st with the handle's current statistics. Returns KV_OK or KV_EINVAL.

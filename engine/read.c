@@ -3,8 +3,11 @@
  *
  * A get finds the location in the index, pins the file, reads the whole entry,
  * and checks it before trusting a byte: CRC, length, key, sequence number and type
- * must all match what the index says, else KV_ECORRUPT naming file and offset.
+ * must all match what the index says, else KV_ECORRUPT naming file and offset. Only
+ * then is an LZ4 value decompressed (compress.c), into a buffer of exactly its raw
+ * length.
  */
+#include "compress.h"
 #include "db.h"
 #include "entry.h"
 
@@ -28,8 +31,33 @@ static int verify_entry(const kv_file *f, const idx_loc *loc, const void *key, s
     return KV_OK;
 }
 
+/* Hands out the value of the checked entry e as a new buffer *val: an LZ4 value is
+ * decompressed into a buffer of exactly its raw length (any failure is KV_ECORRUPT
+ * naming file and offset); a plain one is moved to the front of rec, the record's
+ * own buffer when it was read with pread (then *val == rec), else copied. */
+static int take_value(const kv_file *f, const idx_loc *loc, const kv_entry *e, uint8_t *rec,
+                      void **val, size_t *vlen)
+{
+    if (e->flags & KV_RECF_LZ4) {
+        char why[128];
+        uint8_t *out;
+        int rc = compress_value_decode(e, &out, vlen, why, sizeof why);
+        if (rc != KV_OK)
+            return kv_err(rc, "%s: offset %u: %s", f->name, loc->off, why);
+        *val = out;
+        return KV_OK;
+    }
+    uint8_t *out = rec != NULL ? rec : malloc(e->vlen > 0 ? e->vlen : 1);
+    if (out == NULL)
+        return kv_err(KV_ENOMEM, "kv_get: %u-byte value", e->vlen);
+    memmove(out, e->val, e->vlen);
+    *val = out;
+    *vlen = e->vlen;
+    return KV_OK;
+}
+
 /* Reads the value at loc into a new buffer *val. The record is checked in place when
- * the file is mapped (only the value is copied), else read whole and checked.
+ * the file is mapped (only the value is copied out), else read whole and checked.
  * KV_NOTFOUND when the file is gone (the caller looks again). */
 static int read_value_at(kv_db *db, const void *key, size_t klen, const idx_loc *loc,
                          void **val, size_t *vlen)
@@ -39,22 +67,20 @@ static int read_value_at(kv_db *db, const void *key, size_t klen, const idx_loc 
     if (f == NULL)
         return KV_NOTFOUND;
     const uint8_t *m = file_peek(f, loc->off, loc->len);
-    size_t vroom = loc->len > KV_ENTRY_HDR + klen ? loc->len - KV_ENTRY_HDR - klen : 1;
-    uint8_t *buf = malloc(m != NULL ? vroom : loc->len);
-    int rc = buf == NULL ? kv_err(KV_ENOMEM, "kv_get: %u-byte record", loc->len) : KV_OK;
-    if (rc == KV_OK && m == NULL) {
-        rc = file_read(f, loc->off, buf, loc->len);
-        m = buf;
+    uint8_t *rec = NULL;
+    int rc = KV_OK;
+    if (m == NULL) {
+        rec = malloc(loc->len);
+        rc = rec == NULL ? kv_err(KV_ENOMEM, "kv_get: %u-byte record", loc->len)
+                         : file_read(f, loc->off, rec, loc->len);
+        m = rec;
     }
     if (rc == KV_OK)
         rc = verify_entry(f, loc, key, klen, m, &e);
-    if (rc == KV_OK) {
-        memmove(buf, e.val, e.vlen);
-        *val = buf;
-        *vlen = e.vlen;
-    } else {
-        free(buf);
-    }
+    if (rc == KV_OK)
+        rc = take_value(f, loc, &e, rec, val, vlen);
+    if (rc != KV_OK || *val != rec)
+        free(rec);
     file_unref(f);
     return rc;
 }

@@ -4,14 +4,15 @@
  * to the active segment and update the index).
  *
  * Each write is encoded once, into a buffer the caller's thread owns (the stack for
- * small records); the WAL leader seals it and writes it, then the same bytes go to
- * the segment. A roll, in order: flush and fdatasync the active segment (it is now
+ * small records), its value LZ4-compressed there when the store compresses; the WAL
+ * leader seals it and writes it, then the same bytes go to the segment. A roll, in order: flush and fdatasync the active segment (it is now
  * sealed), create the next segment and WAL file (headers fdatasynced), publish the
  * new MANIFEST (atomic; its directory fsync also makes the new names durable),
  * switch the WAL, delete the old WAL file whose records are all in the sealed
  * segment. A crash between any two steps leaves a store that opens to the same data.
  */
 #include "batch.h"
+#include "compress.h"
 #include "db.h"
 #include "entry.h"
 
@@ -108,10 +109,21 @@ static int hook_before_group(void *arg, size_t bytes)
     return KV_OK;
 }
 
+/* Counts what compression did for the puts of one request (kv_stat). Only the
+ * leader calls this, so the counters never contend. */
+static void count_values(const kv_entry *e, uint64_t c[3])
+{
+    if (e->type != KV_REC_PUT)
+        return;
+    c[0] += compress_raw_len(e);
+    c[1] += e->vlen;
+    c[2] += (e->flags & KV_RECF_LZ4) != 0;
+}
+
 static int hook_apply(void *arg, wal_req *r)
 {
     kv_db *db = arg;
-    uint64_t base;
+    uint64_t base, counts[3] = {0, 0, 0};
     int rc = file_append(db->active, r->buf, r->len, &base);
     if (rc != KV_OK)
         return rc;
@@ -123,9 +135,13 @@ static int hook_apply(void *arg, wal_req *r)
         e.val = e.key + e.klen;
         rc = db_index_entry(db, db->active, &e, base + pos, 0);
         hint_add(&db->active_hint, &e, base + pos);
+        count_values(&e, counts);
         pos += e.size;
     }
     idx_unlock_mask(db->idx, r->shard_mask);
+    atomic_fetch_add_explicit(&db->value_bytes_raw, counts[0], memory_order_relaxed);
+    atomic_fetch_add_explicit(&db->value_bytes_stored, counts[1], memory_order_relaxed);
+    atomic_fetch_add_explicit(&db->values_compressed, counts[2], memory_order_relaxed);
     return rc;
 }
 
@@ -150,7 +166,9 @@ static int check_writable(kv_db *db, const char *fn)
     return wal_check(&db->wal);
 }
 
-/* Encodes one entry (stack buffer when small) and commits it. */
+/* Encodes one entry (stack buffer when small) and commits it. With LZ4 the value is
+ * compressed here, on the writer's own thread, so writers compress in parallel and
+ * the group-commit leader's critical section stays I/O only (README: measured). */
 static int commit_one(kv_db *db, int type, const void *key, size_t klen, const void *val,
                       size_t vlen)
 {
@@ -160,7 +178,11 @@ static int commit_one(kv_db *db, int type, const void *key, size_t klen, const v
     wal_req r;
     if (buf == NULL)
         return kv_err(KV_ENOMEM, "encoding a %zu-byte record", size);
-    entry_encode(buf, type, 0, key, klen, val, vlen);
+    if (db->opts.compression == KV_COMPRESS_LZ4)
+        size = compress_entry_encode(buf, type, 0, key, klen, val, vlen,
+                                     db->opts.compress_min_bytes);
+    else
+        entry_encode(buf, type, 0, key, klen, val, vlen);
     wal_req_init(&r, buf, size, 1, UINT64_C(1) << idx_shard_of(idx_hash(key, klen)));
     int rc = wal_commit(&db->wal, &r);
     wal_req_destroy(&r);
@@ -208,12 +230,24 @@ int kv_write(kv_db *db, kv_batch *b)
         return kv_err(KV_EINVAL, "kv_write: batch is NULL");
     if (b->count == 0)
         return KV_OK;
+    /* With LZ4 the batch is encoded again, compressed, into a buffer of its own:
+     * kv_write leaves the batch unchanged. */
+    uint8_t *buf = b->buf;
+    size_t len = b->len, last = b->last_off;
+    if (db->opts.compression == KV_COMPRESS_LZ4) {
+        if ((buf = malloc(b->len)) == NULL)
+            return kv_err(KV_ENOMEM, "kv_write: compressing a %zu-byte batch", b->len);
+        len = compress_entries(buf, b->buf, b->len, db->opts.compress_min_bytes, &last);
+    }
     /* Every entry but the last says "more of this batch follows". */
-    b->buf[b->last_off + KV_ENTRY_OFF_FLAGS] &= (uint8_t)~KV_RECF_BATCH;
-    wal_req_init(&r, b->buf, b->len, b->count, b->shard_mask);
+    buf[last + KV_ENTRY_OFF_FLAGS] &= (uint8_t)~KV_RECF_BATCH;
+    wal_req_init(&r, buf, len, b->count, b->shard_mask);
     rc = wal_commit(&db->wal, &r);
     wal_req_destroy(&r);
-    b->buf[b->last_off + KV_ENTRY_OFF_FLAGS] |= KV_RECF_BATCH;
+    if (buf != b->buf)
+        free(buf);
+    else
+        b->buf[b->last_off + KV_ENTRY_OFF_FLAGS] |= KV_RECF_BATCH;
     if (rc == KV_OK) {
         db->puts += b->nput;
         db->deletes += b->ndel;

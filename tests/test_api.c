@@ -545,19 +545,6 @@ static void test_open_create_keeps_existing_store(void)
     KVT_ASSERT_VALUE(db, "survivor", 8, "yes", 3);
 }
 
-static void test_lz4_compression_not_yet_einval(void)
-{
-    char *dir = kvt_dir_new("api");
-    kv_db *db = (kv_db *)&db;
-    kv_options o;
-    kvt_options(&o, KV_SYNC_NONE, KV_IO_AUTO, 0);
-    o.compression = KV_COMPRESS_LZ4;
-    CHECK_EINVAL_MSG(kvt_open(dir, &o, &db));
-    KVT_CHECK(db == NULL, "failed kv_open left *out set");
-    KVT_CHECK(kvt_dir_count(dir) == 0,
-              "kv_open with KV_COMPRESS_LZ4 left %d files behind", kvt_dir_count(dir));
-}
-
 struct bad_option {
     const char *what; /* the option named in a failure */
     int field;        /* which option to spoil */
@@ -1556,7 +1543,6 @@ static const kvt_test api_tests[] = {
     { "kv_open foreign directory is KV_EINVAL, untouched",
       test_open_foreign_directory_is_einval_and_untouched },
     { "kv_open create keeps an existing store", test_open_create_keeps_existing_store },
-    { "KV_COMPRESS_LZ4 is KV_EINVAL for now", test_lz4_compression_not_yet_einval },
     { "bad options give KV_EINVAL and write nothing", test_bad_options_give_einval },
     { "second writer gets KV_ELOCKED naming our pid",
       test_second_writer_gets_elocked_with_pid },

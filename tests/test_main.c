@@ -52,6 +52,7 @@ int main(void)
         return 2;
     }
     kvt_register_entry();
+    kvt_register_lz4();
     kvt_register_api();
     kvt_register_property();
     kvt_register_concurrency();
