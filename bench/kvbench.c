@@ -40,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -594,6 +595,9 @@ struct result {
     kv_stats before, after;     /* kv_stat around the run */
     uint64_t found, missing, wrong, first_bad; /* reads: sums of the workers' */
     double close_us, open_us;   /* reopen: wall time of kv_close and kv_open */
+    double cpu_secs;            /* user + system CPU time of the process during the
+                                   run: less disturbed than wall time on a shared
+                                   machine */
 };
 enum { RES_FILL = 1, RES_READ, RES_REOPEN };
 
@@ -646,6 +650,16 @@ static void worker_collect(struct worker *w, struct result *r)
     free(w->key);
 }
 
+/* User + system CPU seconds of the whole process so far. */
+static double cpu_secs(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return 0;
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6
+           + (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
 static void run_threads(struct run *run, struct worker *ws, unsigned threads,
                         struct result *r)
 {
@@ -656,9 +670,11 @@ static void run_threads(struct run *run, struct worker *ws, unsigned threads,
     }
     pthread_barrier_wait(&run->start);
     uint64_t t0 = now_ns();
+    double c0 = cpu_secs();
     for (unsigned t = 0; t < threads; t++)
         pthread_join(ws[t].thread, NULL);
     r->secs = (double)(now_ns() - t0) / 1e9;
+    r->cpu_secs = cpu_secs() - c0;
 }
 
 /* Runs ops operations of op on threads threads and fills r: time, latency, counts and
@@ -975,6 +991,9 @@ static void notes_text(const struct result *r, char *out, size_t size)
     if (r->prefilled)
         n += (size_t)snprintf(out, size, "(filled %" PRIu64 " keys first) ",
                               r->prefilled);
+    if ((r->kind == RES_FILL || r->kind == RES_READ) && r->ops > 0)
+        n += (size_t)snprintf(out + n, size - n, "cpu %.2f us/op, ",
+                              r->cpu_secs * 1e6 / (double)r->ops);
     if (r->kind == RES_FILL) {
         write_ratios(r, &per_group, &per_sync);
         n += (size_t)snprintf(out + n, size - n, "keys %" PRIu64 ", index %.1f B/key, "
@@ -1105,11 +1124,12 @@ static void result_json(const struct bench *b, const struct result *r)
     printf("{\"type\":\"result\",\"benchmark\":\"%s\",\"ops\":%" PRIu64 ",\"threads\":%u,"
            "\"seconds\":%.6f,\"ops_per_sec\":%.1f,\"mb_per_sec\":%.3f,\"bytes\":%" PRIu64
            ",\"p50_us\":%.3f,\"p99_us\":%.3f,\"p999_us\":%.3f,\"mean_us\":%.3f,"
-           "\"min_us\":%.3f,\"max_us\":%.3f,\"prefilled\":%" PRIu64, r->name, r->ops,
+           "\"min_us\":%.3f,\"max_us\":%.3f,\"prefilled\":%" PRIu64
+           ",\"cpu_seconds\":%.6f", r->name, r->ops,
            r->threads, r->secs, ops_s, mb_s, r->bytes, hist_pct_us(h, 50),
            hist_pct_us(h, 99), hist_pct_us(h, 99.9), hist_mean_us(h),
            h->count ? (double)h->min / 1000.0 : 0, (double)h->max / 1000.0,
-           r->prefilled);
+           r->prefilled, r->cpu_secs);
     extras_json(r);
     if (b->cfg.histogram)
         histogram_json(h);

@@ -39,7 +39,8 @@ enum {
 /* What the command line asked for, after option parsing. */
 struct cli {
     const char *dir;     /* store directory: -d, else $KV_DIR, else ./kv.db */
-    kv_options opts;     /* sync and io from the options; create/read_only per command */
+    kv_options opts;     /* sync, io and compression from the options; create/read_only
+                            per command */
     char **args;         /* operands after the command name */
     const char *value;   /* put: the value, from argv or read from stdin */
     size_t vlen;         /* put: its length */
@@ -71,6 +72,7 @@ static const char usage_text[] =
     "  -d, --dir DIR    store directory (default: $KV_DIR, else ./kv.db)\n"
     "      --sync MODE  always (default), interval or none\n"
     "      --io MODE    auto (default), uring or psync\n"
+    "      --compression MODE  none (default) or lz4: how put stores its value\n"
     "  -h, --help       print this help and exit\n"
     "  -V, --version    print the version and exit\n"
     "exit status: 0 ok, 1 key not found (get, del), 2 usage error,\n"
@@ -326,6 +328,10 @@ static int cmd_stats(struct cli *cli, kv_db *db)
     printf("failed %d\n", st.failed);
     printf("io_backend_note %.*s\n", (int)sizeof st.io_backend_note,
            st.io_backend_note[0] != '\0' ? st.io_backend_note : "-");
+    printf("value_bytes_raw %" PRIu64 "\n", st.value_bytes_raw);
+    printf("value_bytes_stored %" PRIu64 "\n", st.value_bytes_stored);
+    printf("values_compressed %" PRIu64 "\n", st.values_compressed);
+    printf("compression %s\n", st.compression == KV_COMPRESS_LZ4 ? "lz4" : "none");
     return finish_stdout();
 }
 
@@ -359,9 +365,12 @@ static int parse_options(int argc, char **argv, struct cli *cli)
     static const char *const ios[] = {"auto", "uring", "psync", NULL};
     static const int io_codes[] = {KV_IO_AUTO, KV_IO_URING, KV_IO_PSYNC};
     static const int sync_codes[] = {KV_SYNC_ALWAYS, KV_SYNC_INTERVAL, KV_SYNC_NONE};
+    static const char *const compressions[] = {"none", "lz4", NULL};
+    static const int compression_codes[] = {KV_COMPRESS_NONE, KV_COMPRESS_LZ4};
     static const struct option longopts[] = {
         {"dir", required_argument, NULL, 'd'}, {"sync", required_argument, NULL, 's'},
         {"io", required_argument, NULL, 'i'}, {"help", no_argument, NULL, 'h'},
+        {"compression", required_argument, NULL, 'z'},
         {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0},
     };
     int c, i;
@@ -379,6 +388,11 @@ static int parse_options(int argc, char **argv, struct cli *cli)
             if ((i = choose(optarg, ios)) < 0)
                 return usage_error("--io expects auto, uring or psync", optarg);
             cli->opts.io = io_codes[i];
+            break;
+        case 'z':
+            if ((i = choose(optarg, compressions)) < 0)
+                return usage_error("--compression expects none or lz4", optarg);
+            cli->opts.compression = compression_codes[i];
             break;
         case 'h': fputs(usage_text, stdout); return finish_stdout();
         case 'V': printf("kv %s\n", KV_VERSION_STRING); return finish_stdout();
