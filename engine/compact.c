@@ -113,6 +113,15 @@ static int is_eligible(const kv_db *db, const kv_file *f)
            && (double)reclaimable(f) >= db->opts.compact_dead_ratio * (double)payload;
 }
 
+uint64_t compact_reclaimable_locked(kv_db *db)
+{
+    uint64_t sum = 0;
+    for (uint32_t i = 0; i < db->nfiles; i++)
+        if (is_eligible(db, db->files[i]))
+            sum += reclaimable(db->files[i]);
+    return sum;
+}
+
 static int is_small(const kv_db *db, const kv_file *f)
 {
     return !f->compact_skip && f->size < db->opts.segment_bytes / 4;
@@ -198,6 +207,7 @@ static int pick(compact_pass *p)
 static int pace(compact_pass *p, uint64_t bytes)
 {
     kv_db *db = p->db;
+    atomic_fetch_add(&db->compact_pass_read, bytes);
     if (!p->background)
         return KV_OK;
     if (atomic_load(&db->bg_stop))
@@ -551,6 +561,8 @@ static int run_pass(kv_db *db, int background, int *did)
         pass_free(&p);
         return rc;
     }
+    atomic_store(&db->compact_pass_read, 0);
+    atomic_store(&db->compact_pass_total, p.bytes_in);
     atomic_store(&db->compacting, 1);
     for (uint32_t i = 0; i < p.nin && rc == KV_OK; i++)
         rc = copy_input(&p, p.in[i]);
@@ -574,6 +586,7 @@ static int run_pass(kv_db *db, int background, int *did)
         atomic_fetch_add(&db->compact_errors, 1);
     }
     atomic_store(&db->compacting, 0);
+    atomic_store(&db->compact_pass_total, 0);
     pass_free(&p);
     return rc;
 }

@@ -420,6 +420,7 @@ int kv_stat(kv_db *db, kv_stats *st)
         st->disk_bytes += wb;
     }
     st->disk_bytes += KV_FILE_HDR_SIZE + KV_MANIFEST_FIXED + 4 + (uint64_t)db->man.nsealed * KV_MANIFEST_SEG;
+    st->reclaimable_bytes = compact_reclaimable_locked(db);
     pthread_rwlock_unlock(&db->ftab_lock);
     st->puts = db->puts;
     st->gets = db->gets;
@@ -444,6 +445,8 @@ int kv_stat(kv_db *db, kv_stats *st)
     st->compact_last_time = db->compact_last_unix;
     st->compact_last_us = db->compact_last_us;
     st->compacting = db->compacting;
+    st->compact_pass_read = db->compact_pass_read;
+    st->compact_pass_total = db->compact_pass_total;
     st->io_backend = db->io->backend;
     st->sync = db->opts.sync;
     st->read_only = db->opts.read_only;

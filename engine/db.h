@@ -65,7 +65,8 @@ struct kv_db {
     _Atomic int bg_stop;
     _Atomic int compacting;    /* a compaction is running */
     _Atomic uint64_t compactions, compact_bytes_in, compact_bytes_out, compact_dropped,
-        compact_tombs_dropped, compact_errors, compact_last_unix, compact_last_us;
+        compact_tombs_dropped, compact_errors, compact_last_unix, compact_last_us,
+        compact_pass_read, compact_pass_total;
 };
 
 /* Address space mapped for the active segment: it can outgrow segment_bytes by one
@@ -103,6 +104,8 @@ int compact_start(kv_db *db);
 void compact_stop(kv_db *db);
 void compact_kick(kv_db *db);
 void db_summarize_sealed(kv_db *db, kv_file *f, const hint_buf *h);
+/* Dead bytes kv_compact would reclaim now (kv_stat). The caller holds ftab_lock. */
+uint64_t compact_reclaimable_locked(kv_db *db);
 
 /* Lock file (lock.c). */
 int lock_acquire(int dirfd, const char *dir, int *out_fd);

@@ -284,6 +284,12 @@ typedef struct kv_stats {
                                   the message went to the thread that ran them) */
     uint64_t compact_last_time; /* end of the last pass, seconds since 1970 (0: none) */
     uint64_t compact_last_us;  /* its duration, microseconds */
+    uint64_t compact_pass_read;  /* progress of the pass running: bytes of its inputs
+                                    read so far ... */
+    uint64_t compact_pass_total; /* ... of this many (0 when no pass runs) */
+    uint64_t reclaimable_bytes; /* dead bytes kv_compact would give back now: those of
+                                  the segments (the active one included) whose dead
+                                  share reaches compact_dead_ratio */
     int compacting;            /* 1 while a pass runs */
     int io_backend;            /* KV_IO_URING or KV_IO_PSYNC: the backend in use */
     int sync;                  /* the sync mode in use */
