@@ -663,12 +663,10 @@ int kv_compact(kv_db *db)
     int rc = wal_check(&db->wal);
     if (rc != KV_OK)
         return rc;
-    /* Garbage in the active segment is reclaimed too: seal it first. */
+    /* Seal the active segment first: its garbage becomes reclaimable, and its WAL
+     * file (a second copy of its records) is deleted. */
     pthread_rwlock_rdlock(&db->ftab_lock);
-    kv_file *a = db->active;
-    int seal = a->size > KV_FILE_HDR_SIZE
-               && (double)(a->size - KV_FILE_HDR_SIZE - atomic_load(&a->live_bytes))
-                      >= db->opts.compact_dead_ratio * (double)(a->size - KV_FILE_HDR_SIZE);
+    int seal = db->active->size > KV_FILE_HDR_SIZE;
     pthread_rwlock_unlock(&db->ftab_lock);
     if (seal && (rc = wal_roll(&db->wal)) != KV_OK)
         return rc;

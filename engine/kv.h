@@ -298,10 +298,10 @@ typedef struct kv_stats {
     char io_backend_note[96];  /* why io_uring is not used, when it is not */
 } kv_stats;
 
-/* Compacts now: seals the active segment when at least compact_dead_ratio of it is
- * dead, then rewrites every sealed segment whose dead share reaches
- * compact_dead_ratio (and merges small ones) into new segments holding only the
- * live records and the tombstones still needed, and deletes the old ones. Runs
+/* Compacts now: seals the active segment unless it is empty (so its WAL file, a
+ * second copy of its records, goes), then rewrites every sealed segment whose dead
+ * share reaches compact_dead_ratio (and merges small ones) into new segments holding
+ * only the live records and the tombstones still needed, and deletes the old ones. Runs
  * beside reads and writes (a write that races it wins); waits for a background pass
  * in progress. A crash at any moment leaves the store as before or as after.
  * Returns KV_OK; KV_EINVAL (NULL db); KV_EREADONLY; KV_ECORRUPT (a segment to compact
