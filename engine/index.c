@@ -49,7 +49,7 @@ typedef struct arena_chunk {
 } arena_chunk;
 
 #define CHUNK_MIN (4u << 10)
-#define CHUNK_MAX (256u << 10)
+#define CHUNK_MAX (64u << 10)
 #define REPACK_MIN (256u << 10) /* garbage below this is never worth a copy */
 
 typedef struct idx_shard {
