@@ -103,10 +103,12 @@ enum {
  * CRC) and hands out the value exactly as it was put, in a kv_free'd buffer as
  * always. So one store may hold both kinds: compression can be turned on or off at
  * any kv_open, and applies to what is written from then on. Records already on disk
- * keep the form they were written in, through compaction too, which copies records
- * verbatim: recompressing would cost CPU on every compaction, and a copied record's
- * CRC stays valid. A compressed value whose raw length is above KV_MAX_VALUE, or that
- * does not decompress to exactly its raw length, is KV_ECORRUPT. */
+ * keep the form they were written in, through compaction too, which copies each
+ * record's stored bytes as they are whatever the store's current setting:
+ * recompressing would cost CPU on every compaction for data already written, and
+ * value bytes that are never decoded and re-encoded keep the CRC they were checked
+ * against. A compressed value whose raw length is above KV_MAX_VALUE, or that does
+ * not decompress to exactly its raw length, is KV_ECORRUPT. */
 enum {
     KV_COMPRESS_NONE = 0, /* values stored as given */
     KV_COMPRESS_LZ4 = 1   /* values of at least compress_min_bytes LZ4-compressed when
@@ -132,14 +134,18 @@ typedef struct kv_options {
     uint64_t segment_bytes;     /* roll the active segment past this size (64 MiB);
                                    4 KiB..1 GiB */
     int io;                     /* KV_IO_AUTO (default), KV_IO_URING or KV_IO_PSYNC */
-    int auto_compact;           /* background compaction (1); used once compaction lands */
-    double compact_dead_ratio;  /* segment dead-byte ratio that makes it eligible (0.5);
-                                   in (0, 1] */
+    int auto_compact;           /* compact in a background thread (1); kv_compact works
+                                   either way */
+    double compact_dead_ratio;  /* a sealed segment is compacted once this share of its
+                                   bytes is dead (0.5); in (0, 1] */
     int mmap_reads;             /* read records through read-only shared mappings of the
                                    segments (1): ~25x cheaper than a pread syscall on a
                                    VM. An I/O error while reading a mapped page raises
                                    SIGBUS, as with LMDB; 0 reads with pread, so such an
                                    error comes back as KV_EIO. */
+    uint64_t compact_bytes_per_sec; /* pace of background compaction: segment bytes
+                                   read per second (64 MiB/s); 0 = unpaced. kv_compact
+                                   is never paced. */
     size_t compress_min_bytes;  /* with KV_COMPRESS_LZ4, the shortest value that is
                                    compressed (KV_COMPRESS_MIN_DEFAULT, 64); any value
                                    is accepted, 0 tries every value */
@@ -272,7 +278,8 @@ typedef struct kv_stats {
     uint64_t wal_bytes;        /* bytes in WAL files; bounded: a WAL file is deleted
                                   once its segment is sealed (about segment_bytes) */
     uint64_t wal_files;        /* WAL files on disk (1 in steady state) */
-    uint64_t index_bytes;      /* memory held by the in-memory index */
+    uint64_t index_bytes;      /* memory held by the in-memory index, with the sealed
+                                  segments' Bloom filters (~1.25 bytes per record) */
     uint64_t puts;             /* put operations since open (batch puts included) */
     uint64_t gets;             /* get calls since open, misses included */
     uint64_t deletes;          /* tombstones written since open (batch deletes included;
@@ -289,6 +296,23 @@ typedef struct kv_stats {
     uint64_t recovery_hints;        /* sealed segments indexed from their hint file */
     uint64_t recovery_hints_rewritten; /* sealed segments scanned because their hint was
                                           missing or bad, and whose hint was rewritten */
+    uint64_t compactions;      /* compaction passes completed since open */
+    uint64_t compact_bytes_read;    /* bytes of the segments they replaced */
+    uint64_t compact_bytes_written; /* bytes of the segments they wrote */
+    uint64_t compact_bytes_reclaimed; /* read - written: disk space given back */
+    uint64_t compact_records_dropped; /* dead records and tombstones not copied */
+    uint64_t compact_tombstones_dropped; /* of which tombstones */
+    uint64_t compact_errors;   /* passes that failed (the store was left as it was;
+                                  the message went to the thread that ran them) */
+    uint64_t compact_last_time; /* end of the last pass, seconds since 1970 (0: none) */
+    uint64_t compact_last_us;  /* its duration, microseconds */
+    uint64_t compact_pass_read;  /* progress of the pass running: bytes of its inputs
+                                    read so far ... */
+    uint64_t compact_pass_total; /* ... of this many (0 when no pass runs) */
+    uint64_t reclaimable_bytes; /* dead bytes kv_compact would give back now: those of
+                                  the segments (the active one included) whose dead
+                                  share reaches compact_dead_ratio */
+    int compacting;            /* 1 while a pass runs */
     int io_backend;            /* KV_IO_URING or KV_IO_PSYNC: the backend in use */
     int sync;                  /* the sync mode in use */
     int read_only;             /* 1 for a read-only handle */
@@ -304,6 +328,18 @@ typedef struct kv_stats {
     uint64_t values_compressed;  /* how many of them were stored compressed */
     int compression;             /* the compression in use (KV_COMPRESS_*) */
 } kv_stats;
+
+/* Compacts now: seals the active segment unless it is empty (so its WAL file, a
+ * second copy of its records, goes), then rewrites every sealed segment whose dead
+ * share reaches compact_dead_ratio (and merges small ones) into new segments holding
+ * only the live records and the tombstones still needed, and deletes the old ones. Runs
+ * beside reads and writes (a write that races it wins); waits for a background pass
+ * in progress. A crash at any moment leaves the store as before or as after.
+ * Returns KV_OK; KV_EINVAL (NULL db); KV_EREADONLY; KV_ECORRUPT (a segment to compact
+ * is damaged: named in the message, left in place, nothing lost); KV_EIO/KV_ENOSPC
+ * (nothing lost; the handle fails only if the MANIFEST's state became uncertain);
+ * KV_ENOMEM. Thread-safe. */
+int kv_compact(kv_db *db);
 
 /* Fills *st with the handle's current statistics. Returns KV_OK or KV_EINVAL.
  * Thread-safe. */

@@ -1407,8 +1407,9 @@ static void test_segments_roll_and_wal_stays_bounded(void)
         KVT_RC_FATAL(kv_delete(db, k, strlen(k)), KV_OK);
     }
     st = stat_of(db);
-    KVT_CHECK(st.segments > segs_mid, "segments did not grow further (%llu)",
-              (unsigned long long)st.segments);
+    /* (background compaction may have merged the dead-heavy segments meanwhile) */
+    KVT_CHECK(st.segments > segs_mid || st.compactions > 0, "segments did not grow further "
+              "(%llu) and nothing was compacted", (unsigned long long)st.segments);
     KVT_CHECK(max_wal_files <= 2 && st.wal_files <= 2,
               "the WAL is not bounded: up to %llu WAL files with 4 KiB segments (now %llu)",
               (unsigned long long)max_wal_files, (unsigned long long)st.wal_files);
@@ -1422,7 +1423,8 @@ static void test_segments_roll_and_wal_stays_bounded(void)
 
     db = reopen(db, dir, KV_SYNC_NONE, KV_IO_AUTO, seg);
     st = stat_of(db);
-    KVT_CHECK(st.segments >= segs_mid, "after reopen %llu segments, had more than %llu",
+    /* Background compaction may have merged segments since; all must still open. */
+    KVT_CHECK(st.segments >= 2, "after reopen %llu segments (had %llu mid-way)",
               (unsigned long long)st.segments, (unsigned long long)segs_mid);
     KVT_CHECK(st.keys == (uint64_t)n - 200, "keys %llu after reopen, expected %d",
               (unsigned long long)st.keys, n - 200);

@@ -11,9 +11,9 @@
  *      compress_min_bytes +- 1, incompressible, highly compressible, KV_MAX_VALUE) on
  *      both read paths; batches; reopening with compression switched both ways (a
  *      mixed store, checked record by record on disk); read-only handles; threads
- *   4. Recovery: WAL replay of compressed entries after a killed writer; damaged
- *      compressed records in a sealed segment and in the WAL (KV_ECORRUPT naming the
- *      file and offset)
+ *   4. Recovery and compaction: WAL replay of compressed entries after a killed
+ *      writer; compaction keeps each record's form; damaged compressed records in a
+ *      sealed segment and in the WAL (KV_ECORRUPT naming the file and offset)
  *   5. kv_stat's byte counters
  *
  * Engine headers (compress.h, entry.h, scan.h) are used to build and inspect records;
@@ -121,11 +121,11 @@ static void scan_file_flags(const char *dir, const char *name, flag_count *c)
     free(buf);
 }
 
-/* Scans every segment of a store (numbers 1..99). */
+/* Scans every segment of a store (numbers 1..999). */
 static void scan_store_flags(const char *dir, flag_count *c)
 {
     char name[32];
-    for (int i = 1; i < 100; i++) {
+    for (int i = 1; i < 1000; i++) {
         snprintf(name, sizeof name, "%06d.seg", i);
         if (access(kvt_path(dir, name), F_OK) == 0)
             scan_file_flags(dir, name, c);
@@ -404,6 +404,7 @@ static int open_lz4(const char *dir, int compression, size_t min_bytes, int mmap
     o.compression = compression;
     o.compress_min_bytes = min_bytes;
     o.mmap_reads = mmap_reads;
+    o.auto_compact = 0; /* files stay where the tests look for them */
     return kvt_open(dir, &o, db);
 }
 
@@ -752,6 +753,58 @@ static void test_recovery_wal_replay(void)
     KVT_CHECK(s.lz4_prefix == (unsigned)n * 4 / 5, "segment: %u compressed", s.lz4_prefix);
 }
 
+/* Compaction copies records as they are: in a store written half without and half
+ * with compression, where some keys were rewritten under the other setting, the
+ * records that survive compaction have the form their writer gave them. */
+static void test_compaction_keeps_form(void)
+{
+    char *dir = kvt_dir_new("lz4compact");
+    const int n = 200;
+    kv_db *db;
+    kv_stats st;
+    kv_options o;
+    kvt_options(&o, KV_SYNC_NONE, KV_IO_AUTO, 16384);
+    o.auto_compact = 0;
+    o.compact_dead_ratio = 0.01; /* every segment with a dead record is rewritten */
+    KVT_RC_FATAL(kvt_open(dir, &o, &db), KV_OK);
+    session_write(db, 'A', n);
+    kvt_close(db);
+    o.compression = KV_COMPRESS_LZ4;
+    KVT_RC_FATAL(kvt_open(dir, &o, &db), KV_OK);
+    session_write(db, 'B', n);
+    /* A0000..A0099 again, now compressed (the text ones). */
+    uint8_t v[1000];
+    size_t vl;
+    char k[16];
+    for (int i = 0; i < n / 2; i++) {
+        snprintf(k, sizeof k, "A%04d", i);
+        session_value('A', i, v, &vl);
+        KVT_RC_FATAL(kv_put(db, k, strlen(k), v, vl), KV_OK);
+    }
+    kvt_close(db);
+    o.compression = KV_COMPRESS_NONE; /* compaction under the other setting */
+    KVT_RC_FATAL(kvt_open(dir, &o, &db), KV_OK);
+    KVT_RC_FATAL(kv_compact(db), KV_OK);
+    KVT_RC(kv_stat(db, &st), KV_OK);
+    KVT_CHECK(st.compactions >= 1 && st.compact_records_dropped >= (uint64_t)n / 2,
+              "%llu passes dropped %llu records", (unsigned long long)st.compactions,
+              (unsigned long long)st.compact_records_dropped);
+    session_check(db, 'A', n);
+    session_check(db, 'B', n);
+    kvt_close(db);
+    /* Only live records are left: A's first half compressed as rewritten (but the
+     * random fifth), its second half plain as first written; B as written. */
+    flag_count ca = {.prefix = "A"}, cb = {.prefix = "B"};
+    scan_store_flags(dir, &ca);
+    scan_store_flags(dir, &cb);
+    KVT_CHECK(ca.lz4_prefix == (unsigned)n / 2 * 4 / 5
+                  && ca.plain_prefix == (unsigned)n / 2 + (unsigned)n / 2 / 5,
+              "A: %u compressed (want %d), %u plain (want %d)", ca.lz4_prefix, n / 2 * 4 / 5,
+              ca.plain_prefix, n / 2 + n / 2 / 5);
+    KVT_CHECK(cb.lz4_prefix == (unsigned)n * 4 / 5 && cb.plain_prefix == (unsigned)n / 5,
+              "B: %u compressed, %u plain", cb.lz4_prefix, cb.plain_prefix);
+}
+
 /* ---- damaged compressed records in a store ----------------------------------------- */
 
 /* Writes the compressed record "victim" first (offset 16 of 000001.seg), then enough
@@ -947,6 +1000,7 @@ void kvt_register_lz4(void)
         {"store: read-only handle decompresses from the WAL", test_store_readonly_wal},
         {"store: concurrent writers compress in parallel", test_store_threads},
         {"recovery: WAL replay of compressed entries", test_recovery_wal_replay},
+        {"compaction keeps each record's compression", test_compaction_keeps_form},
         {"damage: flipped block byte, CRC not resealed", test_damage_flip_unsealed},
         {"damage: raw length above KV_MAX_VALUE", test_damage_raw_too_big},
         {"damage: raw length off by one, CRC resealed", test_damage_raw_off_by_one},
