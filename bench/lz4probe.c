@@ -184,7 +184,7 @@ int main(int argc, char **argv)
         for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) {
             struct row r;
             probe(pool, pool_len, sizes[s], n, k == 1, &r);
-            printf("%-7s %6zu %10.1f%% %12.3f %10.0f %10.0f %14.0f\n", kinds[k], sizes[s],
+            printf("%-7s %6zu %10.2f%% %12.4f %10.0f %10.0f %14.0f\n", kinds[k], sizes[s],
                    100.0 * r.compressed / n, r.entry_ratio, r.enc_ns, r.dec_ns, r.default_ns);
         }
     }

@@ -61,6 +61,7 @@ static int lz4_block(char *dst, int cap, const char *src, int n)
         return LZ4_compress_default(src, dst, n, cap);
     if (n >= FAST_RESET_MAX)
         return LZ4_compress_fast_extState(s, src, dst, n, cap, 1);
+    /* Also the reset lz4.h asks for after a call that did not fit (returned 0). */
     LZ4_resetStream_fast(s);
     return LZ4_compress_fast_continue(s, src, dst, n, cap, 1);
 }
