@@ -271,7 +271,7 @@ static int open_store(kv_db *db, const char *dir)
     if (rc == KV_OK)
         rc = precheck_dir(db, dir);
     if (rc == KV_OK)
-        rc = kv_io_new(db->opts.io, &db->io);
+        rc = kv_io_for(dir, db->opts.io, &db->io);
     if (rc == KV_OK && idx_new(&db->idx) != 0)
         rc = kv_err(KV_ENOMEM, "kv_open: allocating the index");
     if (rc == KV_OK && !db->opts.read_only)
