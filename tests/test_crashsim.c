@@ -59,6 +59,7 @@
 #define CS_VALUE_MAX 2048   /* filler bytes at most */
 #define CS_MAX_FAILURES 3   /* reported per run, then the run stops */
 #define CS_TARGET 100000u   /* distinct crash states per normal run of the suite */
+#define CS_LIVES 24         /* second lives per mode, from as many crash images */
 
 /* ---------------------------------------------------------------------------------
  * Values and keys
@@ -1018,8 +1019,8 @@ typedef struct cs_plan {
 } cs_plan;
 
 static const cs_plan cs_variants[] = {
-    {FIO_V_DURABLE, 1, 1}, {FIO_V_KERNEL, 1, 1}, {FIO_V_TEAR_LAST, 2, 1},
-    {FIO_V_SUBSET, 5, 1},  {FIO_V_PREFIX, 6, 2}, {FIO_V_FLIP, 2, 1},
+    {FIO_V_DURABLE, 1, 1}, {FIO_V_KERNEL, 1, 1}, {FIO_V_TEAR_LAST, 3, 1},
+    {FIO_V_SUBSET, 8, 1},  {FIO_V_PREFIX, 10, 2}, {FIO_V_FLIP, 4, 1},
 };
 
 /* The self-tests' broken engine: a kind of sync every live layer ignores. */
@@ -1194,11 +1195,11 @@ static unsigned power_workload(const cs_workload *wl, int mode, const char *scra
     } else {
         cs_run src;
         cs_syncs ss;
-        cs_seed seeds[12];
+        cs_seed seeds[CS_LIVES];
         live_run(&src, wl_find(wl->from), mode, cs_subdir(scratch, "source"));
         run_body(&src);
         wal_syncs(src.fio, &ss);
-        size_t ns = pick_seeds(&src, seeds, kvt_quick() ? 3 : 10);
+        size_t ns = pick_seeds(&src, seeds, kvt_quick() ? 3 : CS_LIVES);
         for (size_t i = 0; i < ns && c.violations == 0; i++) {
             char name[32];
             cs_check life = {.st = st, .r = &r};
@@ -1827,6 +1828,15 @@ static kv_db *power_fail_open(fio *f, const char *img)
     return db;
 }
 
+/* Calls of kind op made so far (no store open: no other thread adds any). */
+static unsigned calls_of(fio *f, int op)
+{
+    unsigned n = 0;
+    for (uint64_t k = 1; k <= fio_calls(f); k++)
+        n += fio_call_at(f, k)->op == op;
+    return n;
+}
+
 /* A layer over a fresh directory that kv_open will use. */
 static fio *reg_layer(char **dir, char **img)
 {
@@ -1882,8 +1892,8 @@ static void test_reg_syncdir_roll(void)
     kvt_options(&o, KV_SYNC_ALWAYS, KV_IO_AUTO, 4096);
     memset(val, 'v', sizeof val - 1);
     val[sizeof val - 1] = '\0';
-    fio_fail_nth(f, FIO_SYNCDIR, NULL, 2); /* 1: creation; 2: the first roll */
     KVT_RC_FATAL(kvt_open(dir, &o, &db), KV_OK);
+    fio_fail_nth(f, FIO_SYNCDIR, NULL, calls_of(f, FIO_SYNCDIR) + 1); /* the first roll's */
     for (int i = 0; i < 20 && rc == KV_OK; i++) {
         char k[16];
         snprintf(k, sizeof k, "k%d", i);
@@ -1926,6 +1936,74 @@ static void test_reg_close_reports_background_failure(void)
     KVT_CHECK(fio_injected(f), "the interval thread never synced the WAL");
     KVT_RC(kvt_close(db), KV_EIO);
     reg_done(f);
+}
+
+/* Found by "power failure at every call: recovery of crashed batches" (KV_SYNC_NONE,
+ * a second life): open cut a torn batch off the WAL with an ftruncate it never
+ * made durable, then gave new writes the cut sequence numbers. After a power
+ * failure the cut bytes were back, and the first entry of the torn batch ("more
+ * follows", seq 1) chained with a new write (seq 2) into a valid-looking batch: a
+ * piece of a batch that never completed became visible, and a later write
+ * without the one before it. */
+static void test_reg_cut_tail_durable(void)
+{
+    char *dir, *img, va[51];
+    kv_db *db = NULL;
+    kv_options o;
+    kv_batch *b = kv_batch_new();
+    memset(va, 'a', 50);
+    va[50] = '\0';
+    char *scratch = cs_scratch();
+    dir = cs_subdir(scratch, "store");
+    /* a store whose WAL ends in a torn batch that never reached the segment */
+    kvt_options(&o, KV_SYNC_NONE, KV_IO_AUTO, 0);
+    KVT_RC_FATAL(kvt_open(dir, &o, &db), KV_OK);
+    KVT_RC(kv_batch_put(b, "a", 1, va, 50), KV_OK);
+    KVT_RC(kv_batch_put(b, "b", 1, va, 50), KV_OK);
+    KVT_RC(kv_write(db, b), KV_OK);
+    KVT_RC(kvt_close(db), KV_OK);
+    kv_batch_free(b);
+    KVT_CHECK_FATAL(truncate(kvt_path(dir, "000001.wal"), 16 + 71 + 10) == 0
+                    && truncate(kvt_path(dir, "000001.seg"), 16) == 0, "tearing the batch");
+    /* the second life: recovery cuts the torn batch; two puts follow, the first
+     * as long as the cut entry */
+    fio *f = fio_new(dir);
+    KVT_CHECK_FATAL(f != NULL, "fio_new");
+    route_set(dir, f, NULL);
+    kv_io_set_factory(cs_factory, NULL);
+    KVT_RC_FATAL(kvt_open(dir, &o, &db), KV_OK);
+    KVT_ASSERT_ABSENT(db, "a", 1);
+    KVT_RC(kv_put(db, "p", 1, va, 50), KV_OK);
+    KVT_RC(kv_put(db, "q", 1, "q", 1), KV_OK);
+    KVT_RC(kvt_close(db), KV_OK);
+    kv_io_set_factory(NULL, NULL);
+    route_set(NULL, NULL, NULL);
+    /* power failures keeping any subset of what was not durable */
+    fio_replay *rp = fio_replay_new(f);
+    fio_replay_to(rp, fio_calls(f));
+    int bad = 0;
+    for (uint64_t seed = 1; seed <= 64 && !bad; seed++) {
+        fio_image im;
+        void *v = NULL;
+        size_t vl;
+        KVT_CHECK_FATAL(fio_image_build(rp, FIO_V_SUBSET, seed, &im) == 0, "building an image");
+        img = cs_subdir(scratch, "img");
+        KVT_CHECK_FATAL(fio_image_write(&im, img) == 0, "writing an image");
+        fio_image_free(&im);
+        KVT_RC_FATAL(kvt_open_mode(img, KV_SYNC_NONE, KV_IO_PSYNC, 0, &db), KV_OK);
+        int has_a = kv_get(db, "a", 1, &v, &vl) == KV_OK;
+        kv_free(v);
+        int has_p = kv_get(db, "p", 1, &v, &vl) == KV_OK;
+        kv_free(v);
+        int has_q = kv_get(db, "q", 1, &v, &vl) == KV_OK;
+        kv_free(v);
+        kvt_close(db);
+        bad = has_a || (has_q && !has_p);
+        KVT_CHECK(!bad, "seed %llu: %s", (unsigned long long)seed,
+                  has_a ? "a piece of the torn batch came back" : "q is there without p");
+    }
+    fio_replay_free(rp);
+    fio_free(f);
 }
 
 /* ---------------------------------------------------------------------------------
@@ -2065,6 +2143,8 @@ static const kvt_test crashsim_tests[] = {
     {"regression: a failed directory fsync in a roll, then a reopen", test_reg_syncdir_roll},
     {"regression: kv_close reports a failed interval fdatasync",
      test_reg_close_reports_background_failure},
+    {"regression: a torn WAL tail cut at open stays cut after a power failure",
+     test_reg_cut_tail_durable},
     {"summary: crash states and I/O error points", test_summary},
     {NULL, NULL},
 };
