@@ -1,6 +1,6 @@
 # kv — every build, test, bench and install target.
 #
-#   make            build/libkv.a, build/libkv.so, build/bin/{kv,kvbench,kvdemo}
+#   make            build/libkv.a, build/libkv.so, build/bin/{kv,kvbench,kvdemo,kvcompact}
 #   make run        install missing Debian packages, build, run the demo
 #   make test       the CUnit suite, then the same suite under ASan+UBSan
 #   make test-unit  the CUnit suite only (regular build)
@@ -35,7 +35,7 @@ LIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC))
 TEST_SRC := $(wildcard tests/*.c)
 TEST_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SRC))
 
-TOOLS   := $(BUILD)/bin/kv $(BUILD)/bin/kvbench $(BUILD)/bin/kvdemo
+TOOLS   := $(BUILD)/bin/kv $(BUILD)/bin/kvbench $(BUILD)/bin/kvdemo $(BUILD)/bin/kvcompact
 
 .PHONY: all run deps test test-unit test-asan test-clang bench install uninstall debug clean
 all: $(BUILD)/libkv.a $(BUILD)/libkv.so $(TOOLS)
@@ -55,6 +55,10 @@ $(BUILD)/bin/kv: $(BUILD)/obj/tools/kv.o $(BUILD)/libkv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV)
 
+$(BUILD)/bin/kvcompact: $(BUILD)/obj/tools/kvcompact.o $(BUILD)/libkv.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV)
+
 $(BUILD)/bin/kvdemo: $(BUILD)/obj/tools/kvdemo.o $(BUILD)/libkv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV)
@@ -63,7 +67,7 @@ $(BUILD)/bin/kvbench: $(BUILD)/obj/bench/kvbench.o $(BUILD)/libkv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV) -lm
 
-$(BUILD)/bin/kvtest: $(TEST_OBJ) $(BUILD)/libkv.a $(BUILD)/bin/kv
+$(BUILD)/bin/kvtest: $(TEST_OBJ) $(BUILD)/libkv.a $(BUILD)/bin/kv $(BUILD)/bin/kvcompact
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_KV) -o $@ $(TEST_OBJ) $(BUILD)/libkv.a $(LDLIBS_KV) -lcunit
 
@@ -115,14 +119,16 @@ install: all $(BUILD)/kv.pc
 	ln -sf libkv.so.0 $(DESTDIR)$(LIBDIR)/libkv.so
 	install -m 644 engine/kv.h $(DESTDIR)$(INCDIR)/kv.h
 	install -m 644 $(BUILD)/kv.pc $(DESTDIR)$(LIBDIR)/pkgconfig/kv.pc
-	install -m 755 $(BUILD)/bin/kv $(BUILD)/bin/kvbench $(DESTDIR)$(BINDIR)/
+	install -m 755 $(BUILD)/bin/kv $(BUILD)/bin/kvbench $(BUILD)/bin/kvcompact $(DESTDIR)$(BINDIR)/
 	for m in docs/man/*.1; do [ -f "$$m" ] && install -m 644 $$m $(DESTDIR)$(MANDIR)/man1/; done; true
 	for m in docs/man/*.3; do [ -f "$$m" ] && install -m 644 $$m $(DESTDIR)$(MANDIR)/man3/; done; true
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libkv.a $(DESTDIR)$(LIBDIR)/libkv.so $(DESTDIR)$(LIBDIR)/libkv.so.0 \
 	    $(DESTDIR)$(INCDIR)/kv.h $(DESTDIR)$(LIBDIR)/pkgconfig/kv.pc \
-	    $(DESTDIR)$(BINDIR)/kv $(DESTDIR)$(BINDIR)/kvbench
+	    $(DESTDIR)$(BINDIR)/kv $(DESTDIR)$(BINDIR)/kvbench $(DESTDIR)$(BINDIR)/kvcompact
+	for m in docs/man/*.1; do rm -f $(DESTDIR)$(MANDIR)/man1/$$(basename $$m); done; true
+	for m in docs/man/*.3; do rm -f $(DESTDIR)$(MANDIR)/man3/$$(basename $$m); done; true
 
 clean:
 	rm -rf build

@@ -78,6 +78,8 @@ struct config {
     uint64_t seed;           /* seeds key order, values and each thread's RNG */
     int histogram;           /* print a latency histogram after each line */
     int json;                /* one JSON object per line instead of text */
+    int auto_compact;        /* kv_options.auto_compact: 0, 1, or -1 for the default */
+    uint64_t compact_rate;   /* kv_options.compact_bytes_per_sec, UINT64_MAX: default */
 };
 
 /* The run's state, shared by every benchmark. */
@@ -97,7 +99,8 @@ static const char usage_text[] =
     "usage: kvbench [OPTIONS]\n"
     "Runs db_bench-style benchmarks against a kv store.\n"
     "  --benchmarks LIST   comma-separated, from fillseq, fillrandom, overwrite,\n"
-    "                      readrandom, readmissing, fillsync, reopen\n"
+    "                      readrandom, readmissing, fillsync, reopen,\n"
+    "                      reopen-nohints, compact\n"
     "                      (default: " DEFAULT_BENCHMARKS ")\n"
     "  --num N             keys in the store, writes per fill (1000000)\n"
     "  --reads N           operations of readrandom and readmissing (--num)\n"
@@ -110,6 +113,9 @@ static const char usage_text[] =
     "  --sync-num N        writes of fillsync, across all threads (20000)\n"
     "  --io MODE           auto, uring or psync (auto)\n"
     "  --segment-bytes N   segment size, K, M or G suffix allowed (engine default)\n"
+    "  --auto-compact 0|1  background compaction (engine default: 1)\n"
+    "  --compact-rate N    background compaction pace in bytes/s, K/M/G allowed;\n"
+    "                      0 = unpaced (engine default: 64M)\n"
     "  --db DIR            store directory; its store is erased first\n"
     "                      (default: a fresh directory under /tmp, removed at the end)\n"
     "  --keep              keep that temporary directory\n"
@@ -421,6 +427,10 @@ static void store_open(struct bench *b, const char *name, int sync, int create)
     o.io = b->cfg.io;
     if (b->cfg.segment_bytes != 0)
         o.segment_bytes = b->cfg.segment_bytes;
+    if (b->cfg.auto_compact >= 0)
+        o.auto_compact = b->cfg.auto_compact;
+    if (b->cfg.compact_rate != UINT64_MAX)
+        o.compact_bytes_per_sec = b->cfg.compact_rate;
     check(b, name, kv_open(b->dir, &o, &b->db));
     b->db_sync = sync;
 }
@@ -576,7 +586,7 @@ struct result {
     uint64_t found, missing, wrong, first_bad; /* reads: sums of the workers' */
     double close_us, open_us;   /* reopen: wall time of kv_close and kv_open */
 };
-enum { RES_FILL = 1, RES_READ, RES_REOPEN };
+enum { RES_FILL = 1, RES_READ, RES_REOPEN, RES_COMPACT };
 
 static void *worker_main(void *arg)
 {
@@ -913,6 +923,11 @@ static void write_ratios(const struct result *r, double *per_group, double *per_
     *per_sync = syncs ? (double)writes / (double)syncs : 0;
 }
 
+static double space_amp(const kv_stats *st)
+{
+    return st->live_bytes ? (double)st->disk_bytes / (double)st->live_bytes : 0;
+}
+
 static double index_per_key(const kv_stats *st)
 {
     return st->keys ? (double)st->index_bytes / (double)st->keys : 0;
@@ -935,8 +950,12 @@ static void notes_text(const struct result *r, char *out, size_t size)
                               (double)r->after.disk_bytes / MIB,
                               r->after.wal_groups - r->before.wal_groups, per_group);
         if (per_sync > 0 && n < size)
-            snprintf(out + n, size - n, ", wal_syncs %" PRIu64 " (%.2f writes/sync)",
-                     r->after.wal_syncs - r->before.wal_syncs, per_sync);
+            n += (size_t)snprintf(out + n, size - n, ", wal_syncs %" PRIu64
+                                  " (%.2f writes/sync)",
+                                  r->after.wal_syncs - r->before.wal_syncs, per_sync);
+        if (r->after.compactions > r->before.compactions && n < size)
+            snprintf(out + n, size - n, ", %" PRIu64 " compactions during it",
+                     r->after.compactions - r->before.compactions);
     } else if (r->kind == RES_READ) {
         n += (size_t)snprintf(out + n, size - n, "found %" PRIu64 " of %" PRIu64,
                               r->found, r->ops);
@@ -949,6 +968,13 @@ static void notes_text(const struct result *r, char *out, size_t size)
                  "keys %" PRIu64, r->open_us, r->after.recovery_us,
                  r->after.recovery_records, r->after.recovery_wal_replayed,
                  r->after.recovery_cut_bytes, r->close_us, r->after.keys);
+    } else if (r->kind == RES_COMPACT) {
+        snprintf(out + n, size - n, "disk %.1f -> %.1f MB, space amp %.3f (disk/live), "
+                 "%" PRIu64 " passes, %" PRIu64 " records dropped, keys %" PRIu64,
+                 (double)r->before.disk_bytes / MIB, (double)r->after.disk_bytes / MIB,
+                 space_amp(&r->after), r->after.compactions - r->before.compactions,
+                 r->after.compact_records_dropped - r->before.compact_records_dropped,
+                 r->after.keys);
     }
 }
 
@@ -1018,7 +1044,15 @@ static void extras_json(const struct result *r)
                ",\"recovery_cut_bytes\":%" PRIu64 ",\"keys\":%" PRIu64 ",\"disk_bytes\":%"
                PRIu64, r->open_us, r->close_us, a->recovery_us, a->recovery_records,
                a->recovery_wal_replayed, a->recovery_cut_bytes, a->keys, a->disk_bytes);
+    } else if (r->kind == RES_COMPACT) {
+        printf(",\"disk_bytes_before\":%" PRIu64 ",\"disk_bytes\":%" PRIu64
+               ",\"live_bytes\":%" PRIu64 ",\"space_amp\":%.4f,\"passes\":%" PRIu64
+               ",\"records_dropped\":%" PRIu64 ",\"keys\":%" PRIu64, r->before.disk_bytes,
+               a->disk_bytes, a->live_bytes, space_amp(a), a->compactions - r->before.compactions,
+               a->compact_records_dropped - r->before.compact_records_dropped, a->keys);
     }
+    if (r->kind == RES_FILL)
+        printf(",\"compactions\":%" PRIu64, a->compactions - r->before.compactions);
 }
 
 static void histogram_json(const struct hist *h)
@@ -1151,13 +1185,35 @@ static void bench_fillsync(struct bench *b, struct result *r)
     r->kind = RES_FILL;
 }
 
-/* Closes and reopens the store, timing both; recovery must find every key. */
+/* Removes the hint files of the closed store (reopen-nohints). */
+static void remove_hints(struct bench *b)
+{
+    DIR *d = opendir(b->dir);
+    struct dirent *e;
+    if (d == NULL)
+        die_sys(b, "%s: %s", b->dir, strerror(errno));
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        char path[PATH_MAX + 256];
+        if (n > 5 && strcmp(e->d_name + n - 5, ".hint") == 0) {
+            snprintf(path, sizeof path, "%s/%s", b->dir, e->d_name);
+            if (unlink(path) != 0)
+                die_sys(b, "%s: %s", path, strerror(errno));
+        }
+    }
+    closedir(d);
+}
+
+/* Closes and reopens the store, timing both; recovery must find every key.
+ * reopen-nohints deletes the hint files in between, so every segment is scanned. */
 static void bench_reopen(struct bench *b, struct result *r)
 {
     need_full(b, r);
     check(b, r->name, kv_stat(b->db, &r->before));
     uint64_t t0 = now_ns();
     store_close(b, r->name);
+    if (strcmp(r->name, "reopen-nohints") == 0)
+        remove_hints(b);
     uint64_t t1 = now_ns();
     store_open(b, r->name, b->db_sync, 0);
     uint64_t t2 = now_ns();
@@ -1177,6 +1233,23 @@ static void bench_reopen(struct bench *b, struct result *r)
     }
 }
 
+/* kv_compact on the store as the previous benchmarks left it. */
+static void bench_compact(struct bench *b, struct result *r)
+{
+    need_full(b, r);
+    check(b, r->name, kv_stat(b->db, &r->before));
+    uint64_t t0 = now_ns();
+    check(b, r->name, kv_compact(b->db));
+    uint64_t t1 = now_ns();
+    check(b, r->name, kv_stat(b->db, &r->after));
+    r->kind = RES_COMPACT;
+    r->ops = 1;
+    r->threads = 1;
+    r->secs = (double)(t1 - t0) / 1e9;
+    r->bytes = r->after.compact_bytes_read - r->before.compact_bytes_read;
+    hist_add(&r->hist, t1 - t0);
+}
+
 typedef void (*bench_fn)(struct bench *b, struct result *r);
 
 static const struct {
@@ -1190,6 +1263,8 @@ static const struct {
     { "readmissing", bench_readmissing },
     { "fillsync", bench_fillsync },
     { "reopen", bench_reopen },
+    { "reopen-nohints", bench_reopen },
+    { "compact", bench_compact },
 };
 
 static bench_fn bench_find(const char *name)
@@ -1262,12 +1337,14 @@ static void config_defaults(struct config *c)
     c->io = KV_IO_AUTO;
     c->sync_num = 20000;
     c->seed = 301;
+    c->auto_compact = -1;
+    c->compact_rate = UINT64_MAX;
 }
 
 enum {
     OPT_BENCHMARKS = 256, OPT_NUM, OPT_READS, OPT_THREADS, OPT_KEY_SIZE, OPT_VALUE_SIZE,
     OPT_SYNC, OPT_IO, OPT_SEGMENT_BYTES, OPT_DB, OPT_KEEP, OPT_SYNC_NUM, OPT_SEED,
-    OPT_HISTOGRAM, OPT_JSON
+    OPT_HISTOGRAM, OPT_JSON, OPT_AUTO_COMPACT, OPT_COMPACT_RATE
 };
 
 static const struct option long_options[] = {
@@ -1286,6 +1363,8 @@ static const struct option long_options[] = {
     { "seed", required_argument, NULL, OPT_SEED },
     { "histogram", no_argument, NULL, OPT_HISTOGRAM },
     { "json", no_argument, NULL, OPT_JSON },
+    { "auto-compact", required_argument, NULL, OPT_AUTO_COMPACT },
+    { "compact-rate", required_argument, NULL, OPT_COMPACT_RATE },
     { "help", no_argument, NULL, 'h' },
     { "version", no_argument, NULL, 'V' },
     { NULL, 0, NULL, 0 }
@@ -1323,6 +1402,10 @@ static int parse_option(struct config *c, int opt, const char *arg, int *reads_s
     case OPT_SEED: c->seed = parse_num("--seed", arg, 0, UINT64_MAX, 0); break;
     case OPT_HISTOGRAM: c->histogram = 1; break;
     case OPT_JSON: c->json = 1; break;
+    case OPT_AUTO_COMPACT: c->auto_compact = (int)parse_num("--auto-compact", arg, 0, 1, 0); break;
+    case OPT_COMPACT_RATE:
+        c->compact_rate = parse_num("--compact-rate", arg, 0, UINT64_MAX - 1, 1);
+        break;
     default: return 0;
     }
     return 1;

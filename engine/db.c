@@ -40,6 +40,7 @@ void kv_options_init(kv_options *o)
     o->auto_compact = 1;
     o->compact_dead_ratio = 0.5;
     o->mmap_reads = 1;
+    o->compact_bytes_per_sec = 64u << 20;
 }
 
 static int check_options(const kv_options *o)
@@ -124,6 +125,20 @@ kv_file *ftab_get(kv_db *db, uint32_t number, int wal)
     return f;
 }
 
+kv_file *ftab_remove(kv_db *db, uint32_t number)
+{
+    kv_file *f = NULL;
+    pthread_rwlock_wrlock(&db->ftab_lock);
+    long i = ftab_find_locked(db, number);
+    if (i >= 0) {
+        f = db->files[i];
+        memmove(&db->files[i], &db->files[i + 1], (db->nfiles - (uint32_t)i - 1) * sizeof *db->files);
+        db->nfiles--;
+    }
+    pthread_rwlock_unlock(&db->ftab_lock);
+    return f;
+}
+
 int ftab_add(kv_db *db, kv_file *f)
 {
     int rc = KV_OK;
@@ -198,7 +213,7 @@ static int create_store(kv_db *db)
         memset(&db->man, 0, sizeof db->man);
         db->man.active = 1;
         db->man.next_file = 2;
-        rc = manifest_store(db->io, db->dirfd, &db->man);
+        rc = manifest_store(db->io, db->dirfd, &db->man, NULL);
     }
     file_unref(seg);
     file_unref(wal);
@@ -288,12 +303,15 @@ static int open_store(kv_db *db, const char *dir)
         rc = lock_acquire(db->dirfd, dir, &db->lock_fd);
     if (rc == KV_OK)
         rc = manifest_load(db->io, db->dirfd, &db->man);
+    if (rc == KV_OK)
+        db->next_file = db->man.next_file;
     if (rc == KV_NOTFOUND) {
         if (db->opts.read_only || !db->opts.create)
             rc = kv_err(KV_EINVAL, "kv_open: %s holds no kv store (no MANIFEST)%s", dir,
                         db->opts.read_only ? "" : " and create is 0");
         else
             rc = create_store(db);
+        db->next_file = db->man.next_file;
     }
     uint64_t t0 = kv_now_us();
     if (rc == KV_OK)
@@ -305,6 +323,8 @@ static int open_store(kv_db *db, const char *dir)
     }
     if (rc == KV_OK && !db->opts.read_only)
         rc = db_start_writer(db);
+    if (rc == KV_OK)
+        rc = compact_start(db);
     return rc;
 }
 
@@ -324,6 +344,10 @@ int kv_open(const char *dir, const kv_options *opts, kv_db **out)
     db->dirfd = -1;
     db->lock_fd = -1;
     pthread_rwlock_init(&db->ftab_lock, NULL);
+    pthread_mutex_init(&db->man_mu, NULL);
+    pthread_mutex_init(&db->compact_mu, NULL);
+    pthread_mutex_init(&db->bg_mu, NULL);
+    pthread_cond_init(&db->bg_cv, NULL);
     if (opts != NULL)
         db->opts = *opts;
     else
@@ -348,6 +372,7 @@ int kv_close(kv_db *db)
     int rc = KV_OK;
     if (db == NULL)
         return KV_OK;
+    compact_stop(db);
     if (db->wal_started) {
         wal_shutdown(&db->wal);
         /* a failure nobody was told of yet (the interval thread's) is told now */
@@ -369,6 +394,10 @@ int kv_close(kv_db *db)
     if (db->dirfd >= 0)
         close(db->dirfd);
     pthread_rwlock_destroy(&db->ftab_lock);
+    pthread_mutex_destroy(&db->man_mu);
+    pthread_mutex_destroy(&db->compact_mu);
+    pthread_mutex_destroy(&db->bg_mu);
+    pthread_cond_destroy(&db->bg_cv);
     free(db->dir);
     free(db);
     return rc;
@@ -389,14 +418,16 @@ int kv_stat(kv_db *db, kv_stats *st)
         return kv_err(KV_EINVAL, "kv_stat: %s is NULL", db == NULL ? "db" : "st");
     memset(st, 0, sizeof *st);
     st->keys = idx_count(db->idx);
-    st->index_bytes = idx_bytes(db->idx);
+    st->index_bytes = idx_bytes(db->idx); /* + the segments' Bloom filters, below */
     pthread_rwlock_rdlock(&db->ftab_lock);
     for (uint32_t i = 0; i < db->nfiles; i++) {
         kv_file *f = db->files[i];
+        uint64_t payload = f->size - KV_FILE_HDR_SIZE, live = f->live_bytes;
         st->segments++;
-        st->live_bytes += f->live_bytes;
-        st->dead_bytes += f->size - KV_FILE_HDR_SIZE - f->live_bytes;
+        st->live_bytes += live;
+        st->dead_bytes += payload > live ? payload - live : 0;
         st->disk_bytes += f->size;
+        st->index_bytes += bloom_bytes(f->bloom);
     }
     if (db->wal_file != NULL) {
         uint64_t wb = db->opts.read_only ? db->wal_file->size : db->wal.off;
@@ -405,6 +436,7 @@ int kv_stat(kv_db *db, kv_stats *st)
         st->disk_bytes += wb;
     }
     st->disk_bytes += KV_FILE_HDR_SIZE + KV_MANIFEST_FIXED + 4 + (uint64_t)db->man.nsealed * KV_MANIFEST_SEG;
+    st->reclaimable_bytes = compact_reclaimable_locked(db);
     pthread_rwlock_unlock(&db->ftab_lock);
     st->puts = db->puts;
     st->gets = db->gets;
@@ -419,6 +451,18 @@ int kv_stat(kv_db *db, kv_stats *st)
     st->recovery_cut_bytes = db->recovery_cut;
     st->recovery_hints = db->recovery_hints;
     st->recovery_hints_rewritten = db->recovery_hints_rewritten;
+    st->compactions = db->compactions;
+    st->compact_bytes_read = db->compact_bytes_in;
+    st->compact_bytes_written = db->compact_bytes_out;
+    st->compact_bytes_reclaimed = db->compact_bytes_in - db->compact_bytes_out;
+    st->compact_records_dropped = db->compact_dropped;
+    st->compact_tombstones_dropped = db->compact_tombs_dropped;
+    st->compact_errors = db->compact_errors;
+    st->compact_last_time = db->compact_last_unix;
+    st->compact_last_us = db->compact_last_us;
+    st->compacting = db->compacting;
+    st->compact_pass_read = db->compact_pass_read;
+    st->compact_pass_total = db->compact_pass_total;
     st->io_backend = db->io->backend;
     st->sync = db->opts.sync;
     st->read_only = db->opts.read_only;

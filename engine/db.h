@@ -3,13 +3,17 @@
  *
  * Modules: db.c (options, open, close, sync, stats, the file table), recover.c
  * (rebuilding the index at open), write.c (put, delete, batches, segment roll, the
- * group-commit hooks), read.c (get, foreach), batch.c (kv_batch).
+ * group-commit hooks), read.c (get, foreach), batch.c (kv_batch), compact.c
+ * (compaction and its background thread).
  *
  * Ownership and locking:
  *   - files[] (the file table, sorted by number) is guarded by ftab_lock; readers
  *     pin a file with a reference while they read it.
- *   - active, man and wal_file belong to the group-commit leader once the store is
- *     open (only one leader runs at a time); roll swaps them under ftab_lock.
+ *   - active and wal_file belong to the group-commit leader once the store is open
+ *     (only one leader runs at a time); roll swaps them under ftab_lock.
+ *   - man changes only under man_mu (a roll or a compaction publishing a MANIFEST)
+ *     and is swapped under ftab_lock as well, so either lock suffices to read it.
+ *   - compact_mu: one compaction at a time (background thread or kv_compact).
  *   - the index locks itself per shard.
  */
 #ifndef KV_DB_H
@@ -50,6 +54,19 @@ struct kv_db {
     uint64_t recovery_us, recovery_records, recovery_replayed, recovery_cut;
     uint64_t recovery_hints, recovery_hints_rewritten;
     uint64_t next_seq_at_open;
+    pthread_mutex_t man_mu;    /* serialises MANIFEST updates */
+    _Atomic uint32_t next_file; /* next unused file number (rolls and compaction) */
+    /* compaction (compact.c) */
+    pthread_mutex_t compact_mu; /* one compaction at a time */
+    pthread_mutex_t bg_mu;     /* guards the fields below it */
+    pthread_cond_t bg_cv;      /* wakes the background thread */
+    pthread_t bg_thread;
+    int bg_running, bg_kick;
+    _Atomic int bg_stop;
+    _Atomic int compacting;    /* a compaction is running */
+    _Atomic uint64_t compactions, compact_bytes_in, compact_bytes_out, compact_dropped,
+        compact_tombs_dropped, compact_errors, compact_last_unix, compact_last_us,
+        compact_pass_read, compact_pass_total;
 };
 
 /* Address space mapped for the active segment: it can outgrow segment_bytes by one
@@ -61,6 +78,8 @@ static inline size_t db_active_map_len(const kv_db *db)
 
 /* File table. ftab_get returns a pinned file (file_unref when done) or NULL. */
 kv_file *ftab_get(kv_db *db, uint32_t number, int wal);
+/* Takes a segment out of the table and returns the table's reference (or NULL). */
+kv_file *ftab_remove(kv_db *db, uint32_t number);
 int ftab_add(kv_db *db, kv_file *f);
 
 /* Recovery (recover.c): rebuilds the index from the MANIFEST's segments and the WAL.
@@ -74,7 +93,19 @@ int db_start_writer(kv_db *db);
  * at (file, off) to the index, keeping per-file live byte counts. recovery selects
  * newest-wins by sequence number and keeps tombstones. */
 struct kv_entry;
-int db_index_entry(kv_db *db, kv_file *f, const struct kv_entry *e, uint64_t off, int recovery);
+int db_index_entry(kv_db *db, kv_file *f, const struct kv_entry *e, uint64_t off, uint64_t hash,
+                   int recovery);
+
+/* Compaction (compact.c). compact_start runs the background thread (auto_compact),
+ * compact_stop ends it (kv_close, before the writer stops); compact_kick wakes it
+ * (a segment was sealed). db_summarize_sealed records what compaction needs of a
+ * freshly sealed segment (its seq range and Bloom filter) from its hint records. */
+int compact_start(kv_db *db);
+void compact_stop(kv_db *db);
+void compact_kick(kv_db *db);
+void db_summarize_sealed(kv_db *db, kv_file *f, const hint_buf *h);
+/* Dead bytes kv_compact would reclaim now (kv_stat). The caller holds ftab_lock. */
+uint64_t compact_reclaimable_locked(kv_db *db);
 
 /* Lock file (lock.c). */
 int lock_acquire(int dirfd, const char *dir, int *out_fd);

@@ -275,5 +275,6 @@ void file_unref(kv_file *f)
     f->io->ops->close(f->io, f->fd);
     pthread_mutex_destroy(&f->mu);
     free(f->wbuf);
+    bloom_free(f->bloom);
     free(f);
 }

@@ -14,6 +14,7 @@
 #ifndef KV_FILE_H
 #define KV_FILE_H
 
+#include "bloom.h"
 #include "io.h"
 
 #include <pthread.h>
@@ -41,6 +42,18 @@ typedef struct kv_file {
     const uint8_t *map;         /* read-only mapping from offset 0, or NULL */
     size_t map_len;             /* its length (may exceed the file: only bytes below
                                    woff are ever touched) */
+    /* What compaction knows of a sealed segment (set when it is sealed or indexed at
+     * open, then immutable; guarded by the compaction lock where it changes): */
+    uint64_t min_seq, max_seq;  /* range of sequence numbers it holds (0, 0: empty) */
+    kv_bloom *bloom;            /* its keys; NULL: it may hold any key */
+    uint64_t dead_floor;        /* dead bytes compaction could not drop when it wrote
+                                   this file (tombstones still needed): compacting
+                                   it again reclaims only dead bytes above this */
+    uint32_t blockers[8];       /* segments holding older records of those tombstones;
+                                   when they are gone, dead_floor drops to 0 */
+    uint32_t nblockers;         /* entries used; > 8: too many to list (any retired
+                                   segment resets dead_floor) */
+    int compact_skip;           /* damage found while compacting: left alone */
 } kv_file;
 
 /* "000012.seg", "000012.wal", "000012.hint", "000012.hint.tmp" into buf (at least
@@ -81,6 +94,15 @@ static inline const uint8_t *file_peek(kv_file *f, uint64_t off, size_t len)
     if (f->map != NULL && off + len <= f->map_len && off + len <= atomic_load(&f->woff))
         return f->map + off;
     return NULL;
+}
+
+/* Widens [min_seq, max_seq] to include seq. */
+static inline void file_note_seq(kv_file *f, uint64_t seq)
+{
+    if (f->min_seq == 0 || seq < f->min_seq)
+        f->min_seq = seq;
+    if (seq > f->max_seq)
+        f->max_seq = seq;
 }
 
 void file_ref(kv_file *f);

@@ -81,31 +81,11 @@ int hint_write(kv_io *io, int dirfd, uint32_t number, const hint_buf *h, uint64_
     return KV_OK;
 }
 
-int hint_decode(const uint8_t *buf, size_t len, uint32_t number, uint64_t seg_size, hint_fn fn,
-                void *arg, char *why, size_t why_len)
+/* Decodes count records in [p, end), checking each against the segment's size,
+ * and calls fn for each. KV_NOTFOUND (with why) when a record does not fit. */
+static int walk_records(const uint8_t *p, const uint8_t *end, uint32_t count, uint32_t number,
+                        uint64_t seg_size, hint_fn fn, void *arg, char *why, size_t why_len)
 {
-    uint32_t num;
-    int too_new;
-    const char *bad = NULL;
-    if (len < KV_FILE_HDR_SIZE + KV_HINT_TRAILER) {
-        snprintf(why, why_len, "%06u.hint: shorter than header and trailer", number);
-        return KV_NOTFOUND;
-    }
-    if ((bad = file_header_check(buf, KV_MAGIC_HINT, &num, &too_new)) == NULL && num != number)
-        bad = "header names another segment";
-    const uint8_t *tr = buf + len - KV_HINT_TRAILER;
-    if (bad == NULL && kv_get32(tr + 12) != kv_crc32c(buf + KV_FILE_HDR_SIZE, len - KV_FILE_HDR_SIZE - 4))
-        bad = "checksum mismatch";
-    if (bad == NULL && kv_get64(tr + 4) != seg_size)
-        bad = "describes a segment of another size";
-    if (bad != NULL) {
-        snprintf(why, why_len, "%06u.hint: %s", number, bad);
-        return KV_NOTFOUND;
-    }
-    /* The CRC matched, so the records are as written; still check every length
-     * against the bytes, as a writer bug must not become an overflow. */
-    uint32_t count = kv_get32(tr);
-    const uint8_t *p = buf + KV_FILE_HDR_SIZE, *end = tr;
     for (uint32_t i = 0; i < count; i++) {
         kv_entry e;
         if ((size_t)(end - p) < KV_HINT_REC
@@ -133,6 +113,43 @@ int hint_decode(const uint8_t *buf, size_t len, uint32_t number, uint64_t seg_si
         p += KV_HINT_REC + e.klen;
     }
     return KV_OK;
+}
+
+int hint_decode(const uint8_t *buf, size_t len, uint32_t number, uint64_t seg_size, hint_fn fn,
+                void *arg, char *why, size_t why_len)
+{
+    uint32_t num;
+    int too_new;
+    const char *bad = NULL;
+    if (len < KV_FILE_HDR_SIZE + KV_HINT_TRAILER) {
+        snprintf(why, why_len, "%06u.hint: shorter than header and trailer", number);
+        return KV_NOTFOUND;
+    }
+    if ((bad = file_header_check(buf, KV_MAGIC_HINT, &num, &too_new)) == NULL && num != number)
+        bad = "header names another segment";
+    const uint8_t *tr = buf + len - KV_HINT_TRAILER;
+    if (bad == NULL && kv_get32(tr + 12) != kv_crc32c(buf + KV_FILE_HDR_SIZE, len - KV_FILE_HDR_SIZE - 4))
+        bad = "checksum mismatch";
+    if (bad == NULL && kv_get64(tr + 4) != seg_size)
+        bad = "describes a segment of another size";
+    if (bad != NULL) {
+        snprintf(why, why_len, "%06u.hint: %s", number, bad);
+        return KV_NOTFOUND;
+    }
+    /* The CRC matched, so the records are as written; still check every length
+     * against the bytes, as a writer bug must not become an overflow. */
+    return walk_records(buf + KV_FILE_HDR_SIZE, tr, kv_get32(tr), number, seg_size, fn, arg,
+                        why, why_len);
+}
+
+int hint_buf_walk(const hint_buf *h, uint32_t number, uint64_t seg_size, hint_fn fn, void *arg)
+{
+    char why[128];
+    if (h->failed)
+        return KV_NOTFOUND;
+    int rc = walk_records(h->buf, h->buf + h->len, h->count, number, seg_size, fn, arg, why,
+                          sizeof why);
+    return rc == KV_NOTFOUND ? kv_err(KV_ECORRUPT, "%s", why) : rc;
 }
 
 int hint_load(kv_io *io, int dirfd, uint32_t number, uint64_t seg_size, hint_fn fn, void *arg,

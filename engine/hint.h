@@ -48,6 +48,11 @@ typedef int (*hint_fn)(void *arg, const kv_entry *e, uint64_t off);
 int hint_load(kv_io *io, int dirfd, uint32_t number, uint64_t seg_size, hint_fn fn, void *arg,
               char *why, size_t why_len);
 
+/* Calls fn for each record of a hint being built (h describes segment `number` of
+ * seg_size bytes). KV_NOTFOUND when h failed (out of memory), KV_ECORRUPT should a
+ * record not fit (a bug), or fn's error. */
+int hint_buf_walk(const hint_buf *h, uint32_t number, uint64_t seg_size, hint_fn fn, void *arg);
+
 /* Checks a hint image in memory (the fuzzer's entry point); same returns. */
 int hint_decode(const uint8_t *buf, size_t len, uint32_t number, uint64_t seg_size, hint_fn fn,
                 void *arg, char *why, size_t why_len);

@@ -241,6 +241,26 @@ void idx_del_locked(kv_index *ix, const void *key, size_t klen, uint64_t hash,
     shard_remove_at(sh, (uint32_t)i);
 }
 
+int idx_relocate(kv_index *ix, const void *key, size_t klen, uint64_t hash, uint64_t seq,
+                 uint32_t file, uint32_t off, idx_loc *old)
+{
+    idx_shard *sh = &ix->shards[idx_shard_of(hash)];
+    int moved = 0;
+    pthread_rwlock_wrlock(&sh->lock);
+    long i = shard_find(sh, key, klen, hash);
+    if (i >= 0) {
+        idx_node *n = slot_node(sh->slots[i]);
+        if (n->seq == seq && !(n->flags & (IDX_F_TOMB | IDX_F_WAL))) {
+            node_loc(n, old);
+            n->file = file;
+            n->off = off;
+            moved = 1;
+        }
+    }
+    pthread_rwlock_unlock(&sh->lock);
+    return moved;
+}
+
 void idx_lock_mask(kv_index *ix, uint64_t mask)
 {
     for (unsigned s = 0; s < IDX_SHARDS; s++)

@@ -115,14 +115,18 @@ typedef struct kv_options {
     uint64_t segment_bytes;     /* roll the active segment past this size (64 MiB);
                                    4 KiB..1 GiB */
     int io;                     /* KV_IO_AUTO (default), KV_IO_URING or KV_IO_PSYNC */
-    int auto_compact;           /* background compaction (1); used once compaction lands */
-    double compact_dead_ratio;  /* segment dead-byte ratio that makes it eligible (0.5);
-                                   in (0, 1] */
+    int auto_compact;           /* compact in a background thread (1); kv_compact works
+                                   either way */
+    double compact_dead_ratio;  /* a sealed segment is compacted once this share of its
+                                   bytes is dead (0.5); in (0, 1] */
     int mmap_reads;             /* read records through read-only shared mappings of the
                                    segments (1): ~25x cheaper than a pread syscall on a
                                    VM. An I/O error while reading a mapped page raises
                                    SIGBUS, as with LMDB; 0 reads with pread, so such an
                                    error comes back as KV_EIO. */
+    uint64_t compact_bytes_per_sec; /* pace of background compaction: segment bytes
+                                   read per second (64 MiB/s); 0 = unpaced. kv_compact
+                                   is never paced. */
 } kv_options;
 
 /* Fills *opts with the defaults shown above. Thread-safe. */
@@ -254,7 +258,8 @@ typedef struct kv_stats {
     uint64_t wal_bytes;        /* bytes in WAL files; bounded: a WAL file is deleted
                                   once its segment is sealed (about segment_bytes) */
     uint64_t wal_files;        /* WAL files on disk (1 in steady state) */
-    uint64_t index_bytes;      /* memory held by the in-memory index */
+    uint64_t index_bytes;      /* memory held by the in-memory index, with the sealed
+                                  segments' Bloom filters (~1.25 bytes per record) */
     uint64_t puts;             /* put operations since open (batch puts included) */
     uint64_t gets;             /* get calls since open, misses included */
     uint64_t deletes;          /* tombstones written since open (batch deletes included;
@@ -271,12 +276,41 @@ typedef struct kv_stats {
     uint64_t recovery_hints;        /* sealed segments indexed from their hint file */
     uint64_t recovery_hints_rewritten; /* sealed segments scanned because their hint was
                                           missing or bad, and whose hint was rewritten */
+    uint64_t compactions;      /* compaction passes completed since open */
+    uint64_t compact_bytes_read;    /* bytes of the segments they replaced */
+    uint64_t compact_bytes_written; /* bytes of the segments they wrote */
+    uint64_t compact_bytes_reclaimed; /* read - written: disk space given back */
+    uint64_t compact_records_dropped; /* dead records and tombstones not copied */
+    uint64_t compact_tombstones_dropped; /* of which tombstones */
+    uint64_t compact_errors;   /* passes that failed (the store was left as it was;
+                                  the message went to the thread that ran them) */
+    uint64_t compact_last_time; /* end of the last pass, seconds since 1970 (0: none) */
+    uint64_t compact_last_us;  /* its duration, microseconds */
+    uint64_t compact_pass_read;  /* progress of the pass running: bytes of its inputs
+                                    read so far ... */
+    uint64_t compact_pass_total; /* ... of this many (0 when no pass runs) */
+    uint64_t reclaimable_bytes; /* dead bytes kv_compact would give back now: those of
+                                  the segments (the active one included) whose dead
+                                  share reaches compact_dead_ratio */
+    int compacting;            /* 1 while a pass runs */
     int io_backend;            /* KV_IO_URING or KV_IO_PSYNC: the backend in use */
     int sync;                  /* the sync mode in use */
     int read_only;             /* 1 for a read-only handle */
     int failed;                /* non-zero (the status) once a write or fsync failed */
     char io_backend_note[96];  /* why io_uring is not used, when it is not */
 } kv_stats;
+
+/* Compacts now: seals the active segment unless it is empty (so its WAL file, a
+ * second copy of its records, goes), then rewrites every sealed segment whose dead
+ * share reaches compact_dead_ratio (and merges small ones) into new segments holding
+ * only the live records and the tombstones still needed, and deletes the old ones. Runs
+ * beside reads and writes (a write that races it wins); waits for a background pass
+ * in progress. A crash at any moment leaves the store as before or as after.
+ * Returns KV_OK; KV_EINVAL (NULL db); KV_EREADONLY; KV_ECORRUPT (a segment to compact
+ * is damaged: named in the message, left in place, nothing lost); KV_EIO/KV_ENOSPC
+ * (nothing lost; the handle fails only if the MANIFEST's state became uncertain);
+ * KV_ENOMEM. Thread-safe. */
+int kv_compact(kv_db *db);
 
 /* Fills *st with the handle's current statistics. Returns KV_OK or KV_EINVAL.
  * Thread-safe. */

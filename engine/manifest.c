@@ -45,8 +45,10 @@ int manifest_decode(const uint8_t *buf, size_t len, kv_manifest *m)
         m->sealed[i].number = kv_get32(s);
         m->sealed[i].flags = kv_get32(s + 4);
         m->sealed[i].size = kv_get64(s + 8);
-        if (m->sealed[i].number >= m->active || (i > 0 && m->sealed[i].number <= m->sealed[i - 1].number)
-            || m->sealed[i].flags != 0) {
+        /* Compaction outputs are numbered after the active segment, so a sealed
+         * number is only below next_file and never the active one. */
+        if (m->sealed[i].number == m->active || m->sealed[i].number >= m->next_file
+            || (i > 0 && m->sealed[i].number <= m->sealed[i - 1].number) || m->sealed[i].flags != 0) {
             manifest_free(m);
             return kv_err(KV_ECORRUPT, "MANIFEST: offset %zu: segment entry %u out of order or "
                           "invalid", (size_t)(s - buf), i);
@@ -112,9 +114,11 @@ static uint8_t *manifest_encode(const kv_manifest *m, size_t *len)
     return buf;
 }
 
-int manifest_store(kv_io *io, int dirfd, kv_manifest *m)
+int manifest_store(kv_io *io, int dirfd, kv_manifest *m, int *renamed)
 {
     size_t len;
+    if (renamed != NULL)
+        *renamed = 0;
     m->generation++;
     uint8_t *buf = manifest_encode(m, &len);
     if (buf == NULL)
@@ -132,6 +136,8 @@ int manifest_store(kv_io *io, int dirfd, kv_manifest *m)
         r = io->ops->rename(io, dirfd, KV_MANIFEST_TMP, KV_MANIFEST_NAME);
         step = "renaming";
     }
+    if (r == 0 && renamed != NULL)
+        *renamed = 1;
     if (r == 0) {
         r = io->ops->syncdir(io, dirfd);
         step = "syncing the directory after renaming";

@@ -34,8 +34,10 @@ typedef struct kv_manifest {
 /* Reads and checks MANIFEST. Returns KV_OK, KV_NOTFOUND (no MANIFEST), KV_ECORRUPT /
  * KV_EVERSION (naming offset and check), KV_EIO, KV_ENOMEM. */
 int manifest_load(kv_io *io, int dirfd, kv_manifest *m);
-/* Writes m atomically (generation is incremented first). */
-int manifest_store(kv_io *io, int dirfd, kv_manifest *m);
+/* Writes m atomically (generation is incremented first). *renamed (when not NULL)
+ * tells a failure before the rename (the old MANIFEST stands) from one after it
+ * (the directory fsync failed: which one a crash leaves is unknown). */
+int manifest_store(kv_io *io, int dirfd, kv_manifest *m, int *renamed);
 /* Decodes a MANIFEST image in memory (the fuzzer's entry point). */
 int manifest_decode(const uint8_t *buf, size_t len, kv_manifest *m);
 void manifest_free(kv_manifest *m);

@@ -29,6 +29,7 @@ typedef struct rec_ctx {
     uint64_t max_seq; /* highest seq seen anywhere */
     uint64_t replayed;
     hint_buf *hint;   /* collects hint records of the file being scanned, or NULL */
+    hash_list *hashes; /* collects key hashes of a sealed segment (its Bloom filter) */
 } rec_ctx;
 
 /* ---- applying entries to the index ------------------------------------------------- */
@@ -45,11 +46,11 @@ static kv_file *owner_of(kv_db *db, const idx_loc *loc)
     return f;
 }
 
-int db_index_entry(kv_db *db, kv_file *f, const kv_entry *e, uint64_t off, int recovery)
+int db_index_entry(kv_db *db, kv_file *f, const kv_entry *e, uint64_t off, uint64_t hash,
+                   int recovery)
 {
     idx_change ch;
     idx_loc loc = {e->seq, f->number, (uint32_t)off, e->size, 0};
-    uint64_t hash = idx_hash(e->key, e->klen);
     if (f->kind == KV_FILE_WAL)
         loc.flags |= IDX_F_WAL;
     if (e->type == KV_REC_DEL && !recovery) {
@@ -73,11 +74,16 @@ int db_index_entry(kv_db *db, kv_file *f, const kv_entry *e, uint64_t off, int r
 static int recover_entry(void *arg, const kv_entry *e, uint64_t off)
 {
     rec_ctx *c = arg;
+    uint64_t hash = idx_hash(e->key, e->klen);
     if (e->seq > c->max_seq)
         c->max_seq = e->seq;
     if (c->hint != NULL)
         hint_add(c->hint, e, off);
-    return db_index_entry(c->db, c->file, e, off, 1);
+    if (c->hashes != NULL) {
+        hash_list_add(c->hashes, hash);
+        file_note_seq(c->file, e->seq);
+    }
+    return db_index_entry(c->db, c->file, e, off, hash, 1);
 }
 
 /* WAL records past the segments: a writer appends them to the active segment. */
@@ -98,7 +104,7 @@ static int replay_entry(void *arg, const kv_entry *e, uint64_t off)
     if (e->seq > c->max_seq)
         c->max_seq = e->seq;
     hint_add(&db->active_hint, e, seg_off);
-    return db_index_entry(db, db->active, e, seg_off, 1);
+    return db_index_entry(db, db->active, e, seg_off, idx_hash(e->key, e->klen), 1);
 }
 
 /* ---- the steps --------------------------------------------------------------------- */
@@ -117,6 +123,10 @@ static int index_sealed(kv_db *db, rec_ctx *c, kv_file *f)
     }
     if (rc != KV_NOTFOUND)
         return rc;
+    if (c->hashes != NULL) { /* start again from the segment itself */
+        c->hashes->n = 0;
+        f->min_seq = f->max_seq = 0;
+    }
     /* A hint is rejected by its CRC before any record reaches the index; should a
      * later record still fail its checks, indexing the same entries again from the
      * scan is harmless (same sequence numbers, same locations). */
@@ -154,7 +164,10 @@ static int scan_sealed(kv_db *db, rec_ctx *c, const kv_manifest_seg *ms)
     if (db->opts.mmap_reads)
         file_map(f, 0);
     c->file = f;
-    return index_sealed(db, c, f);
+    rc = index_sealed(db, c, f);
+    if (rc == KV_OK && c->hashes != NULL)
+        f->bloom = hash_list_bloom(c->hashes);
+    return rc;
 }
 
 /* Cuts a torn tail: the writer truncates the file, a reader only stops there. The
@@ -244,10 +257,13 @@ static int settle_active(kv_db *db)
 
 int db_recover(kv_db *db)
 {
-    rec_ctx c = {.db = db};
+    hash_list hashes = {0};
+    rec_ctx c = {.db = db, .hashes = db->opts.read_only ? NULL : &hashes};
     int rc = KV_OK;
     for (uint32_t i = 0; i < db->man.nsealed && rc == KV_OK; i++)
         rc = scan_sealed(db, &c, &db->man.sealed[i]);
+    hash_list_free(&hashes);
+    c.hashes = NULL;
     if (rc == KV_OK)
         rc = scan_active(db, &c);
     if (rc == KV_OK)

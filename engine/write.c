@@ -34,20 +34,28 @@ static int seal_active(kv_db *db)
     return rc;
 }
 
-static int publish_roll(kv_db *db, uint32_t num)
+/* Adds the active segment to the sealed list and names num the active one. The
+ * caller holds man_mu (compaction publishes MANIFESTs too). */
+static int publish_roll_locked(kv_db *db, uint32_t num)
 {
     kv_manifest m = db->man;
     kv_manifest_seg *ns = malloc((m.nsealed + 1) * sizeof *ns);
     if (ns == NULL)
         return kv_err(KV_ENOMEM, "roll: MANIFEST of %u segments", m.nsealed + 1);
-    if (m.nsealed > 0)
-        memcpy(ns, m.sealed, m.nsealed * sizeof *ns);
-    ns[m.nsealed] = (kv_manifest_seg){db->active->number, 0, db->active->size};
+    /* Sorted by number; compaction outputs may be numbered after the active one. */
+    uint32_t at = m.nsealed;
+    while (at > 0 && m.sealed[at - 1].number > db->active->number)
+        at--;
+    if (at > 0)
+        memcpy(ns, m.sealed, at * sizeof *ns);
+    ns[at] = (kv_manifest_seg){db->active->number, 0, db->active->size};
+    if (m.nsealed > at)
+        memcpy(ns + at + 1, m.sealed + at, (m.nsealed - at) * sizeof *ns);
     m.sealed = ns;
     m.nsealed++;
     m.active = num;
-    m.next_file = num + 1;
-    int rc = manifest_store(db->io, db->dirfd, &m);
+    m.next_file = atomic_load(&db->next_file);
+    int rc = manifest_store(db->io, db->dirfd, &m, NULL);
     if (rc != KV_OK) {
         free(ns);
         return rc;
@@ -59,14 +67,23 @@ static int publish_roll(kv_db *db, uint32_t num)
     return KV_OK;
 }
 
+static int publish_roll(kv_db *db, uint32_t num)
+{
+    pthread_mutex_lock(&db->man_mu);
+    int rc = publish_roll_locked(db, num);
+    pthread_mutex_unlock(&db->man_mu);
+    return rc;
+}
+
 static int roll(kv_db *db)
 {
     kv_file *seg = NULL, *wal = NULL;
-    uint32_t num = db->man.next_file;
+    uint32_t num = atomic_fetch_add(&db->next_file, 1);
     int rc = seal_active(db);
     if (rc == KV_OK) {
         /* A hint that cannot be written only costs the next open a scan. */
         hint_write(db->io, db->dirfd, db->active->number, &db->active_hint, db->active->size);
+        db_summarize_sealed(db, db->active, &db->active_hint);
         hint_free(&db->active_hint);
     }
     if (rc == KV_OK)
@@ -94,16 +111,17 @@ static int roll(kv_db *db)
     wal_switch(&db->wal, wal->fd, num);
     db->io->ops->unlink(db->io, db->dirfd, old->name); /* leftover if it fails: open removes it */
     file_unref(old);
+    compact_kick(db);
     return KV_OK;
 }
 
 /* ---- group-commit hooks ------------------------------------------------------------ */
 
-static int hook_before_group(void *arg, size_t bytes)
+static int hook_before_group(void *arg, size_t bytes, int force_roll)
 {
     kv_db *db = arg;
     uint64_t size = db->active->size;
-    if (size > KV_FILE_HDR_SIZE && size + bytes > db->opts.segment_bytes)
+    if (size > KV_FILE_HDR_SIZE && (force_roll || size + bytes > db->opts.segment_bytes))
         return roll(db);
     return KV_OK;
 }
@@ -112,6 +130,8 @@ static int hook_apply(void *arg, wal_req *r)
 {
     kv_db *db = arg;
     uint64_t base;
+    if (r->len == 0)
+        return KV_OK; /* a roll request */
     int rc = file_append(db->active, r->buf, r->len, &base);
     if (rc != KV_OK)
         return rc;
@@ -121,7 +141,7 @@ static int hook_apply(void *arg, wal_req *r)
         entry_check_header(r->buf + pos, &e);
         e.key = r->buf + pos + KV_ENTRY_HDR;
         e.val = e.key + e.klen;
-        rc = db_index_entry(db, db->active, &e, base + pos, 0);
+        rc = db_index_entry(db, db->active, &e, base + pos, idx_hash(e.key, e.klen), 0);
         hint_add(&db->active_hint, &e, base + pos);
         pos += e.size;
     }

@@ -130,14 +130,20 @@ static int buf_write(fio_buf *b, uint64_t off, const uint8_t *data, size_t len)
 {
     if (off + len > b->len && buf_resize(b, (size_t)off + len) != 0)
         return -ENOMEM;
-    memcpy(b->p + off, data, len);
+    if (len > 0)
+        memcpy(b->p + off, data, len);
     return 0;
 }
 
+/* Sets the bytes (an empty buffer still gets memory: data is never NULL). */
 static int buf_set(fio_buf *b, const uint8_t *data, size_t len)
 {
     b->len = 0;
-    return buf_write(b, 0, data, len);
+    if (buf_resize(b, len) != 0)
+        return -ENOMEM;
+    if (len > 0)
+        memcpy(b->p, data, len);
+    return 0;
 }
 
 static long map_find(const fio_map *m, const char *name)
@@ -1090,7 +1096,8 @@ int fio_image_build(fio_replay *r, fio_variant v, uint64_t seed, fio_image *img)
         fio_image_free(img);
         return rc;
     }
-    qsort(img->files, img->n, sizeof *img->files, cmp_file);
+    if (img->n > 1)
+        qsort(img->files, img->n, sizeof *img->files, cmp_file);
     XXH3_state_t *st = XXH3_createState();
     if (st == NULL) {
         fio_image_free(img);

@@ -128,6 +128,7 @@ struct cs_run {
     size_t nops, cap, nbase;
     uint64_t next_id;
     int saw_error;               /* an API call returned an error */
+    uint64_t compacted;          /* records kv_compact dropped */
     int failures;                /* problems found while running */
     char why[512];               /* the first of them */
 };
@@ -345,6 +346,30 @@ static void cs_reopen(cs_run *r)
 {
     cs_close(r);
     run_open(r);
+}
+
+/* kv_compact. A failure need not fail the handle (only an uncertain MANIFEST
+ * does), so none is probed for; the store is reopened all the same. */
+static void cs_compact(cs_run *r)
+{
+    if (!wl_db_ready(r))
+        return;
+    kv_stats st;
+    uint64_t before = kv_stat(r->db, &st) == KV_OK ? st.compact_records_dropped : 0;
+    int rc = kv_compact(r->db);
+    if (rc == KV_OK && kv_stat(r->db, &st) == KV_OK)
+        r->compacted += st.compact_records_dropped - before;
+    if (rc == KV_OK)
+        return;
+    if (!r->error_run) {
+        run_fail(r, "kv_compact returned %s: %s", kv_strerror(rc), kv_errmsg());
+        return;
+    }
+    r->saw_error = 1;
+    if (rc != KV_EIO && rc != KV_ENOSPC)
+        run_fail(r, "kv_compact returned %s (expected KV_EIO or KV_ENOSPC): %s",
+                 kv_strerror(rc), kv_errmsg());
+    cs_reopen(r);
 }
 
 /* Under KV_SYNC_INTERVAL, long enough for the interval thread (1 ms) to sync. */
@@ -573,6 +598,29 @@ static void wl_recovery(cs_run *r)
     cs_pause(r);
 }
 
+/* Compaction: overwrites and deletes leave sealed segments dead-heavy; kv_compact
+ * seals the active segment, copies the live records into new segments (sealed,
+ * with hints), syncs the WAL, publishes a MANIFEST and deletes its inputs. */
+static void wl_compact(cs_run *r)
+{
+    for (int i = 0; i < 14; i++)
+        cs_put_rnd(r);
+    cs_del(r, 1);
+    cs_del(r, 2);
+    cs_compact(r);
+    for (int i = 0; i < 8; i++)
+        cs_put_rnd(r);
+    cs_del(r, 3);
+    cs_compact(r);
+    cs_pause(r);
+    cs_reopen(r);
+    cs_put_rnd(r);
+    cs_compact(r);
+    cs_pause(r);
+    if (!r->error_run && r->compacted == 0)
+        run_fail(r, "kv_compact dropped no record: the workload does not compact");
+}
+
 static const cs_workload cs_workloads[] = {
     {"puts", wl_puts, 0, 6, 0, 120, 0, NULL},
     {"deletes", wl_deletes, 0, 8, 0, 60, 1, NULL},
@@ -583,6 +631,8 @@ static const cs_workload cs_workloads[] = {
     {"wal_delete", wl_wal_delete, 4096, 8, 300, 600, 1, NULL},
     {"recovery_batches", wl_recovery, 0, 10, 0, 90, 1, "batches"},
     {"recovery_rolls", wl_recovery, 4096, 12, 150, 400, 0, "rolls"},
+    {"compaction", wl_compact, 4096, 6, 150, 400, 1, NULL},
+    {"recovery_compaction", wl_recovery, 4096, 6, 150, 400, 1, "compaction"},
     {NULL, NULL, 0, 0, 0, 0, 0, NULL},
 };
 
@@ -848,6 +898,7 @@ static int open_observe(const cs_workload *wl, const char *dir, int variant_io, 
     kv_db *db = NULL;
     kvt_options(&opts, KV_SYNC_NONE, KV_IO_PSYNC, wl->segment_bytes);
     opts.mmap_reads = variant_io % 4 == 0;
+    opts.auto_compact = 0;
     int rc = kv_open(dir, &opts, &db);
     if (rc != KV_OK) {
         snprintf(why, n, "kv_open returned %s: %s", kv_strerror(rc), kv_errmsg());
@@ -1038,6 +1089,7 @@ static void run_init(cs_run *r, const cs_workload *wl, int mode, const char *dir
     kvt_options(&r->opts, mode, KV_IO_AUTO, wl->segment_bytes);
     r->opts.sync_interval_ms = 1;
     r->opts.mmap_reads = wl->mmap_reads;
+    r->opts.auto_compact = 0; /* compaction runs where a workload calls kv_compact */
     kvt_rng_seed(&r->rng, kvt_mix64(wl->name[0] * 131u + strlen(wl->name)));
     r->next_id = 1;
 }
@@ -2097,6 +2149,8 @@ CS_WORKLOAD_TESTS(manifest)
 CS_WORKLOAD_TESTS(wal_delete)
 CS_WORKLOAD_TESTS(recovery_batches)
 CS_WORKLOAD_TESTS(recovery_rolls)
+CS_WORKLOAD_TESTS(compaction)
+CS_WORKLOAD_TESTS(recovery_compaction)
 
 static void test_summary(void)
 {
@@ -2127,6 +2181,9 @@ static const kvt_test crashsim_tests[] = {
     {"power failure at every call: WAL deletion after a seal", test_power_wal_delete},
     {"power failure at every call: recovery of crashed batches", test_power_recovery_batches},
     {"power failure at every call: recovery of crashed rolls", test_power_recovery_rolls},
+    {"power failure at every call: compaction", test_power_compaction},
+    {"power failure at every call: recovery of crashed compactions",
+     test_power_recovery_compaction},
     {"I/O error at every call: puts", test_errors_puts},
     {"I/O error at every call: deletes", test_errors_deletes},
     {"I/O error at every call: batches", test_errors_batches},
@@ -2136,6 +2193,9 @@ static const kvt_test crashsim_tests[] = {
     {"I/O error at every call: WAL deletion after a seal", test_errors_wal_delete},
     {"I/O error at every call: recovery of crashed batches", test_errors_recovery_batches},
     {"I/O error at every call: recovery of crashed rolls", test_errors_recovery_rolls},
+    {"I/O error at every call: compaction", test_errors_compaction},
+    {"I/O error at every call: recovery of crashed compactions",
+     test_errors_recovery_compaction},
     {"self-test: catches skipping the directory fsync", test_mutant_syncdir},
     {"self-test: catches skipping the seal fdatasync", test_mutant_seal},
     {"self-test: catches acknowledging before the WAL fdatasync", test_mutant_wal_sync},

@@ -213,7 +213,7 @@ static void test_manifest_every_byte(void)
     int dfd = open(dir, O_RDONLY | O_DIRECTORY);
     kv_manifest_seg segs[3] = {{1, 0, 4096}, {2, 0, 5000}, {4, 0, 16}};
     kv_manifest m = {.active = 5, .next_file = 6, .nsealed = 3, .sealed = segs}, back;
-    KVT_RC_FATAL(manifest_store(io, dfd, &m), KV_OK);
+    KVT_RC_FATAL(manifest_store(io, dfd, &m, NULL), KV_OK);
     KVT_RC_FATAL(manifest_load(io, dfd, &back), KV_OK);
     KVT_CHECK(back.active == 5 && back.next_file == 6 && back.nsealed == 3
                   && back.sealed[1].number == 2 && back.sealed[1].size == 5000

@@ -4,9 +4,10 @@
  *
  * For each seed, a fresh store receives a random sequence of puts (keys from a small
  * binary key space, values of 0..300 bytes with occasional large ones), deletes,
- * gets, batches of 1..10 mixed operations, kv_sync calls and reopens (sometimes with
- * another sync mode, io backend or a tiny segment size, so segments roll and recovery
- * runs over many files). After every step the touched keys and the key count are
+ * gets, batches of 1..10 mixed operations, kv_sync calls, kv_compact calls and reopens
+ * (sometimes with another sync mode, io backend, tiny segment size, dead ratio or
+ * background compaction setting, so segments roll, compaction runs on its own and
+ * recovery runs over many files). After every step the touched keys and the key count are
  * compared with the model; after every reopen the whole store is (kv_foreach plus a
  * kv_get of every model key).
  *
@@ -107,6 +108,7 @@ typedef struct pk_run {
     unsigned char *vbuf; /* scratch value buffer */
     char why[1024];     /* the first mismatch */
     unsigned long long n_put, n_delete, n_batch, n_reopen, n_reopen_changed; /* tallies */
+    unsigned long long n_compact, n_passes; /* kv_compact calls, passes run (all kinds) */
 } pk_run;
 
 #define PK_VBUF (100u * 1024)
@@ -330,10 +332,27 @@ static int op_reopen(pk_run *r, int change)
         r->opts.io = kvt_rng_chance(&r->rng, 50) ? KV_IO_AUTO : KV_IO_PSYNC;
         r->opts.segment_bytes = segs[kvt_rng_below(&r->rng, 4)];
         r->opts.sync_interval_ms = (unsigned)kvt_rng_range(&r->rng, 1, 50);
+        r->opts.auto_compact = kvt_rng_chance(&r->rng, 50);
+        r->opts.compact_dead_ratio = kvt_rng_chance(&r->rng, 50) ? 0.5 : 0.1;
     }
     rc = kv_open(r->dir, &r->opts, &r->db);
     if (rc != KV_OK)
         return fail(r, "kv_open: %d (%s): %s", rc, kv_strerror(rc), kv_errmsg());
+    return check_all(r);
+}
+
+/* Compaction changes no contents: the whole store must still match the model. */
+static int op_compact(pk_run *r)
+{
+    kv_stats st;
+    r->op = "compact";
+    r->n_compact++;
+    int rc = kv_compact(r->db);
+    if (rc != KV_OK)
+        return fail(r, "kv_compact: %d (%s): %s", rc, kv_strerror(rc), kv_errmsg());
+    if (kv_stat(r->db, &st) == KV_OK && st.compact_errors != 0)
+        return fail(r, "%llu compaction passes failed", (unsigned long long)st.compact_errors);
+    r->n_passes += st.compactions;
     return check_all(r);
 }
 
@@ -354,10 +373,12 @@ static int one_step(pk_run *r)
         rc = op_put(r);
     else if (p < 57)
         rc = op_delete(r);
-    else if (p < 72)
+    else if (p < 70)
         rc = op_get(r);
-    else if (p < 92)
+    else if (p < 89)
         rc = op_batch(r);
+    else if (p < 92)
+        rc = op_compact(r);
     else if (p < 95)
         rc = op_reopen(r, 0);
     else if (p < 97)
@@ -388,6 +409,7 @@ static int run_seed(pk_run *r, const char *base, uint64_t seed, int steps)
         r->opts.io = kvt_rng_chance(&r->rng, 50) ? KV_IO_AUTO : KV_IO_PSYNC;
         r->opts.segment_bytes = kvt_rng_chance(&r->rng, 30) ? 4096 : 64u * 1024 * 1024;
         r->opts.sync_interval_ms = 5;
+        r->opts.auto_compact = kvt_rng_chance(&r->rng, 50);
     }
     rc = kv_open(r->dir, &r->opts, &r->db);
     if (rc != KV_OK) {
@@ -442,8 +464,9 @@ static void test_random_operations_match_model(void)
     }
     KVT_CHECK(failed == 0, "%d of the seeds failed (first messages above)", failed);
     kvt_note("%u seeds x %d steps: %llu puts, %llu deletes, %llu batches, %llu reopens "
-             "(%llu with new options)", seeds, steps, r.n_put, r.n_delete, r.n_batch,
-             r.n_reopen, r.n_reopen_changed);
+             "(%llu with new options), %llu kv_compact calls (%llu passes counted at them)",
+             seeds, steps, r.n_put, r.n_delete, r.n_batch, r.n_reopen, r.n_reopen_changed,
+             r.n_compact, r.n_passes);
     free(r.vbuf);
 }
 

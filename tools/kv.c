@@ -317,6 +317,9 @@ static int cmd_stats(struct cli *cli, kv_db *db)
         {"recovery_us", st.recovery_us}, {"recovery_records", st.recovery_records},
         {"recovery_wal_replayed", st.recovery_wal_replayed},
         {"recovery_cut_bytes", st.recovery_cut_bytes},
+        {"recovery_hints", st.recovery_hints},
+        {"recovery_hints_rewritten", st.recovery_hints_rewritten},
+        {"reclaimable_bytes", st.reclaimable_bytes},
     };
     for (size_t i = 0; i < sizeof u / sizeof u[0]; i++)
         printf("%s %" PRIu64 "\n", u[i].name, u[i].v);

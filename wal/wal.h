@@ -34,6 +34,7 @@ typedef struct wal_req {
     uint32_t nent;         /* entries in buf */
     uint64_t first_seq;    /* set by wal_commit */
     uint64_t shard_mask;   /* index shards the request touches (batches) */
+    int roll;              /* no entries: asks the leader to seal the active segment */
     int status;            /* result, set by the leader */
     int done;
     pthread_cond_t cv;
@@ -43,8 +44,9 @@ typedef struct wal_req {
 typedef struct wal_hooks {
     void *arg;
     /* Leader, before writing a group of `bytes` bytes (may roll the segment and
-     * call wal_switch). A non-OK status fails the group and the writer. */
-    int (*before_group)(void *arg, size_t bytes);
+     * call wal_switch; force_roll: a request of the group asked for a roll). A non-OK
+     * status fails the group and the writer. */
+    int (*before_group)(void *arg, size_t bytes, int force_roll);
     /* Leader, after the WAL write succeeded: make r durable in the segment and
      * visible in the index. A non-OK status fails the writer. */
     int (*apply)(void *arg, wal_req *r);
@@ -90,6 +92,10 @@ void wal_req_destroy(wal_req *r);
 /* Commits r: returns once it is durable as the sync mode promises and visible, or
  * with an error (the message is set in the calling thread). */
 int wal_commit(wal_writer *w, wal_req *r);
+
+/* Has the leader seal the active segment (through before_group, in order with the
+ * writes around it), as kv_compact does before compacting. */
+int wal_roll(wal_writer *w);
 
 /* fdatasync of the current WAL file (kv_sync). */
 int wal_sync(wal_writer *w);

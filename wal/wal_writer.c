@@ -69,17 +69,20 @@ static void seal_req(wal_req *r, uint64_t first)
 /* ---- the leader's group write ------------------------------------------------------ */
 
 /* Picks the group starting at the head: returns its last request. */
-static wal_req *pick_group(wal_writer *w, struct iovec *iov, int *iovcnt, size_t *bytes)
+static wal_req *pick_group(wal_writer *w, struct iovec *iov, int *iovcnt, size_t *bytes,
+                           int *roll)
 {
     wal_req *r = w->head, *last = r;
     size_t limit = r->len > GROUP_MAX_BYTES ? r->len : GROUP_MAX_BYTES;
     *iovcnt = 0;
     *bytes = 0;
+    *roll = 0;
     while (r != NULL && *iovcnt < GROUP_MAX_REQS && *bytes + r->len <= limit) {
         iov[*iovcnt].iov_base = r->buf;
         iov[*iovcnt].iov_len = r->len;
         (*iovcnt)++;
         *bytes += r->len;
+        *roll |= r->roll;
         last = r;
         r = r->next;
     }
@@ -88,13 +91,15 @@ static wal_req *pick_group(wal_writer *w, struct iovec *iov, int *iovcnt, size_t
 
 /* Writes the group (and applies it). Runs without the queue lock. */
 static int write_group(wal_writer *w, wal_req *first, wal_req *last, struct iovec *iov,
-                       int iovcnt, size_t bytes)
+                       int iovcnt, size_t bytes, int roll)
 {
     int rc = wal_check(w);
     if (rc == KV_OK && w->hooks.before_group != NULL)
-        rc = w->hooks.before_group(w->hooks.arg, bytes);
+        rc = w->hooks.before_group(w->hooks.arg, bytes, roll);
     if (rc != KV_OK)
         return wal_fail(w, rc);
+    if (bytes == 0)
+        return KV_OK; /* only roll requests */
     int sync = w->sync_mode == KV_SYNC_ALWAYS;
     int r = w->io->ops->write_group(w->io, w->fd, iov, iovcnt, w->off, sync);
     if (r < 0)
@@ -142,7 +147,7 @@ static void await_returning_writers(wal_writer *w, wal_req *r)
 int wal_commit(wal_writer *w, wal_req *r)
 {
     struct iovec iov[GROUP_MAX_REQS];
-    int iovcnt;
+    int iovcnt, roll;
     size_t bytes;
 
     pthread_mutex_lock(&w->mu);
@@ -163,10 +168,10 @@ int wal_commit(wal_writer *w, wal_req *r)
     }
     /* r leads a group. */
     await_returning_writers(w, r);
-    wal_req *last = pick_group(w, iov, &iovcnt, &bytes);
+    wal_req *last = pick_group(w, iov, &iovcnt, &bytes, &roll);
     pthread_mutex_unlock(&w->mu);
     uint64_t t0 = kv_now_us();
-    int st = write_group(w, r, last, iov, iovcnt, bytes);
+    int st = write_group(w, r, last, iov, iovcnt, bytes, roll);
     uint64_t took = kv_now_us() - t0;
     pthread_mutex_lock(&w->mu);
     w->sync_ewma_us = (w->sync_ewma_us * 7 + took) / 8;
@@ -201,6 +206,16 @@ int wal_switch(wal_writer *w, int fd, uint32_t number)
     w->dirty = 0;
     pthread_mutex_unlock(&w->fd_mu);
     return old;
+}
+
+int wal_roll(wal_writer *w)
+{
+    wal_req r;
+    wal_req_init(&r, NULL, 0, 0, 0);
+    r.roll = 1;
+    int rc = wal_commit(w, &r);
+    wal_req_destroy(&r);
+    return rc;
 }
 
 int wal_sync(wal_writer *w)
