@@ -166,6 +166,23 @@ int ftab_add(kv_db *db, kv_file *f)
     return rc;
 }
 
+/* ---- publishing a MANIFEST --------------------------------------------------------- */
+
+int db_publish_manifest(kv_db *db, kv_manifest *m, int *renamed)
+{
+    m->next_file = atomic_load(&db->next_file);
+    int rc = manifest_store(db->io, db->dirfd, m, renamed);
+    if (rc != KV_OK) {
+        free(m->sealed);
+        return rc;
+    }
+    pthread_rwlock_wrlock(&db->ftab_lock);
+    free(db->man.sealed);
+    db->man = *m;
+    pthread_rwlock_unlock(&db->ftab_lock);
+    return KV_OK;
+}
+
 /* ---- creating a store -------------------------------------------------------------- */
 
 /* What the directory holds when it has no MANIFEST: only our own debris of an

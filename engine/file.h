@@ -46,14 +46,14 @@ typedef struct kv_file {
      * open, then immutable; guarded by the compaction lock where it changes): */
     uint64_t min_seq, max_seq;  /* range of sequence numbers it holds (0, 0: empty) */
     kv_bloom *bloom;            /* its keys; NULL: it may hold any key */
-    uint64_t dead_floor;        /* dead bytes compaction could not drop when it wrote
+    _Atomic uint64_t dead_floor; /* dead bytes compaction could not drop when it wrote
                                    this file (tombstones still needed): compacting
                                    it again reclaims only dead bytes above this */
     uint32_t blockers[8];       /* segments holding older records of those tombstones;
                                    when they are gone, dead_floor drops to 0 */
     uint32_t nblockers;         /* entries used; > 8: too many to list (any retired
                                    segment resets dead_floor) */
-    int compact_skip;           /* damage found while compacting: left alone */
+    _Atomic int compact_skip;   /* damage found while compacting: left alone */
 } kv_file;
 
 /* "000012.seg", "000012.wal", "000012.hint", "000012.hint.tmp" into buf (at least

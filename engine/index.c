@@ -1,13 +1,12 @@
 /*
  * index.c — the sharded hash index (see index.h for the design).
  *
- * Sections: nodes and slots, one shard's table (find, insert, backward-shift
- * delete, grow), the public operations, iteration and accounting.
+ * Sections: nodes and slots, the node arena, one shard's table (find, insert,
+ * backward-shift delete, grow), the public operations, iteration and accounting.
  */
 #include "index.h"
 
 #include <errno.h>
-#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -38,13 +37,30 @@ static inline int slot_tag_eq(uint64_t s, uint64_t hash)
     return (s >> 48) == ((hash >> 32) & UINT64_C(0xFFFF));
 }
 
+/* Nodes live in per-shard arenas: chunks filled front to back, so building the
+ * index costs no malloc per key and closing it frees a few chunks instead of every
+ * node. A removed node's bytes become garbage; when garbage is over half the bytes
+ * handed out, the shard's live nodes are copied into fresh chunks (under its write
+ * lock), so the index never holds more than about twice its live nodes. */
+typedef struct arena_chunk {
+    struct arena_chunk *next;
+    size_t cap, used;
+    uint64_t data[];  /* nodes, 8-byte aligned */
+} arena_chunk;
+
+#define CHUNK_MIN (4u << 10)
+#define CHUNK_MAX (64u << 10)
+#define REPACK_MIN (256u << 10) /* garbage below this is never worth a copy */
+
 typedef struct idx_shard {
     pthread_rwlock_t lock;
-    uint64_t *slots; /* cap entries, 0 = empty */
-    uint32_t cap;    /* power of two */
+    uint64_t *slots;      /* cap entries, 0 = empty */
+    uint32_t cap;         /* power of two */
     uint32_t count;
-    uint64_t node_bytes;
-    char pad[24]; /* keep shards on separate cache lines */
+    arena_chunk *chunks;  /* newest first */
+    uint64_t arena_bytes; /* capacity of the chunks */
+    uint64_t used;        /* bytes of nodes handed out (live + garbage) */
+    uint64_t garbage;     /* bytes of removed nodes still in them */
 } idx_shard;
 
 struct kv_index {
@@ -69,6 +85,89 @@ static void node_loc(const idx_node *n, idx_loc *loc)
     loc->off = n->off;
     loc->len = n->len;
     loc->flags = n->flags;
+}
+
+/* ---- the node arena ---------------------------------------------------------------- */
+
+static size_t node_size(size_t klen) { return (sizeof(idx_node) + klen + 7) & ~(size_t)7; }
+
+static arena_chunk *chunk_new(size_t cap)
+{
+    arena_chunk *c = malloc(sizeof *c + cap);
+    if (c != NULL) {
+        c->next = NULL;
+        c->cap = cap;
+        c->used = 0;
+    }
+    return c;
+}
+
+/* A node of node_size(klen) bytes from the chunk list *head (NULL when out of
+ * memory); *bytes grows by any chunk added. */
+static idx_node *arena_alloc(arena_chunk **head, uint64_t *bytes, size_t klen)
+{
+    size_t need = node_size(klen);
+    arena_chunk *c = *head;
+    if (c == NULL || c->cap - c->used < need) {
+        size_t cap = c == NULL ? CHUNK_MIN : c->cap < CHUNK_MAX ? c->cap * 2 : CHUNK_MAX;
+        if (cap < need)
+            cap = need;
+        if ((c = chunk_new(cap)) == NULL)
+            return NULL;
+        c->next = *head;
+        *head = c;
+        *bytes += cap;
+    }
+    idx_node *n = (idx_node *)(void *)((uint8_t *)c->data + c->used);
+    c->used += need;
+    return n;
+}
+
+static void chunks_free(arena_chunk *c)
+{
+    while (c != NULL) {
+        arena_chunk *next = c->next;
+        free(c);
+        c = next;
+    }
+}
+
+/* Copies the live nodes into one fresh chunk of exactly their size and drops the
+ * old chunks. Out of memory only leaves the garbage where it is. */
+static void shard_repack(idx_shard *sh)
+{
+    size_t live = 0;
+    for (uint32_t i = 0; i < sh->cap; i++)
+        if (sh->slots[i] != 0)
+            live += node_size(slot_node(sh->slots[i])->klen);
+    arena_chunk *c = chunk_new(live > 0 ? live : CHUNK_MIN);
+    if (c == NULL)
+        return;
+    for (uint32_t i = 0; i < sh->cap; i++) {
+        if (sh->slots[i] == 0)
+            continue;
+        idx_node *n = slot_node(sh->slots[i]);
+        idx_node *m = (idx_node *)(void *)((uint8_t *)c->data + c->used);
+        c->used += node_size(n->klen);
+        memcpy(m, n, sizeof *n + n->klen);
+        sh->slots[i] = (sh->slots[i] & ~SLOT_PTR_MASK) | ((uint64_t)(uintptr_t)m & SLOT_PTR_MASK);
+    }
+    chunks_free(sh->chunks);
+    sh->chunks = c;
+    sh->arena_bytes = c->cap;
+    sh->used = live;
+    sh->garbage = 0;
+}
+
+static void node_release(idx_shard *sh, idx_node *n)
+{
+    sh->garbage += node_size(n->klen);
+}
+
+static void maybe_repack(idx_shard *sh)
+{
+    if (sh->garbage >= REPACK_MIN && sh->garbage * 2 > sh->used)
+        shard_repack(sh);
 }
 
 /* ---- one shard's table ------------------------------------------------------------- */
@@ -165,9 +264,7 @@ void idx_free(kv_index *ix)
         return;
     for (int i = 0; i < IDX_SHARDS; i++) {
         idx_shard *sh = &ix->shards[i];
-        for (uint32_t j = 0; sh->slots != NULL && j < sh->cap; j++)
-            if (sh->slots[j] != 0)
-                free(slot_node(sh->slots[j]));
+        chunks_free(sh->chunks);
         free(sh->slots);
         pthread_rwlock_destroy(&sh->lock);
     }
@@ -193,15 +290,15 @@ static int shard_insert(idx_shard *sh, const void *key, size_t klen, uint64_t ha
 {
     if ((uint64_t)(sh->count + 1) * 4 > (uint64_t)sh->cap * 3 && shard_grow(sh) != 0)
         return -ENOMEM;
-    idx_node *n = malloc(sizeof *n + klen);
+    idx_node *n = arena_alloc(&sh->chunks, &sh->arena_bytes, klen);
     if (n == NULL)
         return -ENOMEM;
+    sh->used += node_size(klen);
     n->klen = (uint16_t)klen;
     memcpy(n->key, key, klen);
     node_fill(n, loc);
     shard_place(sh->slots, sh->cap, slot_make(n, hash), hash);
     sh->count++;
-    sh->node_bytes += malloc_usable_size(n) + sizeof(size_t);
     return 0;
 }
 
@@ -236,9 +333,9 @@ void idx_del_locked(kv_index *ix, const void *key, size_t klen, uint64_t hash,
         return;
     idx_node *n = slot_node(sh->slots[i]);
     node_loc(n, &ch->old);
-    sh->node_bytes -= malloc_usable_size(n) + sizeof(size_t);
-    free(n);
+    node_release(sh, n);
     shard_remove_at(sh, (uint32_t)i);
+    maybe_repack(sh);
 }
 
 int idx_relocate(kv_index *ix, const void *key, size_t klen, uint64_t hash, uint64_t seq,
@@ -284,13 +381,13 @@ void idx_purge_tombstones(kv_index *ix)
             uint64_t slot = sh->slots[i];
             idx_node *n = slot_node(slot);
             if (slot != 0 && (n->flags & IDX_F_TOMB)) {
-                sh->node_bytes -= malloc_usable_size(n) + sizeof(size_t);
-                free(n);
+                node_release(sh, n);
                 shard_remove_at(sh, i); /* re-examine i: a later slot moved in */
             } else {
                 i++;
             }
         }
+        maybe_repack(sh);
         pthread_rwlock_unlock(&sh->lock);
     }
 }
@@ -313,7 +410,7 @@ uint64_t idx_bytes(kv_index *ix)
     uint64_t b = sizeof *ix;
     for (unsigned s = 0; s < IDX_SHARDS; s++) {
         pthread_rwlock_rdlock(&ix->shards[s].lock);
-        b += ix->shards[s].node_bytes + (uint64_t)ix->shards[s].cap * sizeof(uint64_t);
+        b += ix->shards[s].arena_bytes + (uint64_t)ix->shards[s].cap * sizeof(uint64_t);
         pthread_rwlock_unlock(&ix->shards[s].lock);
     }
     return b;

@@ -1420,8 +1420,9 @@ static void test_segments_roll_and_wal_stays_bounded(void)
         KVT_RC_FATAL(kv_delete(db, k, strlen(k)), KV_OK);
     }
     st = stat_of(db);
-    KVT_CHECK(st.segments > segs_mid, "segments did not grow further (%llu)",
-              (unsigned long long)st.segments);
+    /* (background compaction may have merged the dead-heavy segments meanwhile) */
+    KVT_CHECK(st.segments > segs_mid || st.compactions > 0, "segments did not grow further "
+              "(%llu) and nothing was compacted", (unsigned long long)st.segments);
     KVT_CHECK(max_wal_files <= 2 && st.wal_files <= 2,
               "the WAL is not bounded: up to %llu WAL files with 4 KiB segments (now %llu)",
               (unsigned long long)max_wal_files, (unsigned long long)st.wal_files);

@@ -11,6 +11,7 @@
 
 #include "crc.h"
 #include "entry.h"
+#include "index.h"
 #include "io.h"
 #include "manifest.h"
 #include "scan.h"
@@ -488,6 +489,55 @@ static void test_hint_every_byte(void)
     KVT_CHECK(opened > 0, "opened %u times", opened);
 }
 
+/* The index keeps nodes in per-shard arenas; deleting most keys must give the
+ * memory back (the shard's live nodes are copied into fresh chunks) and leave every
+ * surviving key with its exact location. */
+static void test_index_arena_repack(void)
+{
+    kv_index *ix;
+    unsigned char key[200];
+    const unsigned n = 200000;
+    KVT_CHECK_FATAL(idx_new(&ix) == 0, "idx_new");
+    memset(key, 'k', sizeof key);
+    for (unsigned i = 0; i < n; i++) {
+        idx_change ch;
+        memcpy(key, &i, sizeof i);
+        idx_loc loc = {i + 1, i % 7, i, 300 + i % 5, 0};
+        uint64_t h = idx_hash(key, sizeof key);
+        KVT_CHECK_FATAL(idx_set_locked(ix, key, sizeof key, h, &loc, 0, &ch) == 0, "insert %u", i);
+    }
+    uint64_t full = idx_bytes(ix);
+    for (unsigned i = 0; i < n; i++) {
+        idx_change ch;
+        if (i % 4 == 0)
+            continue;
+        memcpy(key, &i, sizeof i);
+        idx_del_locked(ix, key, sizeof key, idx_hash(key, sizeof key), &ch);
+        KVT_CHECK(ch.had_old && ch.old.seq == i + 1, "delete %u: had %d seq %llu", i, ch.had_old,
+                  (unsigned long long)ch.old.seq);
+    }
+    uint64_t after = idx_bytes(ix);
+    /* repacked once garbage passed half: at most ~2x the live nodes remain */
+    KVT_CHECK(after * 10 < full * 7, "index holds %llu bytes after deleting 3/4 of %u keys, "
+              "%llu before: the arena kept the garbage", (unsigned long long)after, n,
+              (unsigned long long)full);
+    KVT_CHECK(idx_count(ix) == n / 4, "%llu keys left", (unsigned long long)idx_count(ix));
+    unsigned bad = 0;
+    for (unsigned i = 0; i < n; i++) {
+        idx_loc loc;
+        memcpy(key, &i, sizeof i);
+        int found = idx_get(ix, key, sizeof key, idx_hash(key, sizeof key), &loc);
+        int ok = i % 4 == 0 ? found && loc.seq == i + 1 && loc.file == i % 7 && loc.off == i
+                                  && loc.len == 300 + i % 5
+                            : !found;
+        bad += !ok;
+    }
+    KVT_CHECK(bad == 0, "%u keys wrong after the repack", bad);
+    kvt_note("index: %llu bytes for %u keys of 200 bytes, %llu after deleting 3/4",
+             (unsigned long long)full, n, (unsigned long long)after);
+    idx_free(ix);
+}
+
 void kvt_register_entry(void)
 {
     static const kvt_test tests[] = {
@@ -507,6 +557,7 @@ void kvt_register_entry(void)
         {"every byte flip of a hint: store opens to its data", test_hint_every_byte},
         {"get of a record damaged after open: KV_ECORRUPT (mmap)", test_get_damage_mmap},
         {"get of a record damaged after open: KV_ECORRUPT (pread)", test_get_damage_pread},
+        {"index: deleting most keys gives the arena memory back", test_index_arena_repack},
         {NULL, NULL},
     };
     kvt_add_suite("entry and recovery", tests);
