@@ -26,17 +26,23 @@
  * failing (EIO; ENOSPC after half the bytes for a write). Whatever failed must be
  * reported by an API call (hint files, unlink, close and map excepted: the engine
  * may ignore those by design), a handle whose write or fsync failed must refuse
- * every later write and kv_sync with that status until reopened, reopening must
- * work, and at the end the store (reopened as it is, and after a power failure)
- * must hold every acknowledged operation, failed ones wholly or not at all.
+ * every later write and kv_sync with that status until reopened (kv_compact may
+ * fail without failing the handle), reopening must work, and at the end the store
+ * (reopened as it is, and after a power failure) must hold every acknowledged
+ * operation, failed ones wholly or not at all.
  *
  * Workloads are a function and a table row (cs_workloads). A row may start from
  * the crash images of another workload (two lives: the second recovers a crashed
  * store, writes, and is crashed at every call in turn, recovery included).
  *
+ * Unlike the other suites, this one includes the internal engine/io.h: the layer
+ * reaches kv_open through the io factory hook declared there.
+ *
  * Sections: values and keys, the run (history and workload steps), the
- * workloads, checking images, power-failure and I/O-error drivers, the uring/psync
- * comparison, self-tests of the layer, the tests.
+ * workloads, checking a state against the history, statistics and scratch
+ * directories, opening images, power failures, I/O errors, the uring/psync
+ * comparison, self-tests of the layer, regressions (engine bugs this suite found),
+ * the tests.
  */
 #include "kvtest.h"
 
