@@ -83,6 +83,7 @@ struct config {
     int json;                /* one JSON object per line instead of text */
     int auto_compact;        /* kv_options.auto_compact: 0, 1, or -1 for the default */
     uint64_t compact_rate;   /* kv_options.compact_bytes_per_sec, UINT64_MAX: default */
+    int drop_caches;         /* reopen: drop the page cache first (cold open; root) */
     int compression;         /* KV_COMPRESS_NONE or KV_COMPRESS_LZ4 */
     double compressible;     /* values compress to about this share of their size */
     size_t compress_min;     /* kv_options.compress_min_bytes */
@@ -126,6 +127,8 @@ static const char usage_text[] =
     "  --auto-compact 0|1  background compaction (engine default: 1)\n"
     "  --compact-rate N    background compaction pace in bytes/s, K/M/G allowed;\n"
     "                      0 = unpaced (engine default: 64M)\n"
+    "  --drop-caches       reopen benchmarks open cold: sync and drop the page\n"
+    "                      cache first (needs root)\n"
     "  --db DIR            store directory; its store is erased first\n"
     "                      (default: a fresh directory under /tmp, removed at the end)\n"
     "  --keep              keep that temporary directory\n"
@@ -1280,6 +1283,15 @@ static void remove_hints(struct bench *b)
     closedir(d);
 }
 
+/* Writes dirty pages back and drops the page cache, so the next open reads the disk. */
+static void drop_caches(struct bench *b)
+{
+    sync();
+    FILE *f = fopen("/proc/sys/vm/drop_caches", "w");
+    if (f == NULL || fputs("3\n", f) < 0 || fclose(f) != 0)
+        die_sys(b, "--drop-caches: /proc/sys/vm/drop_caches: %s (root is needed)", strerror(errno));
+}
+
 /* Closes and reopens the store, timing both; recovery must find every key.
  * reopen-nohints deletes the hint files in between, so every segment is scanned. */
 static void bench_reopen(struct bench *b, struct result *r)
@@ -1290,6 +1302,8 @@ static void bench_reopen(struct bench *b, struct result *r)
     store_close(b, r->name);
     if (strcmp(r->name, "reopen-nohints") == 0)
         remove_hints(b);
+    if (b->cfg.drop_caches)
+        drop_caches(b);
     uint64_t t1 = now_ns();
     store_open(b, r->name, b->db_sync, 0);
     uint64_t t2 = now_ns();
@@ -1439,8 +1453,8 @@ static void config_defaults(struct config *c)
 enum {
     OPT_BENCHMARKS = 256, OPT_NUM, OPT_READS, OPT_THREADS, OPT_KEY_SIZE, OPT_VALUE_SIZE,
     OPT_SYNC, OPT_IO, OPT_SEGMENT_BYTES, OPT_DB, OPT_KEEP, OPT_SYNC_NUM, OPT_SEED,
-    OPT_HISTOGRAM, OPT_JSON, OPT_AUTO_COMPACT, OPT_COMPACT_RATE, OPT_COMPRESSION,
-    OPT_COMPRESSIBLE, OPT_COMPRESS_MIN
+    OPT_HISTOGRAM, OPT_JSON, OPT_AUTO_COMPACT, OPT_COMPACT_RATE, OPT_DROP_CACHES,
+    OPT_COMPRESSION, OPT_COMPRESSIBLE, OPT_COMPRESS_MIN
 };
 
 static const struct option long_options[] = {
@@ -1461,6 +1475,7 @@ static const struct option long_options[] = {
     { "json", no_argument, NULL, OPT_JSON },
     { "auto-compact", required_argument, NULL, OPT_AUTO_COMPACT },
     { "compact-rate", required_argument, NULL, OPT_COMPACT_RATE },
+    { "drop-caches", no_argument, NULL, OPT_DROP_CACHES },
     { "compression", required_argument, NULL, OPT_COMPRESSION },
     { "compressible", required_argument, NULL, OPT_COMPRESSIBLE },
     { "compress-min-bytes", required_argument, NULL, OPT_COMPRESS_MIN },
@@ -1503,6 +1518,7 @@ static int parse_option(struct config *c, int opt, const char *arg, int *reads_s
     case OPT_HISTOGRAM: c->histogram = 1; break;
     case OPT_JSON: c->json = 1; break;
     case OPT_AUTO_COMPACT: c->auto_compact = (int)parse_num("--auto-compact", arg, 0, 1, 0); break;
+    case OPT_DROP_CACHES: c->drop_caches = 1; break;
     case OPT_COMPACT_RATE:
         c->compact_rate = parse_num("--compact-rate", arg, 0, UINT64_MAX - 1, 1);
         break;

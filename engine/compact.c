@@ -418,17 +418,7 @@ static int publish_locked(compact_pass *p, int *renamed)
     qsort(ns, n, sizeof *ns, cmp_seg);
     m.sealed = ns;
     m.nsealed = n;
-    m.next_file = atomic_load(&db->next_file);
-    int rc = manifest_store(db->io, db->dirfd, &m, renamed);
-    if (rc != KV_OK) {
-        free(ns);
-        return rc;
-    }
-    pthread_rwlock_wrlock(&db->ftab_lock);
-    free(db->man.sealed);
-    db->man = m;
-    pthread_rwlock_unlock(&db->ftab_lock);
-    return KV_OK;
+    return db_publish_manifest(db, &m, renamed);
 }
 
 typedef struct reloc_ctx {

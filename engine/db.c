@@ -165,6 +165,23 @@ int ftab_add(kv_db *db, kv_file *f)
     return rc;
 }
 
+/* ---- publishing a MANIFEST --------------------------------------------------------- */
+
+int db_publish_manifest(kv_db *db, kv_manifest *m, int *renamed)
+{
+    m->next_file = atomic_load(&db->next_file);
+    int rc = manifest_store(db->io, db->dirfd, m, renamed);
+    if (rc != KV_OK) {
+        free(m->sealed);
+        return rc;
+    }
+    pthread_rwlock_wrlock(&db->ftab_lock);
+    free(db->man.sealed);
+    db->man = *m;
+    pthread_rwlock_unlock(&db->ftab_lock);
+    return KV_OK;
+}
+
 /* ---- creating a store -------------------------------------------------------------- */
 
 /* What the directory holds when it has no MANIFEST: only our own debris of an
@@ -267,6 +284,16 @@ static void remove_leftovers(kv_db *db)
     closedir(d);
 }
 
+/* Makes the directory's names durable before this handle acknowledges anything:
+ * a previous handle may have created, renamed or removed files without a
+ * successful directory fsync (it failed, or a crash came first), and writes
+ * acknowledged now would live in files whose names a power failure could undo. */
+static int sync_dir(kv_db *db)
+{
+    int r = db->io->ops->syncdir(db->io, db->dirfd);
+    return r < 0 ? kv_err_errno(-r, "%s: fsync of the directory", db->dir) : KV_OK;
+}
+
 /* Before anything is written (even LOCK): a directory without a MANIFEST must be
  * one we may create a store in, so a refused open leaves no trace. */
 static int precheck_dir(kv_db *db, const char *dir)
@@ -285,7 +312,7 @@ static int open_store(kv_db *db, const char *dir)
     if (rc == KV_OK)
         rc = precheck_dir(db, dir);
     if (rc == KV_OK)
-        rc = kv_io_new(db->opts.io, &db->io);
+        rc = kv_io_for(dir, db->opts.io, &db->io);
     if (rc == KV_OK && idx_new(&db->idx) != 0)
         rc = kv_err(KV_ENOMEM, "kv_open: allocating the index");
     if (rc == KV_OK && !db->opts.read_only)
@@ -308,8 +335,10 @@ static int open_store(kv_db *db, const char *dir)
     db->recovery_us = kv_now_us() - t0;
     if (rc == KV_OK && !db->opts.read_only) {
         remove_leftovers(db);
-        rc = db_start_writer(db);
+        rc = sync_dir(db);
     }
+    if (rc == KV_OK && !db->opts.read_only)
+        rc = db_start_writer(db);
     if (rc == KV_OK)
         rc = compact_start(db);
     return rc;
@@ -362,7 +391,11 @@ int kv_close(kv_db *db)
     compact_stop(db);
     if (db->wal_started) {
         wal_shutdown(&db->wal);
-        if (db->active != NULL && atomic_load(&db->wal.failed) == 0)
+        /* a failure nobody was told of yet (the interval thread's) is told now */
+        int failed = atomic_load(&db->wal.failed);
+        if (failed != 0)
+            rc = kv_err(failed, "kv_close: a write or fsync failed earlier: %s", db->wal.failmsg);
+        else if (db->active != NULL)
             rc = file_flush(db->active);
     }
     for (uint32_t i = 0; i < db->nfiles; i++)

@@ -86,6 +86,11 @@ kv_file *ftab_get(kv_db *db, uint32_t number, int wal);
 kv_file *ftab_remove(kv_db *db, uint32_t number);
 int ftab_add(kv_db *db, kv_file *f);
 
+/* Writes m (a new sealed list, owned by m) as the MANIFEST and makes it the one in
+ * force; next_file is taken from db. The caller holds man_mu. On failure m->sealed
+ * is freed and db->man is unchanged; *renamed as manifest_store. */
+int db_publish_manifest(kv_db *db, kv_manifest *m, int *renamed);
+
 /* Recovery (recover.c): rebuilds the index from the MANIFEST's segments and the WAL.
  * Leaves db->active and db->wal_file open and next_seq_at_open set. */
 int db_recover(kv_db *db);

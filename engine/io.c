@@ -4,7 +4,8 @@
  * Sections: POSIX operations (shared by both backends), the psync write_group
  * (pwritev + fdatasync), the io_uring write_group (one submission: writev linked to
  * fsync), and construction, which falls back to psync when the kernel refuses a
- * ring (old kernel, kernel.io_uring_disabled, a seccomp profile) and says why.
+ * ring (old kernel, kernel.io_uring_disabled, a seccomp profile) and says why, and
+ * the test hook that lets the crash-simulation suite supply its own layer.
  */
 #include "io.h"
 
@@ -221,10 +222,28 @@ int kv_io_new(int want, kv_io **out)
     return KV_OK;
 }
 
+static kv_io_factory factory_fn; /* test hook (io.h), NULL in normal use */
+static void *factory_arg;
+
+void kv_io_set_factory(kv_io_factory fn, void *arg)
+{
+    factory_fn = fn;
+    factory_arg = arg;
+}
+
+int kv_io_for(const char *dir, int want, kv_io **out)
+{
+    return factory_fn != NULL ? factory_fn(factory_arg, dir, want, out) : kv_io_new(want, out);
+}
+
 void kv_io_free(kv_io *io)
 {
     if (io == NULL)
         return;
+    if (io->destroy != NULL) {
+        io->destroy(io);
+        return;
+    }
     if (io->ctx != NULL) {
         io_uring_queue_exit(io->ctx);
         free(io->ctx);

@@ -47,13 +47,25 @@ struct kv_io {
     void *ctx;            /* implementation state (the ring for io_uring) */
     int backend;          /* KV_IO_URING or KV_IO_PSYNC */
     char note[96];        /* why io_uring is not in use, when it is not */
+    void (*destroy)(kv_io *io); /* frees a layer made by a factory (NULL: the default) */
 };
 
 /* Creates the default I/O layer for a store. want is KV_IO_AUTO, KV_IO_URING or
  * KV_IO_PSYNC. Returns KV_OK, KV_EIO (KV_IO_URING asked but unavailable, with the
  * reason in kv_errmsg) or KV_ENOMEM. */
 int kv_io_new(int want, kv_io **out);
+/* Frees io: the default layer, or one a factory made (through its destroy). */
 void kv_io_free(kv_io *io);
+
+/* Internal test hook, not part of kv.h: while a factory is set, kv_open asks it for
+ * the I/O layer of every store it opens (dir as given to kv_open, want the options'
+ * io choice). It returns KV_OK with *out, or a status; it may hand dirs it does not
+ * care about to kv_io_new. The crash-simulation suite puts its fault-injecting layer
+ * in place this way. Set it only while no kv_open runs; NULL restores the default. */
+typedef int (*kv_io_factory)(void *arg, const char *dir, int want, kv_io **out);
+void kv_io_set_factory(kv_io_factory fn, void *arg);
+/* The I/O layer for a store in dir: the factory's when one is set, else kv_io_new. */
+int kv_io_for(const char *dir, int want, kv_io **out);
 
 /* Loop over short transfers. io_pread_full returns the bytes read (fewer than n only
  * at end of file) or -errno; io_pwrite_full returns 0 or -errno. */

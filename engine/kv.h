@@ -184,8 +184,10 @@ int kv_open(const char *dir, const kv_options *opts, kv_db **out);
 /* Flushes buffered segment data, stops background threads, releases the lock and
  * frees the handle. Every write acknowledged before kv_close survives as its sync
  * mode promised; kv_close does not fsync (call kv_sync for that). NULL is accepted.
- * Returns KV_OK, or KV_EIO when flushing failed (the handle is freed anyway; data
- * acknowledged is still in the WAL). No other thread may use db during or after. */
+ * Returns KV_OK; KV_EIO when flushing failed (the handle is freed anyway; data
+ * acknowledged is still in the WAL); or the handle's sticky KV_EIO/KV_ENOSPC when a
+ * write or fsync failed earlier, e.g. in the KV_SYNC_INTERVAL thread, where no
+ * other call may have reported it. No other thread may use db during or after. */
 int kv_close(kv_db *db);
 
 /* ---------------------------------------------------------------------------------

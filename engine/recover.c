@@ -170,7 +170,10 @@ static int scan_sealed(kv_db *db, rec_ctx *c, const kv_manifest_seg *ms)
     return rc;
 }
 
-/* Cuts a torn tail: the writer truncates the file, a reader only stops there. */
+/* Cuts a torn tail: the writer truncates the file, a reader only stops there. The
+ * cut is made durable before anything is written after it: new records reuse the
+ * cut records' sequence numbers, and should the cut bytes come back after a power
+ * failure, a cut entry saying "more of this batch follows" would chain with them. */
 static int cut_tail(kv_db *db, kv_file *f, const kv_scan_result *res)
 {
     if (!res->stopped)
@@ -178,6 +181,8 @@ static int cut_tail(kv_db *db, kv_file *f, const kv_scan_result *res)
     db->recovery_cut += f->size - res->valid_end;
     if (!db->opts.read_only) {
         int r = db->io->ops->ftruncate(db->io, f->fd, res->valid_end);
+        if (r == 0)
+            r = db->io->ops->fdatasync(db->io, f->fd);
         if (r < 0)
             return kv_err_errno(-r, "%s: cutting torn tail at offset %llu", f->name,
                                 (unsigned long long)res->valid_end);

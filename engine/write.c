@@ -55,17 +55,7 @@ static int publish_roll_locked(kv_db *db, uint32_t num)
     m.sealed = ns;
     m.nsealed++;
     m.active = num;
-    m.next_file = atomic_load(&db->next_file);
-    int rc = manifest_store(db->io, db->dirfd, &m, NULL);
-    if (rc != KV_OK) {
-        free(ns);
-        return rc;
-    }
-    pthread_rwlock_wrlock(&db->ftab_lock);
-    free(db->man.sealed);
-    db->man = m;
-    pthread_rwlock_unlock(&db->ftab_lock);
-    return KV_OK;
+    return db_publish_manifest(db, &m, NULL);
 }
 
 static int publish_roll(kv_db *db, uint32_t num)

@@ -34,6 +34,7 @@ void kvt_register_crash(void);       /* tests/test_crash.c */
 void kvt_register_concurrency(void); /* tests/test_concurrency.c */
 void kvt_register_entry(void);       /* tests/test_entry.c (the lead engineer's) */
 void kvt_register_compact(void);     /* tests/test_compact.c */
+void kvt_register_crashsim(void);    /* tests/test_crashsim.c (with tests/faultio.c) */
 void kvt_register_lz4(void);         /* tests/test_lz4.c */
 
 typedef struct kvt_test {
