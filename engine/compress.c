@@ -92,12 +92,11 @@ size_t compress_entry_encode(uint8_t *dst, int type, int flags, const void *key,
                              const void *val, size_t vlen, size_t min_bytes)
 {
     int lz4 = 0;
-    size_t stored = vlen;
     if (type != KV_REC_PUT)
         return entry_encode(dst, type, flags, key, klen, val, vlen);
     /* Header and key first; the value area is then filled in place. */
     entry_encode(dst, type, flags, key, klen, NULL, 0);
-    stored = store_value(dst + KV_ENTRY_HDR + klen, val, vlen, min_bytes, &lz4);
+    size_t stored = store_value(dst + KV_ENTRY_HDR + klen, val, vlen, min_bytes, &lz4);
     if (lz4)
         dst[KV_ENTRY_OFF_FLAGS] |= KV_RECF_LZ4;
     kv_put32(dst + KV_ENTRY_OFF_VLEN, (uint32_t)stored);

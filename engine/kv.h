@@ -95,7 +95,7 @@ enum {
                              process being killed, not a power failure */
 };
 
-/* Value compression. With KV_COMPRESS_LZ4, kv_put, kv_delete and kv_write compress
+/* Value compression. With KV_COMPRESS_LZ4, kv_put and kv_write (batch puts) compress
  * every value of at least compress_min_bytes with LZ4 (the system liblz4), in the
  * calling thread, and store it compressed only when that saves space; the rest is
  * stored as given. Keys are never compressed. Reads need no option: every record
