@@ -90,7 +90,7 @@ int manifest_load(kv_io *io, int dirfd, kv_manifest *m)
     return rc;
 }
 
-static uint8_t *manifest_encode(const kv_manifest *m, size_t *len)
+uint8_t *manifest_encode(const kv_manifest *m, size_t *len)
 {
     size_t n = KV_FILE_HDR_SIZE + KV_MANIFEST_FIXED + (size_t)m->nsealed * KV_MANIFEST_SEG + 4;
     uint8_t *buf = calloc(1, n);

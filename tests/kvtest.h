@@ -54,6 +54,12 @@ int kvt_quick(void);
 /* normal, or quick in quick mode. */
 unsigned kvt_scaled(unsigned normal, unsigned quick);
 
+/* 1 when KV_TEST_VALGRIND is set to anything but "" or "0" (make test-valgrind sets
+ * it). valgrind runs one thread at a time and, unlike for fsync or futex waits, keeps
+ * that lock while a thread waits in io_uring_enter; a test that needs a second
+ * writer to queue during an io_uring commit uses the psync backend then. */
+int kvt_valgrind(void);
+
 /* Monotonic clock in milliseconds / microseconds. */
 uint64_t kvt_now_ms(void);
 uint64_t kvt_now_us(void);
