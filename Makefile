@@ -190,12 +190,17 @@ fuzz-run: fuzz
 	    -max_total_time=$(FUZZ_TIME) -print_final_stats=1 -artifact_prefix=$(FUZZER)- \
 	    $(FUZZER) $(CURDIR)/fuzz/corpus/$(FUZZER)
 
-# Folds a campaign's corpus (and any seeds) into fuzz/corpus/<name>, minimized.
+# Folds a campaign's corpus (and any seeds) into fuzz/corpus/<name>, minimized:
+# libFuzzer keeps the inputs that add coverage, named by their SHA-1. Inputs that
+# once crashed (crash-*) are kept whatever their coverage, under their own name.
 fuzz-merge: fuzz
 	@test -n "$(FUZZER)" || { echo "usage: make fuzz-merge FUZZER=<name>"; exit 2; }
-	rm -rf build/fuzz/merged/$(FUZZER) && mkdir -p build/fuzz/merged/$(FUZZER)
+	rm -rf build/fuzz/merged/$(FUZZER) && mkdir -p build/fuzz/merged/$(FUZZER) fuzz/corpus/$(FUZZER)
 	$(FUZZ_ENV) build/fuzz/$(FUZZER)_fuzzer $(FUZZ_OPTS) -merge=1 build/fuzz/merged/$(FUZZER) \
 	    fuzz/corpus/$(FUZZER) $(wildcard build/fuzz/work/$(FUZZER) build/fuzz/seeds/$(FUZZER))
+	for c in fuzz/corpus/$(FUZZER)/crash-*; do [ -f "$$c" ] || continue; \
+	    rm -f build/fuzz/merged/$(FUZZER)/$$(sha1sum < "$$c" | cut -c1-40); \
+	    cp "$$c" build/fuzz/merged/$(FUZZER)/; done
 	rm -rf fuzz/corpus/$(FUZZER) && mv build/fuzz/merged/$(FUZZER) fuzz/corpus/$(FUZZER)
 
 # Seeds from real encoder output: stores made by the library, their files cut into

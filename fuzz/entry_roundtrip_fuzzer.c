@@ -3,7 +3,7 @@
  * entries.
  *
  * Invariant: for any batch of 1..8 operations (type, key of 1..65,535 bytes, value of
- * 0..1 MiB, first sequence number, compression wish), the encoder (entry_encode +
+ * 0..128 KiB, first sequence number, compression wish), the encoder (entry_encode +
  * entry_seal, as kv_write uses them) writes entries that
  *   - entry_parse decodes one by one to exactly the fields that went in (type, flags,
  *     sequence number, key and value bytes, size), and
@@ -14,8 +14,9 @@
  *
  * Input layout (fuzz_reader, little-endian, zero once the input runs out):
  *   u8 count-1 (mod 8), u64 first sequence number, then per operation:
- *   u8 control (bit 0 delete, bit 1 compress: puts only), u16 key length, u24 value length,
- *   then the key and value bytes. Lengths are taken modulo their limits; bytes the
+ *   u8 control (bit 0 delete, bit 1 compress: puts only, bit 2 long lengths),
+ *   u16 key length, u24 value length, then the key and value bytes. Lengths are
+ *   taken modulo 64 and 1024, or with bit 2 modulo 65,535 and 128 KiB; bytes the
  *   input lacks are filled with a pattern, so long keys and values cost no input.
  *
  * Compression: the control bit is read today and recorded in rt_op.compress, so the
@@ -36,7 +37,9 @@
 #include <string.h>
 
 #define RT_MAX_OPS 8
-#define RT_MAX_VALUE (1u << 20) /* enough for every length path, cheap to run */
+#define RT_MAX_VALUE (1u << 17) /* past every length boundary (u16), cheap to run */
+#define RT_SMALL_KEY 64         /* lengths without the "long" control bit */
+#define RT_SMALL_VALUE 1024
 
 typedef struct rt_op {
     int type;           /* KV_REC_PUT or KV_REC_DEL */
@@ -55,7 +58,8 @@ typedef struct rt_case {
 
 /* ---- building a case from the input ------------------------------------------------ */
 
-/* n bytes from the input, then a pattern derived from what was taken. */
+/* n bytes from the input, then what was taken repeated (or a counter when nothing
+ * was), so long keys and values cost neither input nor time. */
 static uint8_t *take_filled(fuzz_reader *r, size_t n)
 {
     size_t got;
@@ -64,8 +68,11 @@ static uint8_t *take_filled(fuzz_reader *r, size_t n)
     const uint8_t *src = fuzz_bytes(r, n, &got);
     if (got > 0)
         memcpy(b, src, got);
-    for (size_t i = got; i < n; i++)
-        b[i] = (uint8_t)(got > 0 ? b[i % got] + i / got : i * 131u);
+    else
+        for (; got < n && got < 256; got++)
+            b[got] = (uint8_t)got;
+    for (size_t have = got; have < n; have *= 2)
+        memcpy(b + have, b, have < n - have ? have : n - have);
     return b;
 }
 
@@ -79,9 +86,10 @@ static void rt_case_read(rt_case *c, fuzz_reader *r)
         uint8_t ctl = fuzz_u8(r);
         op->type = (ctl & 1) ? KV_REC_DEL : KV_REC_PUT;
         op->compress = op->type == KV_REC_PUT && (ctl & 2);
-        op->klen = 1 + fuzz_u16(r) % KV_MAX_KEY;
+        int big = (ctl & 4) != 0;
+        op->klen = 1 + fuzz_u16(r) % (big ? KV_MAX_KEY : RT_SMALL_KEY);
         uint32_t vl = fuzz_u16(r) | (uint32_t)fuzz_u8(r) << 16;
-        op->vlen = op->type == KV_REC_DEL ? 0 : vl % (RT_MAX_VALUE + 1);
+        op->vlen = op->type == KV_REC_DEL ? 0 : vl % ((big ? RT_MAX_VALUE : RT_SMALL_VALUE) + 1);
         op->key = take_filled(r, op->klen);
         op->val = op->type == KV_REC_DEL ? NULL : take_filled(r, op->vlen);
     }

@@ -6,8 +6,10 @@
  *   - kv_open returns KV_OK, KV_ECORRUPT or KV_EVERSION (KV_EINVAL only for a
  *     read-only open of a directory with no MANIFEST, which holds no store), never
  *     crashes, hangs or leaks (make fuzz runs with ASan's leak checker and a timeout);
- *   - a refused open leaves every file as it was (LOCK aside): nothing is cut or
- *     rewritten on the way to an error;
+ *   - a refused open leaves the MANIFEST, segment and WAL files as they were:
+ *     nothing is cut on the way to an error (a writer may have rewritten the bad
+ *     hint of a sealed segment it checked whole: derived data, it only spares the
+ *     next open a scan); a read-only open changes no file at all;
  *   - after KV_OK, kv_foreach ends in KV_OK or KV_ECORRUPT (a hint may point at
  *     damage; every get checks what it reads), and kv_close in KV_OK;
  *   - a writer that opened a store can write to it: a put succeeds, and the next
@@ -21,7 +23,9 @@
  * the kind (bits 0-1: MANIFEST, NNNNNN.seg, NNNNNN.wal, NNNNNN.hint) and the number
  * (bits 2-4: 1..8); a later file of the same name replaces an earlier one. The
  * files go to a fresh directory under $KV_FUZZ_TMPDIR, else /dev/shm (tmpfs: fsync
- * costs nothing), else $TMPDIR or /tmp, removed after each input.
+ * costs nothing), else $TMPDIR or /tmp, removed after each input. With
+ * KV_FUZZ_KEEP=1 it is kept, and a copy as written is made beside it (…-input): to
+ * look at what one input does, run the replay program on it with that set.
  */
 #include "fuzz.h"
 
@@ -153,9 +157,9 @@ static void remove_dir(const char *dir)
     rmdir(dir);
 }
 
-/* Sum over the directory's files but LOCK of a hash of name, size and content:
- * equal before and after means nothing was changed. */
-static uint64_t dir_digest(const char *dir)
+/* Sum over the directory's files but LOCK (and hints, with skip_hints) of a hash of
+ * name, size and content: equal before and after means nothing was changed. */
+static uint64_t dir_digest(const char *dir, int skip_hints)
 {
     DIR *d = opendir(dir);
     struct dirent *de;
@@ -164,7 +168,9 @@ static uint64_t dir_digest(const char *dir)
     while ((de = readdir(d)) != NULL) {
         char path[512];
         struct stat st;
-        if (de->d_name[0] == '.' || strcmp(de->d_name, "LOCK") == 0)
+        size_t nl = strlen(de->d_name);
+        if (de->d_name[0] == '.' || strcmp(de->d_name, "LOCK") == 0
+            || (skip_hints && nl > 5 && strcmp(de->d_name + nl - 5, ".hint") == 0))
             continue;
         join(path, sizeof path, dir, de->d_name);
         FUZZ_CHECK(stat(path, &st) == 0, "stat %s", path);
@@ -236,15 +242,15 @@ static void check_store(const char *dir, const store_input *in)
     int has_manifest = 0, ro = (in->opts & OPT_READ_ONLY) != 0;
     for (int i = 0; i < in->nfiles; i++)
         has_manifest |= in->f[i].kind == 0;
-    uint64_t before = dir_digest(dir);
+    uint64_t before = dir_digest(dir, 0), before_nohint = dir_digest(dir, 1);
     int rc = open_store(dir, in->opts, &db);
     FUZZ_CHECK(rc == KV_OK || rc == KV_ECORRUPT || rc == KV_EVERSION
                    || (rc == KV_EINVAL && ro && !has_manifest),
                "kv_open: %d (%s): %s", rc, kv_strerror(rc), kv_errmsg());
     if (rc != KV_OK) {
         FUZZ_CHECK(db == NULL, "a failed kv_open set *out");
-        FUZZ_CHECK(dir_digest(dir) == before, "kv_open failed (%s) but changed files",
-                   kv_errmsg());
+        FUZZ_CHECK(ro ? dir_digest(dir, 0) == before : dir_digest(dir, 1) == before_nohint,
+                   "kv_open failed (%s) but changed files", kv_errmsg());
         return;
     }
     contents first, second;
@@ -257,7 +263,7 @@ static void check_store(const char *dir, const store_input *in)
     rc = kv_close(db);
     FUZZ_CHECK(rc == KV_OK, "kv_close: %d: %s", rc, kv_errmsg());
     if (ro)
-        FUZZ_CHECK(dir_digest(dir) == before, "a read-only open changed files");
+        FUZZ_CHECK(dir_digest(dir, 0) == before, "a read-only open changed files");
 
     rc = open_store(dir, in->opts, &db);
     FUZZ_CHECK(rc == KV_OK, "reopening a store that opened: %d (%s): %s", rc, kv_strerror(rc),
@@ -294,8 +300,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(mkdtemp(dir) != NULL, "mkdtemp %s: %s", dir, strerror(errno));
     for (int i = 0; i < in.nfiles; i++)
         write_file(dir, &in.f[i]);
+    const char *keep = getenv("KV_FUZZ_KEEP");
+    if (keep != NULL && strcmp(keep, "1") == 0) {
+        char copy[600];
+        snprintf(copy, sizeof copy, "%s-input", dir);
+        FUZZ_CHECK(mkdir(copy, 0755) == 0, "mkdir %s", copy);
+        for (int i = 0; i < in.nfiles; i++)
+            write_file(copy, &in.f[i]);
+        fprintf(stderr, "open_fuzzer: store in %s, as written in %s\n", dir, copy);
+    }
     check_store(dir, &in);
-    remove_dir(dir);
+    if (keep == NULL || strcmp(keep, "1") != 0)
+        remove_dir(dir);
     input_free(&in);
     return 0;
 }
