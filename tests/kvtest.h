@@ -33,6 +33,7 @@ void kvt_register_property(void);    /* tests/test_property.c */
 void kvt_register_crash(void);       /* tests/test_crash.c */
 void kvt_register_concurrency(void); /* tests/test_concurrency.c */
 void kvt_register_entry(void);       /* tests/test_entry.c (the lead engineer's) */
+void kvt_register_fuzz_regress(void); /* tests/test_fuzz_regress.c: bugs the fuzzers found */
 
 typedef struct kvt_test {
     const char *name; /* test name shown by CUnit */

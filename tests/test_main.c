@@ -53,6 +53,7 @@ int main(void)
         return 2;
     }
     kvt_register_entry();
+    kvt_register_fuzz_regress();
     kvt_register_api();
     kvt_register_property();
     kvt_register_concurrency();
