@@ -88,7 +88,8 @@ int hint_write(kv_io *io, int dirfd, uint32_t number, const hint_buf *h, uint64_
 static const char *hint_record(const uint8_t *p, const uint8_t *end, uint64_t *off,
                                uint64_t seg_size, kv_entry *e)
 {
-    if ((size_t)(end - p) < KV_HINT_REC || (size_t)(end - p) < (size_t)KV_HINT_REC + kv_get16(p + 17))
+    size_t room = (size_t)(end - p);
+    if (room < KV_HINT_REC || room < (size_t)KV_HINT_REC + kv_get16(p + 17))
         return "runs past the end";
     e->seq = kv_get64(p);
     e->size = kv_get32(p + 12);

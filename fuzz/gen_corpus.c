@@ -122,7 +122,8 @@ static void fill_basic(kv_db *db, int rounds)
     put(db, "bin\0key\xff", 8, 9, 3);
     kv_batch *b = kv_batch_new();
     if (b == NULL || kv_batch_put(b, "batch-a", 7, "1", 1) != KV_OK
-        || kv_batch_delete(b, "key-000", 7) != KV_OK || kv_batch_put(b, "batch-b", 7, "", 0) != KV_OK
+        || kv_batch_delete(b, "key-000", 7) != KV_OK
+        || kv_batch_put(b, "batch-b", 7, "", 0) != KV_OK
         || kv_write(db, b) != KV_OK)
         die("batch");
     kv_batch_free(b);

@@ -40,8 +40,8 @@ static void check_image(const uint8_t *buf, size_t len)
                        "KV_EVERSION for a header that is not intact and newer");
         return;
     }
-    FUZZ_CHECK(len == KV_FILE_HDR_SIZE + KV_MANIFEST_FIXED + (size_t)m.nsealed * KV_MANIFEST_SEG + 4,
-               "%u segments in %zu bytes", m.nsealed, len);
+    size_t want = KV_FILE_HDR_SIZE + KV_MANIFEST_FIXED + (size_t)m.nsealed * KV_MANIFEST_SEG + 4;
+    FUZZ_CHECK(len == want, "%u segments in %zu bytes", m.nsealed, len);
     FUZZ_CHECK(m.active != 0 && m.next_file > m.active, "active %u, next %u", m.active,
                m.next_file);
     for (uint32_t i = 0; i < m.nsealed; i++) {
