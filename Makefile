@@ -11,8 +11,8 @@
 #   make fuzz-smoke each harness for FUZZ_SMOKE_SECONDS (10) on its corpus: ~60 s
 #   make fuzz-replay  the harnesses as plain programs (cc, ASan+UBSan) over
 #                   fuzz/corpus/<name>/: every saved input is a regression test
-#   make fuzz-run FUZZER=<name> [FUZZ_TIME=1800]  a campaign (nice 19, -jobs=1) in
-#                   build/fuzz/work/<name>; make fuzz-merge folds it into the corpus
+#   make fuzz-run FUZZER=<name> [FUZZ_TIME=1800] [FUZZ_RUNS=n]  a campaign (nice 19,
+#                   -jobs=1) in build/fuzz/work/<name>; make fuzz-merge folds it in
 #   make fuzz-corpus  regenerate seeds from real stores and merge them into fuzz/corpus
 #   make bench      a short kvbench run
 #   make install    PREFIX=/usr/local DESTDIR= : library, header, kv.pc, tools, man pages
@@ -141,6 +141,7 @@ FUZZ_ENV   := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
               UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 FUZZ_SMOKE_SECONDS ?= 10
 FUZZ_TIME  ?= 1800
+FUZZ_RUNS  ?= -1
 
 fuzz:
 	@$(MAKE) --no-print-directory BUILD=build/fuzz CC=clang OPT="-O1 -g" \
@@ -181,13 +182,15 @@ fuzz-smoke: fuzz
 	done
 
 # A campaign: one job, lowest priority, corpus in build/fuzz/work/<name> (seeded from
-# fuzz/corpus/<name>), crashers saved as build/fuzz/work/<name>-crash-*.
+# fuzz/corpus/<name>), crashers saved as build/fuzz/work/<name>-crash-*. It ends after
+# FUZZ_TIME seconds or FUZZ_RUNS executions, whichever comes first; the log is
+# build/fuzz/work/fuzz-0.log.
 fuzz-run: fuzz
 	@test -n "$(FUZZER)" || { echo "usage: make fuzz-run FUZZER=<name> [FUZZ_TIME=seconds]"; exit 2; }
 	@mkdir -p build/fuzz/work/$(FUZZER)
 	cd build/fuzz/work && $(FUZZ_ENV) nice -n 19 ../$(FUZZER)_fuzzer \
 	    $(subst fuzz/kv.dict,$(CURDIR)/fuzz/kv.dict,$(FUZZ_OPTS)) -jobs=1 -workers=1 \
-	    -max_total_time=$(FUZZ_TIME) -print_final_stats=1 -artifact_prefix=$(FUZZER)- \
+	    -max_total_time=$(FUZZ_TIME) -runs=$(FUZZ_RUNS) -print_final_stats=1 -artifact_prefix=$(FUZZER)- \
 	    $(FUZZER) $(CURDIR)/fuzz/corpus/$(FUZZER)
 
 # Folds a campaign's corpus (and any seeds) into fuzz/corpus/<name>, minimized:
