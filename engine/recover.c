@@ -12,7 +12,9 @@
  *   4. tombstones kept to hide older records are dropped from the index.
  * Newest wins by sequence number (invariant 3), never by file order. "Cut" means
  * ftruncate for a writer and only a shorter logical end for a read-only handle,
- * which never modifies a byte.
+ * which never modifies a byte. The active segment's tail is cut only once the WAL
+ * file has been opened and its header checked, so an open refused for damage
+ * leaves the segment and WAL files as it found them.
  */
 #include "db.h"
 
