@@ -2,9 +2,18 @@
 #
 #   make            build/libkv.a, build/libkv.so, build/bin/{kv,kvbench,kvdemo,kvcompact}
 #   make run        install missing Debian packages, build, run the demo
-#   make test       the CUnit suite, then the same suite under ASan+UBSan
+#   make test       replay the fuzz corpora, then the CUnit suite, then the same
+#                   suite under ASan+UBSan (the CUnit run summary is printed last)
 #   make test-unit  the CUnit suite only (regular build)
 #   make test-asan  the CUnit suite built with -fsanitize=address,undefined
+#   make test-valgrind  the CUnit suite (KV_TEST_QUICK=1) under valgrind memcheck
+#   make fuzz       every libFuzzer harness (clang, ASan+UBSan), build/fuzz/<name>_fuzzer
+#   make fuzz-smoke each harness for FUZZ_SMOKE_SECONDS (10) on its corpus: ~60 s
+#   make fuzz-replay  the harnesses as plain programs (cc, ASan+UBSan) over
+#                   fuzz/corpus/<name>/: every saved input is a regression test
+#   make fuzz-run FUZZER=<name> [FUZZ_TIME=1800] [FUZZ_RUNS=n]  a campaign (nice 19,
+#                   -jobs=1) in build/fuzz/work/<name>; make fuzz-merge folds it in
+#   make fuzz-corpus  regenerate seeds from real stores and merge them into fuzz/corpus
 #   make bench      a short kvbench run
 #   make lz4probe   build/bin/lz4probe: the measurement behind compress_min_bytes
 #   make install    PREFIX=/usr/local DESTDIR= : library, header, kv.pc, tools, man pages
@@ -38,7 +47,9 @@ TEST_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SRC))
 
 TOOLS   := $(BUILD)/bin/kv $(BUILD)/bin/kvbench $(BUILD)/bin/kvdemo $(BUILD)/bin/kvcompact
 
-.PHONY: all run deps test test-unit test-asan test-clang bench lz4probe install uninstall debug clean
+.PHONY: all run deps test test-unit test-asan test-clang test-valgrind bench lz4probe install \
+        uninstall debug clean fuzz fuzz-bins fuzz-smoke fuzz-replay fuzz-replay-bins fuzz-run \
+        fuzz-merge fuzz-corpus
 all: $(BUILD)/libkv.a $(BUILD)/libkv.so $(TOOLS)
 
 $(BUILD)/obj/%.o: %.c
@@ -86,6 +97,7 @@ run: deps
 	@sh tools/demo.sh $(BUILD)
 
 test: deps
+	@$(MAKE) --no-print-directory fuzz-replay
 	@$(MAKE) --no-print-directory test-unit
 	@$(MAKE) --no-print-directory test-asan
 
@@ -101,6 +113,19 @@ test-asan:
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    KV_TEST_QUICK=1 KV_BIN=$(CURDIR)/build/asan/bin ./bin/kvtest
 
+# valgrind memcheck over the CUnit suite: no error, no leak (--error-exitcode=1).
+# KV_TEST_VALGRIND=1 tells the suite where valgrind cannot behave like the kernel:
+# valgrind 3.19 runs one thread at a time and keeps that lock while a thread waits in
+# io_uring_enter (unlike in fsync or futex), so no second writer can queue while a
+# group commit is in flight; the group-commit test then uses the psync backend.
+# Every other test, io_uring ones included, runs as usual. Forked children (the lock
+# and crash tests) exit with a copy of the parent's heap: their output is silenced,
+# and tests/valgrind.supp says why the one child that exits normally is no leak.
+test-valgrind: $(BUILD)/bin/kvtest
+	cd $(BUILD) && KV_TEST_QUICK=1 KV_TEST_VALGRIND=1 KV_BIN=$(CURDIR)/$(BUILD)/bin \
+	    valgrind --error-exitcode=1 --leak-check=full --child-silent-after-fork=yes \
+	    --suppressions=$(CURDIR)/tests/valgrind.supp -q ./bin/kvtest
+
 # Warning-clean under clang too (CI builds this).
 test-clang:
 	@$(MAKE) --no-print-directory BUILD=build/clang CC=clang all build/clang/bin/kvtest
@@ -113,6 +138,97 @@ lz4probe: $(BUILD)/bin/lz4probe
 
 debug:
 	@$(MAKE) --no-print-directory BUILD=build/debug OPT="-O0 -g" EXTRA_CPPFLAGS=-DKV_DEBUG all
+
+# ---- fuzzing ---------------------------------------------------------------------
+# One harness per property: fuzz/<name>_fuzzer.c (fuzz/README.md says what each
+# checks). Two builds of them, each with its own copy of the library:
+#   build/fuzz/<name>_fuzzer          clang, libFuzzer, ASan+UBSan (make fuzz)
+#   build/fuzz/replay/<name>_replay   cc, fuzz/standalone.c, ASan+UBSan (make test)
+# Both compile the library with a 64-byte scan window (KV_SCAN_WINDOW) so that small
+# inputs exercise its refills; the regular build keeps 1 MiB.
+FUZZERS    := entry entry_roundtrip wal hint manifest open
+FUZZ_SAN   := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+FUZZ_DEFS  := -DKV_SCAN_WINDOW=64
+FUZZ_OPTS  := -dict=fuzz/kv.dict -timeout=10 -malloc_limit_mb=64 -rss_limit_mb=2048
+FUZZ_ENV   := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+              UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+FUZZ_SMOKE_SECONDS ?= 10
+FUZZ_TIME  ?= 1800
+FUZZ_RUNS  ?= -1
+
+fuzz:
+	@$(MAKE) --no-print-directory BUILD=build/fuzz CC=clang OPT="-O1 -g" \
+	    SAN="-fsanitize=fuzzer-no-link $(FUZZ_SAN)" EXTRA_CPPFLAGS="$(FUZZ_DEFS)" fuzz-bins
+
+fuzz-bins: $(patsubst %,$(BUILD)/%_fuzzer,$(FUZZERS))
+
+.PRECIOUS: $(BUILD)/obj/fuzz/%.o
+
+$(BUILD)/%_fuzzer: $(BUILD)/obj/fuzz/%_fuzzer.o $(BUILD)/obj/fuzz/fuzz_util.o $(BUILD)/libkv.a
+	$(CC) $(LDFLAGS_KV) -fsanitize=fuzzer -o $@ $^ $(LDLIBS_KV)
+
+fuzz-replay-bins: $(patsubst %,$(BUILD)/%_replay,$(FUZZERS))
+
+$(BUILD)/%_replay: $(BUILD)/obj/fuzz/%_fuzzer.o $(BUILD)/obj/fuzz/fuzz_util.o \
+                   $(BUILD)/obj/fuzz/standalone.o $(BUILD)/libkv.a
+	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV)
+
+# Every checked-in input through its harness once: crashers stay fixed.
+fuzz-replay:
+	@$(MAKE) --no-print-directory BUILD=build/fuzz/replay OPT="-O1 -g" SAN="$(FUZZ_SAN)" \
+	    EXTRA_CPPFLAGS="$(FUZZ_DEFS)" fuzz-replay-bins
+	@for f in $(FUZZERS); do \
+	    $(FUZZ_ENV) build/fuzz/replay/$${f}_replay fuzz/corpus/$$f || exit 1; \
+	done
+
+# A bounded run of every harness; new inputs go to build/fuzz/smoke, never to the
+# checked-in corpus. Fails on the first crash, leak, timeout or broken invariant.
+fuzz-smoke: fuzz
+	@mkdir -p build/fuzz/smoke
+	@for f in $(FUZZERS); do \
+	    mkdir -p build/fuzz/smoke/$$f; \
+	    $(FUZZ_ENV) build/fuzz/$${f}_fuzzer $(FUZZ_OPTS) -max_total_time=$(FUZZ_SMOKE_SECONDS) \
+	        -print_final_stats=1 -artifact_prefix=build/fuzz/smoke/$$f- \
+	        build/fuzz/smoke/$$f fuzz/corpus/$$f > build/fuzz/smoke/$$f.log 2>&1 \
+	    || { tail -40 build/fuzz/smoke/$$f.log; echo "fuzz-smoke: $$f FAILED (log: build/fuzz/smoke/$$f.log)"; exit 1; }; \
+	    printf 'fuzz-smoke: %-16s %s\n' $$f "$$(grep -E '^#[0-9]+ +DONE' build/fuzz/smoke/$$f.log | tail -1)"; \
+	done
+
+# A campaign: one job, lowest priority, corpus in build/fuzz/work/<name> (seeded from
+# fuzz/corpus/<name>), crashers saved as build/fuzz/work/<name>-crash-*. It ends after
+# FUZZ_TIME seconds or FUZZ_RUNS executions, whichever comes first; the log is
+# build/fuzz/work/fuzz-0.log.
+fuzz-run: fuzz
+	@test -n "$(FUZZER)" || { echo "usage: make fuzz-run FUZZER=<name> [FUZZ_TIME=seconds]"; exit 2; }
+	@mkdir -p build/fuzz/work/$(FUZZER)
+	cd build/fuzz/work && $(FUZZ_ENV) nice -n 19 ../$(FUZZER)_fuzzer \
+	    $(subst fuzz/kv.dict,$(CURDIR)/fuzz/kv.dict,$(FUZZ_OPTS)) -jobs=1 -workers=1 \
+	    -max_total_time=$(FUZZ_TIME) -runs=$(FUZZ_RUNS) -print_final_stats=1 -artifact_prefix=$(FUZZER)- \
+	    $(FUZZER) $(CURDIR)/fuzz/corpus/$(FUZZER)
+
+# Folds a campaign's corpus (and any seeds) into fuzz/corpus/<name>, minimized:
+# libFuzzer keeps the inputs that add coverage, named by their SHA-1. Inputs that
+# once crashed (crash-*) are kept whatever their coverage, under their own name.
+fuzz-merge: fuzz
+	@test -n "$(FUZZER)" || { echo "usage: make fuzz-merge FUZZER=<name>"; exit 2; }
+	rm -rf build/fuzz/merged/$(FUZZER) && mkdir -p build/fuzz/merged/$(FUZZER) fuzz/corpus/$(FUZZER)
+	$(FUZZ_ENV) build/fuzz/$(FUZZER)_fuzzer $(FUZZ_OPTS) -merge=1 build/fuzz/merged/$(FUZZER) \
+	    fuzz/corpus/$(FUZZER) $(wildcard build/fuzz/work/$(FUZZER) build/fuzz/seeds/$(FUZZER))
+	for c in fuzz/corpus/$(FUZZER)/crash-*; do [ -f "$$c" ] || continue; \
+	    rm -f build/fuzz/merged/$(FUZZER)/$$(sha1sum < "$$c" | cut -c1-40); \
+	    cp "$$c" build/fuzz/merged/$(FUZZER)/; done
+	rm -rf fuzz/corpus/$(FUZZER) && mv build/fuzz/merged/$(FUZZER) fuzz/corpus/$(FUZZER)
+
+# Seeds from real encoder output: stores made by the library, their files cut into
+# the inputs each harness takes (fuzz/gen_corpus.c); then merged as above.
+$(BUILD)/bin/kv-fuzz-seeds: $(BUILD)/obj/fuzz/gen_corpus.o $(BUILD)/libkv.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV)
+
+fuzz-corpus: $(BUILD)/bin/kv-fuzz-seeds fuzz
+	rm -rf build/fuzz/seeds && $(BUILD)/bin/kv-fuzz-seeds build/fuzz/seeds
+	@for f in $(FUZZERS); do mkdir -p fuzz/corpus/$$f; \
+	    $(MAKE) --no-print-directory fuzz-merge FUZZER=$$f || exit 1; done
 
 # ---- installing ------------------------------------------------------------------
 $(BUILD)/kv.pc: engine/kv.pc.in

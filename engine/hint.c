@@ -81,38 +81,32 @@ int hint_write(kv_io *io, int dirfd, uint32_t number, const hint_buf *h, uint64_
     return KV_OK;
 }
 
-/* Decodes count records in [p, end), checking each against the segment's size,
- * and calls fn for each. KV_NOTFOUND (with why) when a record does not fit. */
-static int walk_records(const uint8_t *p, const uint8_t *end, uint32_t count, uint32_t number,
-                        uint64_t seg_size, hint_fn fn, void *arg, char *why, size_t why_len)
+/* Checks the record at p (end: the trailer) that must describe the entry at offset
+ * *off of a segment of seg_size bytes; fills e and advances *off past the entry.
+ * Returns NULL, or why the record is inconsistent. The rules are entry_check_header's
+ * and the layout's: records tile the segment from its header on, in file order. */
+static const char *hint_record(const uint8_t *p, const uint8_t *end, uint64_t *off,
+                               uint64_t seg_size, kv_entry *e)
 {
-    for (uint32_t i = 0; i < count; i++) {
-        kv_entry e;
-        if ((size_t)(end - p) < KV_HINT_REC
-            || (size_t)(end - p) < (size_t)KV_HINT_REC + kv_get16(p + 17)) {
-            snprintf(why, why_len, "%06u.hint: record %u runs past the end", number, i);
-            return KV_NOTFOUND;
-        }
-        e.seq = kv_get64(p);
-        uint64_t off = kv_get32(p + 8);
-        e.size = kv_get32(p + 12);
-        e.type = p[16];
-        e.flags = 0;
-        e.klen = kv_get16(p + 17);
-        e.key = p + KV_HINT_REC;
-        e.val = NULL;
-        e.vlen = e.size >= KV_ENTRY_HDR + e.klen ? e.size - KV_ENTRY_HDR - e.klen : 0;
-        if ((e.type != KV_REC_PUT && e.type != KV_REC_DEL) || e.klen == 0
-            || e.size < KV_ENTRY_HDR + e.klen || off + e.size > seg_size) {
-            snprintf(why, why_len, "%06u.hint: record %u is inconsistent", number, i);
-            return KV_NOTFOUND;
-        }
-        int rc = fn(arg, &e, off);
-        if (rc != KV_OK)
-            return rc;
-        p += KV_HINT_REC + e.klen;
-    }
-    return KV_OK;
+    size_t room = (size_t)(end - p);
+    if (room < KV_HINT_REC || room < (size_t)KV_HINT_REC + kv_get16(p + 17))
+        return "runs past the end";
+    e->seq = kv_get64(p);
+    e->size = kv_get32(p + 12);
+    e->type = p[16];
+    e->flags = 0;
+    e->klen = kv_get16(p + 17);
+    e->key = p + KV_HINT_REC;
+    e->val = NULL;
+    e->vlen = e->size >= KV_ENTRY_HDR + e->klen ? e->size - KV_ENTRY_HDR - e->klen : 0;
+    if ((e->type != KV_REC_PUT && e->type != KV_REC_DEL) || e->klen == 0
+        || e->size < KV_ENTRY_HDR + e->klen || e->vlen > KV_MAX_VALUE
+        || (e->type == KV_REC_DEL && e->vlen != 0))
+        return "is inconsistent";
+    if (kv_get32(p + 8) != *off || e->size > seg_size - *off)
+        return "does not follow the one before it in the segment";
+    *off += e->size;
+    return NULL;
 }
 
 int hint_decode(const uint8_t *buf, size_t len, uint32_t number, uint64_t seg_size, hint_fn fn,
@@ -130,26 +124,64 @@ int hint_decode(const uint8_t *buf, size_t len, uint32_t number, uint64_t seg_si
     const uint8_t *tr = buf + len - KV_HINT_TRAILER;
     if (bad == NULL && kv_get32(tr + 12) != kv_crc32c(buf + KV_FILE_HDR_SIZE, len - KV_FILE_HDR_SIZE - 4))
         bad = "checksum mismatch";
-    if (bad == NULL && kv_get64(tr + 4) != seg_size)
+    if (bad == NULL && (kv_get64(tr + 4) != seg_size || seg_size < KV_FILE_HDR_SIZE))
         bad = "describes a segment of another size";
     if (bad != NULL) {
         snprintf(why, why_len, "%06u.hint: %s", number, bad);
         return KV_NOTFOUND;
     }
-    /* The CRC matched, so the records are as written; still check every length
-     * against the bytes, as a writer bug must not become an overflow. */
-    return walk_records(buf + KV_FILE_HDR_SIZE, tr, kv_get32(tr), number, seg_size, fn, arg,
-                        why, why_len);
+    /* The CRC matched, so the records are as written; still every record is checked
+     * before the first one reaches the index: a writer bug must not become an
+     * overflow, and a hint that is refused must leave nothing behind (the segment is
+     * then scanned). The records must describe the whole segment and fill the file. */
+    uint32_t count = kv_get32(tr);
+    const uint8_t *p = buf + KV_FILE_HDR_SIZE;
+    uint64_t off = KV_FILE_HDR_SIZE;
+    for (uint32_t i = 0; i < count; i++) {
+        kv_entry e;
+        if ((bad = hint_record(p, tr, &off, seg_size, &e)) != NULL) {
+            snprintf(why, why_len, "%06u.hint: record %u %s", number, i, bad);
+            return KV_NOTFOUND;
+        }
+        p += KV_HINT_REC + e.klen;
+    }
+    if (p != tr || off != seg_size) {
+        snprintf(why, why_len, "%06u.hint: %u records %s", number, count,
+                 p != tr ? "do not fill the file" : "do not cover the segment");
+        return KV_NOTFOUND;
+    }
+    p = buf + KV_FILE_HDR_SIZE;
+    off = KV_FILE_HDR_SIZE;
+    for (uint32_t i = 0; i < count; i++) {
+        kv_entry e;
+        uint64_t at = off;
+        hint_record(p, tr, &off, seg_size, &e);
+        int rc = fn(arg, &e, at);
+        if (rc != KV_OK)
+            return rc;
+        p += KV_HINT_REC + e.klen;
+    }
+    return KV_OK;
 }
 
 int hint_buf_walk(const hint_buf *h, uint32_t number, uint64_t seg_size, hint_fn fn, void *arg)
 {
-    char why[128];
+    const uint8_t *p = h->buf, *end = h->buf + h->len;
+    uint64_t off = KV_FILE_HDR_SIZE;
     if (h->failed)
         return KV_NOTFOUND;
-    int rc = walk_records(h->buf, h->buf + h->len, h->count, number, seg_size, fn, arg, why,
-                          sizeof why);
-    return rc == KV_NOTFOUND ? kv_err(KV_ECORRUPT, "%s", why) : rc;
+    for (uint32_t i = 0; i < h->count; i++) {
+        kv_entry e;
+        uint64_t at = off;
+        const char *bad = hint_record(p, end, &off, seg_size, &e);
+        if (bad != NULL)
+            return kv_err(KV_ECORRUPT, "%06u.hint being built: record %u %s", number, i, bad);
+        int rc = fn(arg, &e, at);
+        if (rc != KV_OK)
+            return rc;
+        p += KV_HINT_REC + e.klen;
+    }
+    return KV_OK;
 }
 
 int hint_load(kv_io *io, int dirfd, uint32_t number, uint64_t seg_size, hint_fn fn, void *arg,

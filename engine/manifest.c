@@ -33,6 +33,11 @@ int manifest_decode(const uint8_t *buf, size_t len, kv_manifest *m)
     if (stored != computed)
         return kv_err(KV_ECORRUPT, "MANIFEST: offset %zu: checksum mismatch (stored 0x%08x, "
                       "computed 0x%08x)", len - 4, stored, computed);
+    /* Like the header's flags, the reserved field must be 0: a value this version
+     * does not know is refused, never ignored. */
+    if (kv_get32(b + 12) != 0)
+        return kv_err(KV_ECORRUPT, "MANIFEST: offset 28: reserved field is 0x%08x, not 0",
+                      kv_get32(b + 12));
     m->generation = gen;
     m->nsealed = n;
     m->active = kv_get32(b + 4);
@@ -92,7 +97,7 @@ int manifest_load(kv_io *io, int dirfd, kv_manifest *m)
     return rc;
 }
 
-static uint8_t *manifest_encode(const kv_manifest *m, size_t *len)
+uint8_t *manifest_encode(const kv_manifest *m, size_t *len)
 {
     size_t n = KV_FILE_HDR_SIZE + KV_MANIFEST_FIXED + (size_t)m->nsealed * KV_MANIFEST_SEG + 4;
     uint8_t *buf = calloc(1, n);

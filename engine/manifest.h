@@ -12,6 +12,7 @@
 
 #include "io.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define KV_MANIFEST_NAME "MANIFEST"
@@ -38,8 +39,12 @@ int manifest_load(kv_io *io, int dirfd, kv_manifest *m);
  * tells a failure before the rename (the old MANIFEST stands) from one after it
  * (the directory fsync failed: which one a crash leaves is unknown). */
 int manifest_store(kv_io *io, int dirfd, kv_manifest *m, int *renamed);
-/* Decodes a MANIFEST image in memory (the fuzzer's entry point). */
+/* Decodes a MANIFEST image in memory: manifest_load's decoder, and the fuzzer's
+ * entry point. Same returns as manifest_load but KV_NOTFOUND and KV_EIO. */
 int manifest_decode(const uint8_t *buf, size_t len, kv_manifest *m);
+/* Encodes m as is (generation unchanged) into a new buffer of *len bytes, which the
+ * caller frees; NULL when out of memory. manifest_store writes what this returns. */
+uint8_t *manifest_encode(const kv_manifest *m, size_t *len);
 void manifest_free(kv_manifest *m);
 
 #endif

@@ -12,7 +12,9 @@
  *   4. tombstones kept to hide older records are dropped from the index.
  * Newest wins by sequence number (invariant 3), never by file order. "Cut" means
  * ftruncate for a writer and only a shorter logical end for a read-only handle,
- * which never modifies a byte.
+ * which never modifies a byte. The active segment's tail is cut only once the WAL
+ * file has been opened and its header checked, so an open refused for damage
+ * leaves the segment and WAL files as it found them.
  */
 #include "db.h"
 
@@ -202,9 +204,10 @@ static int open_tail_file(kv_db *db, int kind, kv_file **out)
     return rc;
 }
 
-static int scan_active(kv_db *db, rec_ctx *c)
+/* Scans the active segment; its torn tail, if any, is left for the caller to cut
+ * (res) once the WAL file has passed its checks too. */
+static int scan_active(kv_db *db, rec_ctx *c, kv_scan_result *res)
 {
-    kv_scan_result res;
     int rc = open_tail_file(db, KV_FILE_SEG, &db->active);
     if (rc == KV_OK) {
         rc = ftab_add(db, db->active);
@@ -218,18 +221,16 @@ static int scan_active(kv_db *db, rec_ctx *c)
     c->file = db->active;
     c->hint = db->opts.read_only ? NULL : &db->active_hint;
     rc = kv_scan_file(db->io, db->active->fd, db->active->name, KV_FILE_HDR_SIZE,
-                      db->active->size, recover_entry, c, &res);
+                      db->active->size, recover_entry, c, res);
     c->hint = NULL;
-    db->recovery_records += res.records;
-    return rc == KV_OK ? cut_tail(db, db->active, &res) : rc;
+    db->recovery_records += res->records;
+    return rc;
 }
 
 static int replay_wal(kv_db *db, rec_ctx *c)
 {
     kv_scan_result res;
-    int rc = open_tail_file(db, KV_FILE_WAL, &db->wal_file);
-    if (rc != KV_OK)
-        return rc;
+    int rc = KV_OK;
     if (!db->opts.read_only)
         rc = file_enable_buffer(db->active, KV_SEG_WBUF);
     c->file = db->wal_file;
@@ -264,8 +265,15 @@ int db_recover(kv_db *db)
         rc = scan_sealed(db, &c, &db->man.sealed[i]);
     hash_list_free(&hashes);
     c.hashes = NULL;
+    kv_scan_result active_res;
     if (rc == KV_OK)
-        rc = scan_active(db, &c);
+        rc = scan_active(db, &c, &active_res);
+    /* Nothing is cut before the last check has passed (the WAL file's header): a
+     * refused open leaves the segment and WAL files as it found them. */
+    if (rc == KV_OK)
+        rc = open_tail_file(db, KV_FILE_WAL, &db->wal_file);
+    if (rc == KV_OK)
+        rc = cut_tail(db, db->active, &active_res);
     if (rc == KV_OK)
         rc = replay_wal(db, &c);
     if (rc == KV_OK && !db->opts.read_only)

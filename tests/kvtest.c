@@ -48,6 +48,12 @@ unsigned kvt_scaled(unsigned normal, unsigned quick)
     return kvt_quick() ? quick : normal;
 }
 
+int kvt_valgrind(void)
+{
+    const char *v = getenv("KV_TEST_VALGRIND");
+    return v != NULL && v[0] != '\0' && strcmp(v, "0") != 0;
+}
+
 uint64_t kvt_now_us(void)
 {
     struct timespec ts;

@@ -36,6 +36,7 @@ void kvt_register_entry(void);       /* tests/test_entry.c (the lead engineer's)
 void kvt_register_compact(void);     /* tests/test_compact.c */
 void kvt_register_crashsim(void);    /* tests/test_crashsim.c (with tests/faultio.c) */
 void kvt_register_lz4(void);         /* tests/test_lz4.c */
+void kvt_register_fuzz_regress(void); /* tests/test_fuzz_regress.c: bugs the fuzzers found */
 
 typedef struct kvt_test {
     const char *name; /* test name shown by CUnit */
@@ -56,6 +57,12 @@ int kvt_quick(void);
 
 /* normal, or quick in quick mode. */
 unsigned kvt_scaled(unsigned normal, unsigned quick);
+
+/* 1 when KV_TEST_VALGRIND is set to anything but "" or "0" (make test-valgrind sets
+ * it). valgrind runs one thread at a time and, unlike for fsync or futex waits, keeps
+ * that lock while a thread waits in io_uring_enter; a test that needs a second
+ * writer to queue during an io_uring commit uses the psync backend then. */
+int kvt_valgrind(void);
 
 /* Monotonic clock in milliseconds / microseconds. */
 uint64_t kvt_now_ms(void);

@@ -434,7 +434,10 @@ static void test_group_commit_shares_fdatasync(void)
     kv_stats st;
 
     errlog_init(&err);
-    KVT_RC_FATAL(kvt_open_mode(dir, KV_SYNC_ALWAYS, KV_IO_AUTO, 0, &db), KV_OK);
+    /* Under valgrind no writer can queue while another waits in io_uring_enter
+     * (see kvt_valgrind), so grouping is measured with the psync backend there. */
+    KVT_RC_FATAL(kvt_open_mode(dir, KV_SYNC_ALWAYS, kvt_valgrind() ? KV_IO_PSYNC : KV_IO_AUTO,
+                               0, &db), KV_OK);
     for (int t = 0; t < T; t++) {
         g[t] = (gc_thread){ .db = db, .err = &err, .t = t, .puts = puts };
         KVT_CHECK_FATAL(pthread_create(&tid[t], NULL, gc_run, &g[t]) == 0, "pthread_create");

@@ -3,7 +3,8 @@
  * CUnit's Basic interface in verbose mode, and exits non-zero when a test failed,
  * a suite could not run, or CUnit itself reported an error.
  *
- * Environment: KV_TEST_QUICK=1 scales iteration counts down (make test-asan);
+ * Environment: KV_TEST_QUICK=1 scales iteration counts down (make test-asan,
+ * make test-valgrind); KV_TEST_VALGRIND=1 says valgrind runs the suite (kvtest.h);
  * KV_TEST_KEEP=1 keeps the temporary store directories; KV_TEST_TIMEOUT=<s> sets the
  * per-test watchdog; KV_PROPERTY_SEED=<n> runs the property test for one seed;
  * KV_TEST_SUITE=<suite> [KV_TEST_NAME=<test>] runs one suite [one test of it].
@@ -53,6 +54,7 @@ int main(void)
     }
     kvt_register_entry();
     kvt_register_lz4();
+    kvt_register_fuzz_regress();
     kvt_register_api();
     kvt_register_property();
     kvt_register_concurrency();
