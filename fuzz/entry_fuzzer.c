@@ -20,12 +20,14 @@
  * number, and a newer version is reported as such only for a header that is
  * otherwise intact.
  *
- * Compression (KV_RECF_LZ4): the stored value is handed back as stored; once LZ4
- * lands, decompressing an ENTRY_OK value with that flag belongs in check_ok below
- * (a clean error or at most the raw length the value announces, never more).
+ * Compression (KV_RECF_LZ4): an ENTRY_OK value with that flag also goes through
+ * compress_value_decode, which must give exactly the raw length the value announces
+ * (never above KV_MAX_VALUE) or a clean KV_ECORRUPT with a reason, never an
+ * overflow (the decoded buffer is an exact-size heap block).
  */
 #include "fuzz.h"
 
+#include "compress.h"
 #include "crc.h"
 #include "entry.h"
 #include "hint.h"
@@ -54,6 +56,19 @@ static void check_ok(const uint8_t *p, size_t avail, const kv_entry *e)
     entry_seal(again, n, e->seq);
     FUZZ_CHECK(memcmp(again, p, n) == 0, "re-encoding the decoded entry gives other bytes");
     free(again);
+    if (e->flags & KV_RECF_LZ4) {
+        uint8_t *raw = NULL;
+        size_t rawlen = 0;
+        char why[128] = "";
+        int rc = compress_value_decode(e, &raw, &rawlen, why, sizeof why);
+        FUZZ_CHECK(rc == KV_OK || rc == KV_ECORRUPT || rc == KV_ENOMEM, "decode returned %d", rc);
+        if (rc == KV_OK)
+            FUZZ_CHECK(rawlen == compress_raw_len(e) && rawlen <= KV_MAX_VALUE,
+                       "decoded %zu bytes, the value announces %u", rawlen, compress_raw_len(e));
+        else
+            FUZZ_CHECK(why[0] != '\0', "decode failed without a reason");
+        free(raw);
+    }
 }
 
 static void check_parse(const uint8_t *p, size_t avail)
@@ -82,7 +97,11 @@ static void check_parse(const uint8_t *p, size_t avail)
     if (pr == ENTRY_BAD) {
         uint32_t stored = kv_get32(p + KV_ENTRY_OFF_CRC);
         FUZZ_CHECK(why[0] != '\0', "ENTRY_BAD without a reason");
-        FUZZ_CHECK(stored != kv_crc32c(p + 4, h.size - 4),
+        /* Behind a matching CRC only one check remains: a compressed value may not
+         * announce a raw length above KV_MAX_VALUE. */
+        FUZZ_CHECK(stored != kv_crc32c(p + 4, h.size - 4)
+                       || ((h.flags & KV_RECF_LZ4) && h.vlen >= 4
+                           && kv_get32(p + KV_ENTRY_HDR + h.klen) > KV_MAX_VALUE),
                    "sane header and a matching CRC, yet ENTRY_BAD: %s", why);
         return;
     }
@@ -128,8 +147,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         kv_put32(copy + KV_ENTRY_OFF_CRC, kv_crc32c(copy + 4, h.size - 4));
         kv_entry e;
         char why[128];
-        FUZZ_CHECK(entry_parse(copy, size, &e, why, sizeof why) == ENTRY_OK,
-                   "sane header, right CRC, yet not decoded: %s", why);
+        int too_big = (h.flags & KV_RECF_LZ4) && h.vlen >= 4
+                      && kv_get32(copy + KV_ENTRY_HDR + h.klen) > KV_MAX_VALUE;
+        FUZZ_CHECK((entry_parse(copy, size, &e, why, sizeof why) == ENTRY_OK) != too_big,
+                   "sane header, right CRC, raw length %s, yet: %s",
+                   too_big ? "too big" : "fine", too_big ? "decoded" : why);
         check_parse(copy, size);
         check_parse(copy, h.size); /* exactly the entry's bytes */
     }

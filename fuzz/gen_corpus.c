@@ -16,6 +16,7 @@
  * libFuzzer's -merge=1, which keeps only inputs that add coverage. Deterministic:
  * the same library writes the same seeds.
  */
+#include "compress.h"
 #include "entry.h"
 #include "kv.h"
 
@@ -280,7 +281,7 @@ static void cut_store(const char *base, const char *name)
 /* Headers the encoder never writes, each with a right CRC. */
 static void emit_odd_entries(void)
 {
-    uint8_t e[64];
+    uint8_t e[256];
     size_t n;
     n = entry_encode(e, KV_REC_PUT, 0, "k", 1, "v", 1);
     kv_put32(e + KV_ENTRY_OFF_VLEN, 0xffffffffu); /* 4 GiB value in 22 bytes */
@@ -289,6 +290,16 @@ static void emit_odd_entries(void)
     n = entry_encode(e, KV_REC_PUT, KV_RECF_LZ4, "k", 1, "\x05\x00\x00\x00\x50hello", 9);
     entry_seal(e, n, 8);
     emit("entry", "lz4-flag", e, n);
+    {
+        static const char text[] = "{\"name\":\"kv\",\"kind\":\"store\",\"name\":\"kv\","
+                                   "\"kind\":\"store\",\"name\":\"kv\",\"kind\":\"store\"}";
+        n = compress_entry_encode(e, KV_REC_PUT, 0, "json", 4, text, sizeof text - 1, 16);
+        entry_seal(e, n, 11);
+        emit("entry", "lz4-compressed", e, n);
+        kv_put32(e + KV_ENTRY_HDR + 4, 0x7fffffffu); /* raw length far above KV_MAX_VALUE */
+        entry_seal(e, n, 12);
+        emit("entry", "lz4-raw-length-too-big", e, n);
+    }
     n = entry_encode(e, KV_REC_DEL, 0, "k", 1, "v", 1);
     entry_seal(e, n, 9);
     emit("entry", "delete-with-value", e, n);
