@@ -136,6 +136,14 @@ int compress_value_decode(const kv_entry *e, uint8_t **out, size_t *outlen, char
         snprintf(why, why_len, "LZ4 value: raw length %u is above the 64 MiB limit", raw);
         return KV_ECORRUPT;
     }
+    /* An LZ4 block expands at most ~255 times (one byte of match length per 255
+     * bytes out): a larger claim is refused before it costs an allocation. */
+    uint32_t block = e->vlen - RAW_LEN_BYTES;
+    if ((uint64_t)raw > (uint64_t)block * 255 + 255) {
+        snprintf(why, why_len, "LZ4 value: raw length %u cannot come from a %u-byte block", raw,
+                 block);
+        return KV_ECORRUPT;
+    }
     uint8_t *buf = malloc(raw > 0 ? raw : 1);
     if (buf == NULL) {
         snprintf(why, why_len, "LZ4 value: allocating %u bytes", raw);

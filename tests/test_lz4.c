@@ -338,6 +338,16 @@ static void test_codec_damage(void)
     entry_seal(bad, n, 77);
     KVT_CHECK(parse_decode(bad, n, why, sizeof why, &outlen) == -1, "raw length 4 GiB");
 
+    /* A raw length no block of this size can produce (64 MiB from a few bytes),
+     * resealed: refused before anything is allocated for it (the fuzzer's malloc
+     * limit found this). */
+    memcpy(bad, buf, n);
+    kv_put32(bad + voff, KV_MAX_VALUE);
+    entry_seal(bad, n, 77);
+    rc = parse_decode(bad, n, why, sizeof why, &outlen);
+    KVT_CHECK(rc == KV_ECORRUPT && strstr(why, "cannot come from"),
+              "raw length 64 MiB from a %zu-byte block: rc %d (%s)", block, rc, why);
+
     /* Raw length one too large or too small, resealed: the decoder refuses. */
     static const int64_t deltas[] = {1, -1, 1000, -1000, -2000};
     for (size_t i = 0; i < sizeof deltas / sizeof *deltas; i++) {
