@@ -9,7 +9,8 @@
  *   - it reads only the image and allocates in proportion to it, never by a count
  *     field the file size does not back (n segments need exactly 36 + 16n bytes);
  *   - KV_OK only for a list kv could have written (FORMAT.md): sealed numbers
- *     strictly ascending and below the active one, flags 0, an active segment and
+ *     strictly ascending, below next_file and never the active one (compaction outputs
+ *     are numbered after it), flags 0, an active segment and
  *     a next file number above it; and manifest_encode of what was decoded gives
  *     back the very bytes of the image: no byte is accepted unchecked.
  * Each input is decoded as given and again with its header and body CRCs recomputed
@@ -45,7 +46,8 @@ static void check_image(const uint8_t *buf, size_t len)
     FUZZ_CHECK(m.active != 0 && m.next_file > m.active, "active %u, next %u", m.active,
                m.next_file);
     for (uint32_t i = 0; i < m.nsealed; i++) {
-        FUZZ_CHECK(m.sealed[i].number < m.active && m.sealed[i].flags == 0,
+        FUZZ_CHECK(m.sealed[i].number != m.active && m.sealed[i].number < m.next_file
+                       && m.sealed[i].flags == 0,
                    "segment %u: number %u (active %u), flags %u", i, m.sealed[i].number,
                    m.active, m.sealed[i].flags);
         FUZZ_CHECK(i == 0 || m.sealed[i].number > m.sealed[i - 1].number,
