@@ -122,7 +122,8 @@ test-asan:
 # and crash tests) exit with a copy of the parent's heap: their output is silenced,
 # and tests/valgrind.supp says why the one child that exits normally is no leak.
 test-valgrind: $(BUILD)/bin/kvtest
-	cd $(BUILD) && KV_TEST_QUICK=1 KV_TEST_VALGRIND=1 KV_BIN=$(CURDIR)/$(BUILD)/bin \
+	cd $(BUILD) && KV_TEST_QUICK=1 KV_TEST_VALGRIND=1 KV_TEST_EXCLUDE=crashsim \
+	    KV_BIN=$(CURDIR)/$(BUILD)/bin \
 	    valgrind --error-exitcode=1 --leak-check=full --child-silent-after-fork=yes \
 	    --suppressions=$(CURDIR)/tests/valgrind.supp -q ./bin/kvtest
 
