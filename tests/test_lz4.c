@@ -27,6 +27,7 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -736,11 +737,13 @@ static void test_recovery_wal_replay(void)
             if (kv_put(c, k, strlen(k), v, vl) != KV_OK)
                 _exit(4);
         }
-        _exit(0); /* no kv_close: the segment buffer is lost */
+        raise(SIGKILL); /* killed, no kv_close: the segment buffer is lost (and
+                           valgrind, which counts an unclosed handle as a leak at
+                           exit, has nothing to report) */
     }
     int status;
-    KVT_CHECK_FATAL(waitpid(pid, &status, 0) == pid && WIFEXITED(status)
-                        && WEXITSTATUS(status) == 0, "child exit status 0x%x", status);
+    KVT_CHECK_FATAL(waitpid(pid, &status, 0) == pid && WIFSIGNALED(status)
+                        && WTERMSIG(status) == SIGKILL, "child status 0x%x", status);
     flag_count c = {.prefix = "R"};
     scan_file_flags(dir, newest(dir, "wal", wal, sizeof wal), &c);
     KVT_CHECK(c.records == (unsigned)n && c.lz4 == (unsigned)n * 4 / 5,
