@@ -192,7 +192,7 @@ fuzz-smoke: fuzz
 	        -print_final_stats=1 -artifact_prefix=build/fuzz/smoke/$$f- \
 	        build/fuzz/smoke/$$f fuzz/corpus/$$f > build/fuzz/smoke/$$f.log 2>&1 \
 	    || { tail -40 build/fuzz/smoke/$$f.log; echo "fuzz-smoke: $$f FAILED (log: build/fuzz/smoke/$$f.log)"; exit 1; }; \
-	    printf 'fuzz-smoke: %-16s %s\n' $$f "$$(grep -E '^#[0-9]+ +DONE' build/fuzz/smoke/$$f.log | tail -1)"; \
+	    printf 'fuzz-smoke: %-16s %s\n' $$f "$$(grep -E '^#[0-9]+[[:space:]]+DONE' build/fuzz/smoke/$$f.log | tail -1)"; \
 	done
 
 # A campaign: one job, lowest priority, corpus in build/fuzz/work/<name> (seeded from
