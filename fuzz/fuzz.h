@@ -55,6 +55,12 @@ void fuzz_fix_manifest(uint8_t *p, size_t len);
 /* Hint file: header CRC and trailer CRC. */
 void fuzz_fix_hint(uint8_t *p, size_t len);
 
+/* Runs check on an exact-size heap copy of the input (one byte too far is an ASan
+ * report), then, when fix changes the copy (checksums recomputed), once more, so
+ * mutations also reach the checks behind the checksums. */
+void fuzz_check_fixed(const uint8_t *data, size_t size, void (*check)(const uint8_t *, size_t),
+                      void (*fix)(uint8_t *, size_t));
+
 /* ---- 3. structured input ---------------------------------------------------------- */
 
 typedef struct fuzz_reader {

@@ -102,3 +102,17 @@ const uint8_t *fuzz_bytes(fuzz_reader *r, size_t n, size_t *got)
     r->left -= *got;
     return p;
 }
+
+void fuzz_check_fixed(const uint8_t *data, size_t size, void (*check)(const uint8_t *, size_t),
+                      void (*fix)(uint8_t *, size_t))
+{
+    uint8_t *copy = malloc(size ? size : 1);
+    if (copy == NULL)
+        return;
+    memcpy(copy, data, size);
+    check(copy, size);
+    fix(copy, size);
+    if (memcmp(copy, data, size) != 0)
+        check(copy, size);
+    free(copy);
+}

@@ -123,14 +123,6 @@ static void check_image(const uint8_t *buf, size_t len)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    uint8_t *copy = malloc(size ? size : 1);
-    if (copy == NULL)
-        return 0;
-    memcpy(copy, data, size);
-    check_image(copy, size);
-    fuzz_fix_hint(copy, size);
-    if (memcmp(copy, data, size) != 0)
-        check_image(copy, size);
-    free(copy);
+    fuzz_check_fixed(data, size, check_image, fuzz_fix_hint);
     return 0;
 }
