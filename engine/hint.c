@@ -184,8 +184,8 @@ int hint_buf_walk(const hint_buf *h, uint32_t number, uint64_t seg_size, hint_fn
     return KV_OK;
 }
 
-int hint_load(kv_io *io, int dirfd, uint32_t number, uint64_t seg_size, hint_fn fn, void *arg,
-              char *why, size_t why_len)
+int hint_load(kv_io *io, int dirfd, uint32_t number, uint64_t seg_size, hint_rbuf *rb, hint_fn fn,
+              void *arg, char *why, size_t why_len)
 {
     char name[24];
     uint64_t size;
@@ -195,14 +195,17 @@ int hint_load(kv_io *io, int dirfd, uint32_t number, uint64_t seg_size, hint_fn 
         snprintf(why, why_len, "%s: %s", name, strerror(-fd));
         return KV_NOTFOUND;
     }
-    int rc = KV_NOTFOUND;
-    uint8_t *buf = NULL;
-    if (io->ops->fsize(io, fd, &size) == 0 && size <= HINT_MAX && (buf = malloc(size ? size : 1)) != NULL
-        && io_pread_full(io, fd, buf, size, 0) == (ssize_t)size)
-        rc = hint_decode(buf, size, number, seg_size, fn, arg, why, why_len);
+    int rc = KV_NOTFOUND, ok = io->ops->fsize(io, fd, &size) == 0 && size <= HINT_MAX;
+    if (ok && size > rb->cap) {
+        free(rb->p);
+        rb->cap = 0;
+        if ((rb->p = malloc(size)) != NULL)
+            rb->cap = size;
+    }
+    if (ok && size <= rb->cap && io_pread_full(io, fd, rb->p, size, 0) == (ssize_t)size)
+        rc = hint_decode(rb->p, size, number, seg_size, fn, arg, why, why_len);
     else
         snprintf(why, why_len, "%s: unreadable", name);
-    free(buf);
     io->ops->close(io, fd);
     return rc;
 }

@@ -42,11 +42,17 @@ void hint_free(hint_buf *h);
 int hint_write(kv_io *io, int dirfd, uint32_t number, const hint_buf *h, uint64_t seg_size);
 
 /* Reads and checks NNNNNN.hint and calls fn for each record, with e->key, klen,
- * seq, type and size filled (no value). Returns KV_OK, or KV_NOTFOUND when the hint
- * cannot be used (missing, damaged, another size: *why says which); fn's error. */
+ * seq, type and size filled (no value). The file is read into rb, which grows as
+ * needed and is reused from one hint to the next (free(rb->p) when done; start
+ * from {0}). Returns KV_OK, or KV_NOTFOUND when the hint cannot be used (missing,
+ * damaged, another size, no memory: *why says which); fn's error. */
 typedef int (*hint_fn)(void *arg, const kv_entry *e, uint64_t off);
-int hint_load(kv_io *io, int dirfd, uint32_t number, uint64_t seg_size, hint_fn fn, void *arg,
-              char *why, size_t why_len);
+typedef struct hint_rbuf {
+    uint8_t *p;
+    size_t cap;
+} hint_rbuf;
+int hint_load(kv_io *io, int dirfd, uint32_t number, uint64_t seg_size, hint_rbuf *rb, hint_fn fn,
+              void *arg, char *why, size_t why_len);
 
 /* Calls fn for each record of a hint being built (h describes segment `number` of
  * seg_size bytes). KV_NOTFOUND when h failed (out of memory), KV_ECORRUPT should a

@@ -22,6 +22,7 @@
 #include "scan.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct rec_ctx {
@@ -32,6 +33,11 @@ typedef struct rec_ctx {
     uint64_t replayed;
     hint_buf *hint;   /* collects hint records of the file being scanned, or NULL */
     hash_list *hashes; /* collects key hashes of a sealed segment (its Bloom filter) */
+    idx_bulk *bulk;    /* sealed segments are indexed through the bulk loader */
+    uint64_t live;     /* bytes of puts queued from the file being indexed */
+    hint_rbuf hint_read; /* hint files are read into it, one after the other */
+    uint64_t *dead;    /* bytes that lost to newer records, per worker and sealed
+                          segment: dead[worker * nsealed + position in the MANIFEST] */
 } rec_ctx;
 
 /* ---- applying entries to the index ------------------------------------------------- */
@@ -81,11 +87,46 @@ static int recover_entry(void *arg, const kv_entry *e, uint64_t off)
         c->max_seq = e->seq;
     if (c->hint != NULL)
         hint_add(c->hint, e, off);
+    return db_index_entry(c->db, c->file, e, off, hash, 1);
+}
+
+/* A record of a sealed segment: queued in the bulk loader. Its bytes count as live
+ * now; should it lose to a newer record, bulk_dead takes them back. */
+static int sealed_entry(void *arg, const kv_entry *e, uint64_t off)
+{
+    rec_ctx *c = arg;
+    uint64_t hash = idx_hash(e->key, e->klen);
+    idx_loc loc = {e->seq, c->file->number, (uint32_t)off, e->size,
+                   e->type == KV_REC_DEL ? IDX_F_TOMB : 0};
+    if (e->seq > c->max_seq)
+        c->max_seq = e->seq;
+    if (c->hint != NULL)
+        hint_add(c->hint, e, off);
     if (c->hashes != NULL) {
         hash_list_add(c->hashes, hash);
         file_note_seq(c->file, e->seq);
     }
-    return db_index_entry(c->db, c->file, e, off, hash, 1);
+    if (e->type == KV_REC_PUT)
+        c->live += e->size;
+    if (idx_bulk_add(c->bulk, e->key, e->klen, hash, &loc) != 0)
+        return kv_err(KV_ENOMEM, "indexing %s offset %llu", c->file->name, (unsigned long long)off);
+    return KV_OK;
+}
+
+static void bulk_dead(void *arg, unsigned worker, const idx_loc *loc)
+{
+    rec_ctx *c = arg;
+    const kv_manifest *m = &c->db->man;
+    uint32_t lo = 0, hi = m->nsealed;
+    while (lo < hi) { /* the MANIFEST lists sealed segments by ascending number */
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (m->sealed[mid].number < loc->file)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < m->nsealed && m->sealed[lo].number == loc->file)
+        c->dead[(size_t)worker * m->nsealed + lo] += loc->len;
 }
 
 /* WAL records past the segments: a writer appends them to the active segment. */
@@ -118,13 +159,17 @@ static int index_sealed(kv_db *db, rec_ctx *c, kv_file *f)
     char why[160];
     kv_scan_result res;
     hint_buf hb = {0};
-    int rc = hint_load(db->io, db->dirfd, f->number, f->size, recover_entry, c, why, sizeof why);
+    c->live = 0;
+    int rc = hint_load(db->io, db->dirfd, f->number, f->size, &c->hint_read, sealed_entry, c,
+                       why, sizeof why);
     if (rc == KV_OK) {
         db->recovery_hints++;
+        f->live_bytes += c->live;
         return KV_OK;
     }
     if (rc != KV_NOTFOUND)
         return rc;
+    c->live = 0;
     if (c->hashes != NULL) { /* start again from the segment itself */
         c->hashes->n = 0;
         f->min_seq = f->max_seq = 0;
@@ -133,8 +178,9 @@ static int index_sealed(kv_db *db, rec_ctx *c, kv_file *f)
      * later record still fail its checks, indexing the same entries again from the
      * scan is harmless (same sequence numbers, same locations). */
     c->hint = db->opts.read_only ? NULL : &hb;
-    rc = kv_scan_file(db->io, f->fd, f->name, KV_FILE_HDR_SIZE, f->size, recover_entry, c, &res);
+    rc = kv_scan_file(db->io, f->fd, f->name, KV_FILE_HDR_SIZE, f->size, sealed_entry, c, &res);
     c->hint = NULL;
+    f->live_bytes += c->live;
     db->recovery_records += res.records;
     if (rc == KV_OK && res.stopped)
         rc = kv_err(KV_ECORRUPT, "%s: offset %llu: %s", f->name,
@@ -256,15 +302,47 @@ static int settle_active(kv_db *db)
     return rc;
 }
 
-int db_recover(kv_db *db)
+/* Indexes every sealed segment the MANIFEST names, through the bulk loader. */
+static int recover_sealed(kv_db *db, rec_ctx *c)
 {
     hash_list hashes = {0};
-    rec_ctx c = {.db = db, .hashes = db->opts.read_only ? NULL : &hashes};
+    uint32_t n = db->man.nsealed;
     int rc = KV_OK;
-    for (uint32_t i = 0; i < db->man.nsealed && rc == KV_OK; i++)
-        rc = scan_sealed(db, &c, &db->man.sealed[i]);
+    if (n == 0)
+        return KV_OK;
+    c->hashes = db->opts.read_only ? NULL : &hashes;
+    c->dead = calloc((size_t)IDX_BULK_WORKERS * n, sizeof *c->dead);
+    if (c->dead == NULL || idx_bulk_new(db->idx, bulk_dead, c, &c->bulk) != 0)
+        rc = kv_err(KV_ENOMEM, "%s: recovery", db->dir);
+    for (uint32_t i = 0; i < n && rc == KV_OK; i++)
+        rc = scan_sealed(db, c, &db->man.sealed[i]);
+    if (rc == KV_OK && idx_bulk_flush(c->bulk) != 0)
+        rc = kv_err(KV_ENOMEM, "%s: building the index", db->dir);
+    for (uint32_t i = 0; i < n && rc == KV_OK; i++) {
+        uint64_t dead = 0;
+        for (unsigned w = 0; w < IDX_BULK_WORKERS; w++)
+            dead += c->dead[(size_t)w * n + i];
+        kv_file *f = ftab_get(db, db->man.sealed[i].number, 0);
+        if (f != NULL) {
+            f->live_bytes -= dead;
+            file_unref(f);
+        }
+    }
+    idx_bulk_free(c->bulk);
+    c->bulk = NULL;
+    free(c->dead);
+    c->dead = NULL;
+    free(c->hint_read.p);
+    c->hint_read = (hint_rbuf){0};
     hash_list_free(&hashes);
-    c.hashes = NULL;
+    c->hashes = NULL;
+    return rc;
+}
+
+int db_recover(kv_db *db)
+{
+    rec_ctx c = {.db = db};
+    int rc = recover_sealed(db, &c);
     kv_scan_result active_res;
     if (rc == KV_OK)
         rc = scan_active(db, &c, &active_res);

@@ -16,6 +16,7 @@
 #include "manifest.h"
 #include "scan.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -538,6 +539,159 @@ static void test_index_arena_repack(void)
     idx_free(ix);
 }
 
+/* ---- the bulk loader ---------------------------------------------------------------- */
+
+typedef struct bulk_dead_sum {
+    uint64_t bytes[8]; /* per file number */
+} bulk_dead_sum;
+
+static void bulk_dead_add(void *arg, unsigned worker, const idx_loc *loc)
+{
+    bulk_dead_sum *d = arg;
+    /* workers run in parallel: one sum per worker would do, atomics are simpler */
+    __atomic_fetch_add(&d->bytes[loc->file % 8], loc->len, __ATOMIC_RELAXED);
+    (void)worker;
+}
+
+static int loc_eq(const idx_loc *a, const idx_loc *b)
+{
+    return a->seq == b->seq && a->file == b->file && a->off == b->off && a->len == b->len
+           && a->flags == b->flags;
+}
+
+/* Recovery builds the index with the bulk loader: records queued per shard, applied
+ * shard by shard on several threads, newest wins by sequence number. Fed the same
+ * records in a random order (keys seen many times, tombstones, keys of every length
+ * up to KV_MAX_KEY), it must build exactly the index that idx_set_locked builds one
+ * record at a time, and report exactly the records that lost. */
+static void test_index_bulk_matches(void)
+{
+    const unsigned nkeys = kvt_scaled(40000, 8000), nrec = nkeys * 4;
+    const uint64_t flushes[] = {1, 997, 50000, UINT64_C(1) << 40};
+    kvt_rng r;
+    uint8_t *key = malloc(KV_MAX_KEY);
+    KVT_CHECK_FATAL(key != NULL, "malloc");
+    for (unsigned f = 0; f < sizeof flushes / sizeof flushes[0]; f++) {
+        kv_index *ref, *ix;
+        idx_bulk *b;
+        bulk_dead_sum dead = {{0}};
+        uint64_t want_dead[8] = {0};
+        KVT_CHECK_FATAL(idx_new(&ref) == 0 && idx_new(&ix) == 0, "idx_new");
+        KVT_CHECK_FATAL(idx_bulk_new(ix, bulk_dead_add, &dead, &b) == 0, "idx_bulk_new");
+        idx_bulk_set_flush(b, flushes[f]);
+        kvt_rng_seed(&r, 77 + f);
+        /* sequence numbers 1..nrec, handed out in a random order */
+        uint64_t *seqs = malloc(nrec * sizeof *seqs);
+        KVT_CHECK_FATAL(seqs != NULL, "malloc");
+        for (unsigned i = 0; i < nrec; i++)
+            seqs[i] = i + 1;
+        for (unsigned i = nrec - 1; i > 0; i--) {
+            unsigned j = (unsigned)kvt_rng_below(&r, i + 1);
+            uint64_t t = seqs[i];
+            seqs[i] = seqs[j];
+            seqs[j] = t;
+        }
+        for (unsigned i = 0; i < nrec; i++) {
+            unsigned k = (unsigned)kvt_rng_below(&r, nkeys);
+            size_t klen = k % 97 == 0 ? KV_MAX_KEY - k % 3 : 1 + k % 40;
+            memset(key, 0x5a, klen);
+            memcpy(key, &k, klen < sizeof k ? klen : sizeof k);
+            if (klen < sizeof k && k >= (1u << (8 * klen)))
+                continue; /* too short to tell the key apart */
+            idx_loc loc = {seqs[i], i % 8, i, 30 + (uint32_t)kvt_rng_below(&r, 500),
+                           kvt_rng_chance(&r, 10) ? IDX_F_TOMB : 0};
+            uint64_t h = idx_hash(key, klen);
+            idx_change ch;
+            KVT_CHECK_FATAL(idx_set_locked(ref, key, klen, h, &loc, 1, &ch) == 0, "reference");
+            if (!ch.applied && !(loc.flags & IDX_F_TOMB))
+                want_dead[loc.file] += loc.len;
+            if (ch.applied && ch.had_old && !(ch.old.flags & IDX_F_TOMB))
+                want_dead[ch.old.file] += ch.old.len;
+            KVT_CHECK_FATAL(idx_bulk_add(b, key, klen, h, &loc) == 0, "bulk add");
+        }
+        KVT_CHECK_FATAL(idx_bulk_flush(b) == 0, "bulk flush");
+        idx_bulk_free(b);
+        KVT_CHECK(idx_count(ix) == idx_count(ref), "flush every %llu: %llu keys, want %llu",
+                  (unsigned long long)flushes[f], (unsigned long long)idx_count(ix),
+                  (unsigned long long)idx_count(ref));
+        unsigned wrong = 0;
+        for (unsigned k = 0; k < nkeys; k++) {
+            size_t klen = k % 97 == 0 ? KV_MAX_KEY - k % 3 : 1 + k % 40;
+            idx_loc a, c;
+            memset(key, 0x5a, klen);
+            memcpy(key, &k, klen < sizeof k ? klen : sizeof k);
+            uint64_t h = idx_hash(key, klen);
+            int fa = idx_get(ref, key, klen, h, &a), fb = idx_get(ix, key, klen, h, &c);
+            wrong += fa != fb || (fa && !loc_eq(&a, &c));
+        }
+        KVT_CHECK(wrong == 0, "flush every %llu: %u keys differ from the reference",
+                  (unsigned long long)flushes[f], wrong);
+        for (unsigned i = 0; i < 8; i++)
+            KVT_CHECK(dead.bytes[i] == want_dead[i], "flush every %llu: file %u: %llu dead bytes "
+                      "reported, want %llu", (unsigned long long)flushes[f], i,
+                      (unsigned long long)dead.bytes[i], (unsigned long long)want_dead[i]);
+        /* both purge to the same live set */
+        idx_purge_tombstones(ref);
+        idx_purge_tombstones(ix);
+        KVT_CHECK(idx_count(ix) == idx_count(ref), "after purging tombstones: %llu keys, want %llu",
+                  (unsigned long long)idx_count(ix), (unsigned long long)idx_count(ref));
+        free(seqs);
+        idx_free(ref);
+        idx_free(ix);
+    }
+    free(key);
+}
+
+/* Live and dead bytes are rebuilt at open: from hints, from a scan of the segments,
+ * they must equal what the running store counted before it was closed. */
+static void test_live_bytes_after_reopen(void)
+{
+    char *dir = kvt_dir_new("livebytes");
+    kv_db *db;
+    kv_stats before, st;
+    char key[32], val[300];
+    kvt_rng r;
+    kvt_rng_seed(&r, 5);
+    KVT_RC_FATAL(kvt_open_mode(dir, KV_SYNC_NONE, KV_IO_AUTO, 8192, &db), KV_OK);
+    for (unsigned i = 0; i < 3000; i++) {
+        unsigned k = (unsigned)kvt_rng_below(&r, 400);
+        int n = snprintf(key, sizeof key, "key%u", k);
+        if (kvt_rng_chance(&r, 15)) {
+            int rc = kv_delete(db, key, (size_t)n);
+            KVT_CHECK_FATAL(rc == KV_OK || rc == KV_NOTFOUND, "del: %s", kv_strerror(rc));
+        } else {
+            size_t vlen = (size_t)kvt_rng_below(&r, sizeof val);
+            kvt_rng_fill(&r, val, vlen);
+            KVT_RC_FATAL(kv_put(db, key, (size_t)n, val, vlen), KV_OK);
+        }
+    }
+    KVT_RC_FATAL(kv_stat(db, &before), KV_OK);
+    KVT_RC_FATAL(kvt_close(db), KV_OK);
+    for (int pass = 0; pass < 3; pass++) {
+        if (pass == 2) { /* no hints: every sealed segment is scanned */
+            DIR *d = opendir(dir);
+            struct dirent *de;
+            KVT_CHECK_FATAL(d != NULL, "opendir");
+            while ((de = readdir(d)) != NULL)
+                if (strstr(de->d_name, ".hint") != NULL)
+                    unlink(kvt_path(dir, de->d_name));
+            closedir(d);
+        }
+        KVT_RC_FATAL(kvt_open_mode(dir, KV_SYNC_NONE, KV_IO_AUTO, 8192, &db), KV_OK);
+        KVT_RC_FATAL(kv_stat(db, &st), KV_OK);
+        KVT_CHECK(st.keys == before.keys && st.live_bytes == before.live_bytes
+                      && st.dead_bytes == before.dead_bytes,
+                  "open %d: %llu keys, %llu live, %llu dead; before close %llu, %llu, %llu", pass,
+                  (unsigned long long)st.keys, (unsigned long long)st.live_bytes,
+                  (unsigned long long)st.dead_bytes, (unsigned long long)before.keys,
+                  (unsigned long long)before.live_bytes, (unsigned long long)before.dead_bytes);
+        KVT_CHECK(pass == 2 ? st.recovery_hints == 0 : st.recovery_hints + 1 == st.segments,
+                  "open %d: %llu of %llu segments from hints", pass,
+                  (unsigned long long)st.recovery_hints, (unsigned long long)st.segments);
+        KVT_RC_FATAL(kvt_close(db), KV_OK);
+    }
+}
+
 void kvt_register_entry(void)
 {
     static const kvt_test tests[] = {
@@ -558,6 +712,8 @@ void kvt_register_entry(void)
         {"get of a record damaged after open: KV_ECORRUPT (mmap)", test_get_damage_mmap},
         {"get of a record damaged after open: KV_ECORRUPT (pread)", test_get_damage_pread},
         {"index: deleting most keys gives the arena memory back", test_index_arena_repack},
+        {"index: bulk loading builds the same index as one by one", test_index_bulk_matches},
+        {"live and dead bytes after reopen, with and without hints", test_live_bytes_after_reopen},
         {NULL, NULL},
     };
     kvt_add_suite("entry and recovery", tests);
