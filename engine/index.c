@@ -114,29 +114,27 @@ static void node_loc(const idx_node *n, idx_loc *loc)
 
 /* ---- memory ------------------------------------------------------------------------ */
 
-/* Chunks and slot arrays of 64 KiB and more are mapped and populated at once: one
- * system call instead of a page fault per 4 KiB as they fill, which on a virtual
- * machine was a fifth of the time of building an index. Smaller ones come from
- * malloc. The caller passes the same size to big_free. Memory is zeroed. */
+/* Chunks and slot arrays of 64 KiB and more are populated at once when allocated:
+ * one system call instead of a page fault per 4 KiB as they fill, which on a virtual
+ * machine was a fifth of the time of building an index. They still come from malloc
+ * (not one mmap each): unmapping thousands of chunks at close flushed the TLB each
+ * time and made closing a 5M-key store take longer than opening it. */
 #define BIG_MIN (64u << 10)
 
-static void *big_alloc(size_t size)
+static void *big_alloc(size_t size, int zero)
 {
-    if (size < BIG_MIN)
-        return calloc(1, size);
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
-                   -1, 0);
-    return p == MAP_FAILED ? NULL : p;
-}
-
-static void big_free(void *p, size_t size)
-{
-    if (p == NULL)
-        return;
-    if (size < BIG_MIN)
-        free(p);
-    else
-        munmap(p, size);
+    uint8_t *p = malloc(size);
+#ifdef MADV_POPULATE_WRITE
+    if (p != NULL && size >= BIG_MIN) {
+        uintptr_t page = 4096, lo = ((uintptr_t)p + page - 1) & ~(page - 1),
+                  hi = ((uintptr_t)p + size) & ~(page - 1);
+        if (hi > lo)
+            (void)madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE); /* only a hint */
+    }
+#endif
+    if (p != NULL && zero)
+        memset(p, 0, size);
+    return p;
 }
 
 /* ---- the node arena ---------------------------------------------------------------- */
@@ -146,9 +144,9 @@ static size_t node_size(size_t klen) { return (sizeof(idx_node) + klen + 7) & ~(
 /* A chunk of `size` bytes in all, header included (sizes of whole pages map well). */
 static arena_chunk *chunk_new(size_t size)
 {
-    arena_chunk *c = big_alloc(size);
+    arena_chunk *c = big_alloc(size, 0);
     if (c != NULL && (uint64_t)(uintptr_t)c + size > SLOT_PTR_MASK << 3) {
-        big_free(c, size); /* beyond what a slot can address (57-bit addresses) */
+        free(c); /* beyond what a slot can address (57-bit addresses) */
         return NULL;
     }
     if (c != NULL) {
@@ -185,7 +183,7 @@ static void chunks_free(arena_chunk *c)
 {
     while (c != NULL) {
         arena_chunk *next = c->next;
-        big_free(c, sizeof *c + c->cap);
+        free(c);
         c = next;
     }
 }
@@ -257,13 +255,13 @@ static void shard_place(uint64_t *slots, uint32_t cap, uint64_t s)
 /* Rehashes into a table of ncap slots (a power of two, large enough). */
 static int shard_resize(idx_shard *sh, uint32_t ncap)
 {
-    uint64_t *ns = big_alloc((size_t)ncap * sizeof *ns);
+    uint64_t *ns = big_alloc((size_t)ncap * sizeof *ns, 1);
     if (ns == NULL)
         return -ENOMEM;
     for (uint32_t i = 0; i < sh->cap; i++)
         if (sh->slots[i] != 0)
             shard_place(ns, ncap, sh->slots[i]);
-    big_free(sh->slots, (size_t)sh->cap * sizeof *sh->slots);
+    free(sh->slots);
     sh->slots = ns;
     sh->cap = ncap;
     return 0;
@@ -312,7 +310,7 @@ int idx_new(kv_index **out)
         idx_shard *sh = &ix->shards[i];
         pthread_rwlock_init(&sh->lock, NULL);
         sh->cap = 64;
-        sh->slots = big_alloc((size_t)sh->cap * sizeof *sh->slots);
+        sh->slots = big_alloc((size_t)sh->cap * sizeof *sh->slots, 1);
         if (sh->slots == NULL) {
             idx_free(ix);
             return -ENOMEM;
@@ -329,7 +327,7 @@ void idx_free(kv_index *ix)
     for (int i = 0; i < IDX_SHARDS; i++) {
         idx_shard *sh = &ix->shards[i];
         chunks_free(sh->chunks);
-        big_free(sh->slots, (size_t)sh->cap * sizeof *sh->slots);
+        free(sh->slots);
         pthread_rwlock_destroy(&sh->lock);
     }
     free(ix);
@@ -510,7 +508,7 @@ void idx_bulk_free(idx_bulk *b)
     if (b == NULL)
         return;
     for (unsigned s = 0; s < IDX_SHARDS; s++)
-        big_free(b->q[s].v, b->q[s].cap * sizeof *b->q[s].v);
+        free(b->q[s].v);
     free(b);
 }
 
@@ -619,12 +617,12 @@ int idx_bulk_add(idx_bulk *b, const void *key, size_t klen, uint64_t hash, const
     bulk_queue *q = &b->q[s];
     if (q->n == q->cap) {
         size_t ncap = q->cap ? q->cap * 2 : 1024;
-        uint64_t *nv = big_alloc(ncap * sizeof *nv);
+        uint64_t *nv = big_alloc(ncap * sizeof *nv, 0);
         if (nv == NULL)
             return -ENOMEM;
         if (q->n > 0)
             memcpy(nv, q->v, q->n * sizeof *nv);
-        big_free(q->v, q->cap * sizeof *nv);
+        free(q->v);
         q->v = nv;
         q->cap = ncap;
     }
