@@ -462,60 +462,88 @@ void idx_purge_tombstones(kv_index *ix)
 
 /* Recovery indexes millions of records whose keys land all over the table: inserting
  * them one by one costs a cache miss per record in slot arrays far larger than the
- * caches. The bulk loader instead allocates each record's node at once (the arenas
- * fill front to back) and queues its slot under its shard; a flush then applies the
- * queue shard by shard, each shard's table small enough to stay in cache, with the
- * shards shared among threads. Newest wins by sequence number, so the order in
- * which records reach the table does not matter. */
+ * caches. The bulk loader instead has each producer (a thread reading segments)
+ * allocate a record's node at once, in the producer's own per-shard chunks, filled
+ * front to back, and queue its slot under its shard. A flush hands each shard the
+ * producers' chunks and places the queued slots shard by shard, each shard's table
+ * small enough to stay in cache, with the shards shared among threads. Newest wins
+ * by sequence number, so the order in which records arrive does not matter. */
 
-#define BULK_FLUSH (UINT64_C(1) << 21) /* queued records that trigger a flush */
-#define BULK_PARALLEL 65536            /* fewer queued records are applied by one thread */
-#define BULK_WORKERS IDX_BULK_WORKERS
+#define BULK_PARALLEL 65536 /* fewer queued records are applied by one thread */
 
 typedef struct bulk_queue {
-    uint64_t *v;    /* slots to place, in arrival order */
+    uint64_t *v;          /* slots to place, in arrival order */
     size_t n, cap;
+    arena_chunk *chunks;  /* the nodes they point at, newest chunk first */
+    uint64_t bytes, used; /* as the shard's arena_bytes and used */
 } bulk_queue;
+
+typedef struct bulk_producer {
+    bulk_queue q[IDX_SHARDS];
+    uint64_t queued;
+} bulk_producer;
 
 struct idx_bulk {
     kv_index *ix;
-    uint64_t flush_at;  /* queued records that trigger a flush */
+    unsigned nprod;
     idx_dead_fn dead;
     void *arg;
-    uint64_t queued;
-    bulk_queue q[IDX_SHARDS];
     _Atomic unsigned next_shard; /* a flush's next shard to take */
     _Atomic int err;             /* first error of a flush */
+    bulk_producer prod[];
 };
 
-int idx_bulk_new(kv_index *ix, idx_dead_fn dead, void *arg, idx_bulk **out)
+int idx_bulk_new(kv_index *ix, unsigned producers, idx_dead_fn dead, void *arg, idx_bulk **out)
 {
-    idx_bulk *b = calloc(1, sizeof *b);
+    if (producers < 1 || producers > IDX_BULK_THREADS)
+        return -EINVAL;
+    idx_bulk *b = calloc(1, sizeof *b + producers * sizeof b->prod[0]);
     if (b == NULL)
         return -ENOMEM;
     b->ix = ix;
-    b->flush_at = BULK_FLUSH;
+    b->nprod = producers;
     b->dead = dead;
     b->arg = arg;
     *out = b;
     return 0;
 }
 
-void idx_bulk_set_flush(idx_bulk *b, uint64_t n) { b->flush_at = n > 0 ? n : 1; }
-
 void idx_bulk_free(idx_bulk *b)
 {
     if (b == NULL)
         return;
-    for (unsigned s = 0; s < IDX_SHARDS; s++)
-        free(b->q[s].v);
+    for (unsigned p = 0; p < b->nprod; p++)
+        for (unsigned s = 0; s < IDX_SHARDS; s++) {
+            free(b->prod[p].q[s].v);
+            chunks_free(b->prod[p].q[s].chunks); /* nodes never handed to a shard */
+        }
     free(b);
 }
 
-/* Places the queued slots of shard sh; a record that loses (an older record of a key
- * seen twice) is reported to dead and its node becomes garbage. */
-static int bulk_apply_shard(idx_bulk *b, idx_shard *sh, bulk_queue *q, unsigned worker)
+uint64_t idx_bulk_queued(const idx_bulk *b)
 {
+    uint64_t n = 0;
+    for (unsigned p = 0; p < b->nprod; p++)
+        n += b->prod[p].queued;
+    return n;
+}
+
+/* Gives the queue's chunks to the shard and places its slots; a record that loses (an
+ * older record of a key seen twice) is reported to dead and its node becomes
+ * garbage. */
+static int bulk_apply_queue(idx_bulk *b, idx_shard *sh, bulk_queue *q, unsigned worker)
+{
+    if (q->chunks != NULL) {
+        arena_chunk *tail = q->chunks;
+        while (tail->next != NULL)
+            tail = tail->next;
+        tail->next = sh->chunks;
+        sh->chunks = q->chunks;
+        sh->arena_bytes += q->bytes;
+        sh->used += q->used;
+        q->chunks = NULL;
+        q->bytes = q->used = 0;
+    }
     if (q->n == 0)
         return 0;
     if (shard_reserve(sh, q->n) != 0)
@@ -556,7 +584,6 @@ static int bulk_apply_shard(idx_bulk *b, idx_shard *sh, bulk_queue *q, unsigned 
         }
     }
     q->n = 0;
-    maybe_repack(sh);
     return 0;
 }
 
@@ -572,9 +599,11 @@ static void *bulk_work(void *arg)
     idx_bulk *b = w->b;
     unsigned s;
     while ((s = atomic_fetch_add(&b->next_shard, 1)) < IDX_SHARDS) {
-        if (atomic_load(&b->err) != 0)
-            break;
-        int rc = bulk_apply_shard(b, &b->ix->shards[s], &b->q[s], w->id);
+        idx_shard *sh = &b->ix->shards[s];
+        int rc = 0;
+        for (unsigned p = 0; p < b->nprod && rc == 0; p++)
+            rc = bulk_apply_queue(b, sh, &b->prod[p].q[s], w->id);
+        maybe_repack(sh);
         if (rc != 0) {
             int zero = 0;
             atomic_compare_exchange_strong(&b->err, &zero, rc);
@@ -585,11 +614,12 @@ static void *bulk_work(void *arg)
 
 int idx_bulk_flush(idx_bulk *b)
 {
-    bulk_worker w[BULK_WORKERS];
+    bulk_worker w[IDX_BULK_THREADS];
     unsigned nw = 1, started = 0;
-    if (b->queued >= BULK_PARALLEL) {
+    uint64_t queued = idx_bulk_queued(b);
+    if (queued >= BULK_PARALLEL) {
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        nw = cpus < 1 ? 1 : cpus > BULK_WORKERS ? BULK_WORKERS : (unsigned)cpus;
+        nw = cpus < 1 ? 1 : cpus > IDX_BULK_THREADS ? IDX_BULK_THREADS : (unsigned)cpus;
     }
     atomic_store(&b->next_shard, 0);
     atomic_store(&b->err, 0);
@@ -598,7 +628,8 @@ int idx_bulk_flush(idx_bulk *b)
         w[i].id = i;
     }
     /* Workers 1.. run in threads, worker 0 here; a thread that cannot start only
-     * leaves more shards to the others. */
+     * leaves more shards to the others. Every shard is visited even after an error,
+     * so every producer's chunks end up owned by a shard. */
     for (unsigned i = 1; i < nw; i++)
         if (pthread_create(&w[i].thread, NULL, bulk_work, &w[i]) == 0)
             started |= 1u << i;
@@ -606,15 +637,16 @@ int idx_bulk_flush(idx_bulk *b)
     for (unsigned i = 1; i < nw; i++)
         if (started & (1u << i))
             pthread_join(w[i].thread, NULL);
-    b->queued = 0;
+    for (unsigned p = 0; p < b->nprod; p++)
+        b->prod[p].queued = 0;
     return atomic_load(&b->err);
 }
 
-int idx_bulk_add(idx_bulk *b, const void *key, size_t klen, uint64_t hash, const idx_loc *loc)
+int idx_bulk_add(idx_bulk *b, unsigned producer, const void *key, size_t klen, uint64_t hash,
+                 const idx_loc *loc)
 {
-    unsigned s = idx_shard_of(hash);
-    idx_shard *sh = &b->ix->shards[s];
-    bulk_queue *q = &b->q[s];
+    bulk_producer *pr = &b->prod[producer];
+    bulk_queue *q = &pr->q[idx_shard_of(hash)];
     if (q->n == q->cap) {
         size_t ncap = q->cap ? q->cap * 2 : 1024;
         uint64_t *nv = big_alloc(ncap * sizeof *nv, 0);
@@ -626,16 +658,15 @@ int idx_bulk_add(idx_bulk *b, const void *key, size_t klen, uint64_t hash, const
         q->v = nv;
         q->cap = ncap;
     }
-    idx_node *n = arena_alloc(&sh->chunks, &sh->arena_bytes, klen);
+    idx_node *n = arena_alloc(&q->chunks, &q->bytes, klen);
     if (n == NULL)
         return -ENOMEM;
-    sh->used += node_size(klen);
+    q->used += node_size(klen);
     n->klen = (uint16_t)klen;
     memcpy(n->key, key, klen);
     node_fill(n, loc);
     q->v[q->n++] = slot_make(n, hash);
-    if (++b->queued >= b->flush_at)
-        return idx_bulk_flush(b);
+    pr->queued++;
     return 0;
 }
 

@@ -68,22 +68,28 @@ int idx_relocate(kv_index *ix, const void *key, size_t klen, uint64_t hash, uint
 void idx_lock_mask(kv_index *ix, uint64_t mask);
 void idx_unlock_mask(kv_index *ix, uint64_t mask);
 
-/* Bulk loading, for recovery only (nothing else may use the index meanwhile):
- * idx_bulk_add queues key → loc as idx_set_locked(..., newest_wins = 1) would set it,
- * and idx_bulk_flush applies everything queued, shard by shard on up to 4 threads
- * (idx_bulk_add also flushes by itself now and then). A record that loses to a newer
- * one of its key, unless a tombstone, is passed to dead (from the worker numbered
- * `worker`, 0..3, one call at a time per worker). The adds and flushes return 0 or
- * -ENOMEM; after an error the index holds part of what was queued. */
+/* Bulk loading, for recovery only (nothing else may use the index meanwhile).
+ * Up to IDX_BULK_THREADS producers (numbered 0..producers-1, each used by one thread
+ * at a time) queue records with idx_bulk_add: key → loc as idx_set_locked(...,
+ * newest_wins = 1) would set it. idx_bulk_flush, called while no producer runs,
+ * applies everything queued, shard by shard on up to IDX_BULK_THREADS threads.
+ * Records stay queued (8 bytes each, plus their node) until a flush: the caller
+ * flushes when idx_bulk_queued passes IDX_BULK_FLUSH or so. A record that loses to
+ * a newer one of its key, unless a tombstone, is passed to dead, from the worker
+ * numbered `worker` (0..IDX_BULK_THREADS-1; one call at a time per worker).
+ * idx_bulk_new returns 0, -EINVAL (producers out of range) or -ENOMEM; idx_bulk_add
+ * and idx_bulk_flush 0 or -ENOMEM, after which the index holds part of what was
+ * queued. */
+#define IDX_BULK_THREADS 4
+#define IDX_BULK_FLUSH (UINT64_C(1) << 21)
 typedef struct idx_bulk idx_bulk;
 typedef void (*idx_dead_fn)(void *arg, unsigned worker, const idx_loc *loc);
-#define IDX_BULK_WORKERS 4
-int idx_bulk_new(kv_index *ix, idx_dead_fn dead, void *arg, idx_bulk **out);
-int idx_bulk_add(idx_bulk *b, const void *key, size_t klen, uint64_t hash, const idx_loc *loc);
+int idx_bulk_new(kv_index *ix, unsigned producers, idx_dead_fn dead, void *arg, idx_bulk **out);
+int idx_bulk_add(idx_bulk *b, unsigned producer, const void *key, size_t klen, uint64_t hash,
+                 const idx_loc *loc);
+uint64_t idx_bulk_queued(const idx_bulk *b);
 int idx_bulk_flush(idx_bulk *b);
 void idx_bulk_free(idx_bulk *b);
-/* Tests: flush every n queued records (default 2M). */
-void idx_bulk_set_flush(idx_bulk *b, uint64_t n);
 
 /* Removes every tombstone (end of recovery). */
 void idx_purge_tombstones(kv_index *ix);

@@ -21,9 +21,11 @@
 #include "entry.h"
 #include "scan.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct rec_ctx {
     kv_db *db;
@@ -32,13 +34,32 @@ typedef struct rec_ctx {
     uint64_t max_seq; /* highest seq seen anywhere */
     uint64_t replayed;
     hint_buf *hint;   /* collects hint records of the file being scanned, or NULL */
-    hash_list *hashes; /* collects key hashes of a sealed segment (its Bloom filter) */
-    idx_bulk *bulk;    /* sealed segments are indexed through the bulk loader */
-    uint64_t live;     /* bytes of puts queued from the file being indexed */
-    hint_rbuf hint_read; /* hint files are read into it, one after the other */
-    uint64_t *dead;    /* bytes that lost to newer records, per worker and sealed
-                          segment: dead[worker * nsealed + position in the MANIFEST] */
 } rec_ctx;
+
+/* One thread's state while it indexes sealed segments (see recover_sealed). */
+typedef struct seal_ctx {
+    kv_db *db;
+    idx_bulk *bulk;      /* sealed segments are indexed through the bulk loader */
+    unsigned producer;   /* this thread's producer number in it */
+    kv_file *file;       /* the segment being indexed */
+    hint_buf *hint;      /* collects the records of a segment whose hint is rewritten */
+    hash_list hashes;    /* key hashes of the segment (its Bloom filter; writer only) */
+    int want_hashes;
+    hint_rbuf hint_read; /* hint files are read into it, one after the other */
+    uint64_t max_seq;    /* highest sequence number seen */
+    uint64_t live;       /* bytes of puts queued from the segment */
+    uint64_t records, hints, rewritten; /* for kv_stat's recovery_* figures */
+    int rc;              /* the segment's status, and kv_errmsg's text for it */
+    char msg[512];
+    pthread_t thread;
+} seal_ctx;
+
+/* Bytes that lost to newer records while the bulk loader applied them, per worker
+ * and sealed segment: dead[worker * nsealed + position in the MANIFEST]. */
+typedef struct dead_acc {
+    const kv_manifest *man;
+    uint64_t *dead;
+} dead_acc;
 
 /* ---- applying entries to the index ------------------------------------------------- */
 
@@ -94,7 +115,7 @@ static int recover_entry(void *arg, const kv_entry *e, uint64_t off)
  * now; should it lose to a newer record, bulk_dead takes them back. */
 static int sealed_entry(void *arg, const kv_entry *e, uint64_t off)
 {
-    rec_ctx *c = arg;
+    seal_ctx *c = arg;
     uint64_t hash = idx_hash(e->key, e->klen);
     idx_loc loc = {e->seq, c->file->number, (uint32_t)off, e->size,
                    e->type == KV_REC_DEL ? IDX_F_TOMB : 0};
@@ -102,21 +123,21 @@ static int sealed_entry(void *arg, const kv_entry *e, uint64_t off)
         c->max_seq = e->seq;
     if (c->hint != NULL)
         hint_add(c->hint, e, off);
-    if (c->hashes != NULL) {
-        hash_list_add(c->hashes, hash);
+    if (c->want_hashes) {
+        hash_list_add(&c->hashes, hash);
         file_note_seq(c->file, e->seq);
     }
     if (e->type == KV_REC_PUT)
         c->live += e->size;
-    if (idx_bulk_add(c->bulk, e->key, e->klen, hash, &loc) != 0)
+    if (idx_bulk_add(c->bulk, c->producer, e->key, e->klen, hash, &loc) != 0)
         return kv_err(KV_ENOMEM, "indexing %s offset %llu", c->file->name, (unsigned long long)off);
     return KV_OK;
 }
 
 static void bulk_dead(void *arg, unsigned worker, const idx_loc *loc)
 {
-    rec_ctx *c = arg;
-    const kv_manifest *m = &c->db->man;
+    dead_acc *d = arg;
+    const kv_manifest *m = d->man;
     uint32_t lo = 0, hi = m->nsealed;
     while (lo < hi) { /* the MANIFEST lists sealed segments by ascending number */
         uint32_t mid = lo + (hi - lo) / 2;
@@ -126,7 +147,7 @@ static void bulk_dead(void *arg, unsigned worker, const idx_loc *loc)
             hi = mid;
     }
     if (lo < m->nsealed && m->sealed[lo].number == loc->file)
-        c->dead[(size_t)worker * m->nsealed + lo] += loc->len;
+        d->dead[(size_t)worker * m->nsealed + lo] += loc->len;
 }
 
 /* WAL records past the segments: a writer appends them to the active segment. */
@@ -154,45 +175,61 @@ static int replay_entry(void *arg, const kv_entry *e, uint64_t off)
 
 /* Indexes a sealed segment from its hint file; when the hint cannot be used, scans
  * the segment (every record checked) and, as the writer, writes the hint again. */
-static int index_sealed(kv_db *db, rec_ctx *c, kv_file *f)
+static int index_sealed(seal_ctx *c, kv_file *f)
 {
+    kv_db *db = c->db;
     char why[160];
     kv_scan_result res;
     hint_buf hb = {0};
+    c->file = f;
     c->live = 0;
+    c->hashes.n = 0;
     int rc = hint_load(db->io, db->dirfd, f->number, f->size, &c->hint_read, sealed_entry, c,
                        why, sizeof why);
     if (rc == KV_OK) {
-        db->recovery_hints++;
+        c->hints++;
         f->live_bytes += c->live;
         return KV_OK;
     }
     if (rc != KV_NOTFOUND)
         return rc;
+    /* A hint is checked whole before any of its records is used; should a later
+     * record still fail, indexing the same entries again from the scan is harmless
+     * (same sequence numbers, same locations, and the live bytes start again). */
     c->live = 0;
-    if (c->hashes != NULL) { /* start again from the segment itself */
-        c->hashes->n = 0;
-        f->min_seq = f->max_seq = 0;
-    }
-    /* A hint is rejected by its CRC before any record reaches the index; should a
-     * later record still fail its checks, indexing the same entries again from the
-     * scan is harmless (same sequence numbers, same locations). */
+    c->hashes.n = 0;
+    f->min_seq = f->max_seq = 0;
     c->hint = db->opts.read_only ? NULL : &hb;
     rc = kv_scan_file(db->io, f->fd, f->name, KV_FILE_HDR_SIZE, f->size, sealed_entry, c, &res);
     c->hint = NULL;
     f->live_bytes += c->live;
-    db->recovery_records += res.records;
+    c->records += res.records;
     if (rc == KV_OK && res.stopped)
         rc = kv_err(KV_ECORRUPT, "%s: offset %llu: %s", f->name,
                     (unsigned long long)res.bad_off, res.why);
     if (rc == KV_OK && !db->opts.read_only
         && hint_write(db->io, db->dirfd, f->number, &hb, f->size) == KV_OK)
-        db->recovery_hints_rewritten++;
+        c->rewritten++;
     hint_free(&hb);
     return rc;
 }
 
-static int scan_sealed(kv_db *db, rec_ctx *c, const kv_manifest_seg *ms)
+/* A thread's work: index its segment and build its Bloom filter. kv_errmsg is per
+ * thread, so its text travels back in c->msg. */
+static void *seal_work(void *arg)
+{
+    seal_ctx *c = arg;
+    kv_file *f = c->file;
+    c->rc = index_sealed(c, f);
+    if (c->rc == KV_OK && c->want_hashes)
+        f->bloom = hash_list_bloom(&c->hashes);
+    if (c->rc != KV_OK)
+        snprintf(c->msg, sizeof c->msg, "%s", kv_errmsg());
+    return NULL;
+}
+
+/* Opens a sealed segment the MANIFEST names and adds it to the file table. */
+static int open_sealed(kv_db *db, const kv_manifest_seg *ms, kv_file **out)
 {
     kv_file *f;
     int missing;
@@ -211,11 +248,8 @@ static int scan_sealed(kv_db *db, rec_ctx *c, const kv_manifest_seg *ms)
                       (unsigned long long)f->size, (unsigned long long)ms->size);
     if (db->opts.mmap_reads)
         file_map(f, 0);
-    c->file = f;
-    rc = index_sealed(db, c, f);
-    if (rc == KV_OK && c->hashes != NULL)
-        f->bloom = hash_list_bloom(c->hashes);
-    return rc;
+    *out = f; /* the file table keeps it alive */
+    return KV_OK;
 }
 
 /* Cuts a torn tail: the writer truncates the file, a reader only stops there. The
@@ -302,40 +336,78 @@ static int settle_active(kv_db *db)
     return rc;
 }
 
-/* Indexes every sealed segment the MANIFEST names, through the bulk loader. */
-static int recover_sealed(kv_db *db, rec_ctx *c)
+/* Indexes every sealed segment the MANIFEST names, through the bulk loader, on up
+ * to IDX_BULK_THREADS threads: in rounds of one segment per thread, the queued
+ * records applied to the index between rounds once there are enough of them.
+ * Newest wins by sequence number, so the order of segments does not matter; an
+ * error is reported for the lowest-numbered segment that had one. */
+static int recover_sealed(kv_db *db, rec_ctx *rc_ctx)
 {
-    hash_list hashes = {0};
     uint32_t n = db->man.nsealed;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned nt = cpus < 1 ? 1 : cpus > IDX_BULK_THREADS ? IDX_BULK_THREADS : (unsigned)cpus;
+    seal_ctx ctx[IDX_BULK_THREADS];
+    kv_file **files = NULL;
+    idx_bulk *bulk = NULL;
+    dead_acc acc = {&db->man, NULL};
     int rc = KV_OK;
     if (n == 0)
         return KV_OK;
-    c->hashes = db->opts.read_only ? NULL : &hashes;
-    c->dead = calloc((size_t)IDX_BULK_WORKERS * n, sizeof *c->dead);
-    if (c->dead == NULL || idx_bulk_new(db->idx, bulk_dead, c, &c->bulk) != 0)
+    if (nt > n)
+        nt = n;
+    memset(ctx, 0, sizeof ctx);
+    files = calloc(n, sizeof *files);
+    acc.dead = calloc((size_t)IDX_BULK_THREADS * n, sizeof *acc.dead);
+    if (files == NULL || acc.dead == NULL || idx_bulk_new(db->idx, nt, bulk_dead, &acc, &bulk) != 0)
         rc = kv_err(KV_ENOMEM, "%s: recovery", db->dir);
     for (uint32_t i = 0; i < n && rc == KV_OK; i++)
-        rc = scan_sealed(db, c, &db->man.sealed[i]);
-    if (rc == KV_OK && idx_bulk_flush(c->bulk) != 0)
+        rc = open_sealed(db, &db->man.sealed[i], &files[i]);
+    for (unsigned t = 0; t < nt; t++) {
+        ctx[t].db = db;
+        ctx[t].bulk = bulk;
+        ctx[t].producer = t;
+        ctx[t].want_hashes = !db->opts.read_only;
+    }
+    for (uint32_t i = 0; i < n && rc == KV_OK; i += nt) {
+        unsigned round = n - i < nt ? n - i : nt, started = 0;
+        for (unsigned t = 0; t < round; t++)
+            ctx[t].file = files[i + t];
+        for (unsigned t = 1; t < round; t++)
+            if (pthread_create(&ctx[t].thread, NULL, seal_work, &ctx[t]) == 0)
+                started |= 1u << t;
+        seal_work(&ctx[0]);
+        for (unsigned t = 1; t < round; t++) {
+            if (started & (1u << t))
+                pthread_join(ctx[t].thread, NULL);
+            else
+                seal_work(&ctx[t]); /* no thread: do it here */
+        }
+        for (unsigned t = 0; t < round && rc == KV_OK; t++)
+            if (ctx[t].rc != KV_OK)
+                rc = kv_err(ctx[t].rc, "%s", ctx[t].msg);
+        if (rc == KV_OK && idx_bulk_queued(bulk) >= IDX_BULK_FLUSH && idx_bulk_flush(bulk) != 0)
+            rc = kv_err(KV_ENOMEM, "%s: building the index", db->dir);
+    }
+    if (rc == KV_OK && idx_bulk_flush(bulk) != 0)
         rc = kv_err(KV_ENOMEM, "%s: building the index", db->dir);
     for (uint32_t i = 0; i < n && rc == KV_OK; i++) {
         uint64_t dead = 0;
-        for (unsigned w = 0; w < IDX_BULK_WORKERS; w++)
-            dead += c->dead[(size_t)w * n + i];
-        kv_file *f = ftab_get(db, db->man.sealed[i].number, 0);
-        if (f != NULL) {
-            f->live_bytes -= dead;
-            file_unref(f);
-        }
+        for (unsigned w = 0; w < IDX_BULK_THREADS; w++)
+            dead += acc.dead[(size_t)w * n + i];
+        files[i]->live_bytes -= dead;
     }
-    idx_bulk_free(c->bulk);
-    c->bulk = NULL;
-    free(c->dead);
-    c->dead = NULL;
-    free(c->hint_read.p);
-    c->hint_read = (hint_rbuf){0};
-    hash_list_free(&hashes);
-    c->hashes = NULL;
+    for (unsigned t = 0; t < nt; t++) {
+        if (ctx[t].max_seq > rc_ctx->max_seq)
+            rc_ctx->max_seq = ctx[t].max_seq;
+        db->recovery_records += ctx[t].records;
+        db->recovery_hints += ctx[t].hints;
+        db->recovery_hints_rewritten += ctx[t].rewritten;
+        free(ctx[t].hint_read.p);
+        hash_list_free(&ctx[t].hashes);
+    }
+    idx_bulk_free(bulk);
+    free(acc.dead);
+    free(files);
     return rc;
 }
 
