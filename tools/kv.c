@@ -726,6 +726,32 @@ static int write_dump(struct cli *cli, kv_db *db, kv_batch *b, struct load_count
     return code;
 }
 
+/* Without --overwrite or --no-overwrite, a store that holds keys is refused. */
+static int refuse_nonempty(const struct cli *cli, uint64_t keys)
+{
+    fprintf(stderr, "kv: %s: the store already holds %" PRIu64 " keys; nothing loaded: "
+            "give --overwrite (the dump's values replace the store's) or --no-overwrite "
+            "(keys already in the store are kept)\n", cli->dir, keys);
+    return EXIT_USAGE;
+}
+
+/* Before the writer's open (which writes its pid to LOCK, and may cut a torn tail):
+ * a store that holds keys is refused through a read-only handle, which changes no
+ * byte. A directory that holds no store is left to the writer's open. */
+static int precheck_store(const struct cli *cli)
+{
+    kv_options o = cli->opts;
+    kv_db *db;
+    kv_stats st;
+    o.create = 0;
+    o.read_only = 1;
+    if (cli->load_mode != LOAD_EMPTY || kv_open(cli->dir, &o, &db) != KV_OK)
+        return EXIT_DONE;
+    int rc = kv_stat(db, &st);
+    kv_close(db);
+    return rc == KV_OK && st.keys > 0 ? refuse_nonempty(cli, st.keys) : EXIT_DONE;
+}
+
 /* load: the input was checked by check_input (before the store was opened). */
 static int cmd_load(struct cli *cli, kv_db *db)
 {
@@ -735,12 +761,8 @@ static int cmd_load(struct cli *cli, kv_db *db)
 
     if (rc != KV_OK)
         return store_error(cli->dir, rc);
-    if (st.keys > 0 && cli->load_mode == LOAD_EMPTY) {
-        fprintf(stderr, "kv: %s: the store already holds %" PRIu64 " keys; nothing loaded: "
-                "give --overwrite (the dump's values replace the store's) or --no-overwrite "
-                "(keys already in the store are kept)\n", cli->dir, st.keys);
-        return EXIT_USAGE;
-    }
+    if (st.keys > 0 && cli->load_mode == LOAD_EMPTY) /* written since precheck_store */
+        return refuse_nonempty(cli, st.keys);
     kv_batch *b = kv_batch_new();
     if (b == NULL)
         return io_error("load", ENOMEM);
@@ -878,7 +900,9 @@ static int check_input(const struct command *cmd, struct cli *cli)
     }
     if (cmd->run == cmd_load) {
         int code = open_input(cli);
-        return code == EXIT_DONE ? check_dump(cli) : code;
+        if (code == EXIT_DONE)
+            code = check_dump(cli);
+        return code == EXIT_DONE ? precheck_store(cli) : code;
     }
     if (cmd->run != cmd_put)
         return EXIT_DONE;

@@ -1,0 +1,944 @@
+/*
+ * test_kvdump.c — kvdump, kv load, kv scan and kv stats --json, run as programs
+ * (KV_BIN names their directory, as for the kvcompact tests).
+ *
+ * What is checked:
+ *   - dump -> load -> dump gives the same text, in both formats, with binary keys and
+ *     values (NUL, newline, tab, CR, backslash, '=', bytes 0x80..0xff, an empty value,
+ *     a KV_MAX_KEY-byte key, keys that read like the dump's own markers, a large
+ *     value, LZ4-compressed values), and the loaded store holds exactly those values;
+ *   - the dump is the store's live state and nothing else, in one order whatever the
+ *     store's history (overwrites, deletes, compaction, insertion order);
+ *   - kv load of bad input (truncated, bad escapes, odd hex, missing markers, a newer
+ *     VERSION, a key without its value, a key too long, keys out of order, ...):
+ *     exit 2, the line named, and no store created or changed (every file's bytes
+ *     compared before and after); kv load into a store holding keys, with and
+ *     without --overwrite / --no-overwrite;
+ *   - kvdump on paths that are no store: exit 2 naming the path, nothing created;
+ *     on a store a writer of this process holds: it works and changes nothing;
+ *   - --keys-only, --prefix, kv scan --prefix, kv stats --json (parsed: every field,
+ *     values equal to kv_stat's).
+ *
+ * Sections:
+ *   1. Helpers: running a tool, files, fingerprints, a flat JSON reader
+ *   2. Round trips
+ *   3. Bad input to kv load
+ *   4. kvdump on bad paths and beside a writer
+ *   5. Keys only, prefixes, scan, stats --json
+ */
+#include "kvtest.h"
+
+#include <dirent.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* ---------------------------------------------------------------------------------
+ * 1. Helpers
+ * ------------------------------------------------------------------------------ */
+
+/* Directory of the tools under test. */
+static const char *bin(void)
+{
+    const char *b = getenv("KV_BIN");
+    return b != NULL && b[0] != '\0' ? b : "build/bin";
+}
+
+/* Runs the shell command made from fmt, with stderr joined to what it captures of
+ * stdout (up to n - 1 bytes into out). Returns its exit status (-1 if it did not
+ * exit). */
+static int run(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int run(char *out, size_t n, const char *fmt, ...)
+{
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    int len = vsnprintf(cmd, sizeof cmd - 8, fmt, ap);
+    va_end(ap);
+    KVT_CHECK_FATAL(len > 0 && (size_t)len < sizeof cmd - 8, "command too long");
+    strcat(cmd, " 2>&1");
+    FILE *p = popen(cmd, "r");
+    KVT_CHECK_FATAL(p != NULL, "popen %s", cmd);
+    size_t got = 0, r;
+    char sink[4096];
+    while ((r = fread(got + 1 < n ? out + got : sink, 1,
+                      got + 1 < n ? n - 1 - got : sizeof sink, p)) > 0)
+        if (got + 1 < n)
+            got += r;
+    out[got] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* The whole file at path (malloc'd; *len its size), or NULL when it cannot be read. */
+static uint8_t *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    uint8_t *buf = NULL;
+    size_t cap = 0, n = 0, r;
+    if (f == NULL)
+        return NULL;
+    do {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 65536;
+            uint8_t *nb = realloc(buf, cap);
+            KVT_CHECK_FATAL(nb != NULL, "out of memory reading %s", path);
+            buf = nb;
+        }
+        r = fread(buf + n, 1, cap - n, f);
+        n += r;
+    } while (r > 0);
+    fclose(f);
+    *len = n;
+    return buf;
+}
+
+/* Writes n bytes to path (replacing it). */
+static void spit(const char *path, const void *p, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    KVT_CHECK_FATAL(f != NULL, "cannot create %s", path);
+    KVT_CHECK_FATAL(fwrite(p, 1, n, f) == n && fclose(f) == 0, "cannot write %s", path);
+}
+
+/* 1 when the two files hold the same bytes. */
+static int same_file(const char *a, const char *b)
+{
+    size_t la, lb;
+    uint8_t *pa = slurp(a, &la), *pb = slurp(b, &lb);
+    int same = pa != NULL && pb != NULL && la == lb && memcmp(pa, pb, la) == 0;
+    free(pa);
+    free(pb);
+    return same;
+}
+
+/* 1 when the file at path contains the text s. */
+static int file_has(const char *path, const char *s)
+{
+    size_t n;
+    uint8_t *p = slurp(path, &n);
+    int has = p != NULL && memmem(p, n, s, strlen(s)) != NULL;
+    free(p);
+    return has;
+}
+
+/* A fingerprint of every file in dir: names, sizes, contents (FNV-1a per file,
+ * summed, so the order of readdir does not matter). 0 for a missing dir. */
+static uint64_t fingerprint(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    uint64_t h = 1469598103934665603ull;
+    if (d == NULL)
+        return 0;
+    while ((de = readdir(d)) != NULL) {
+        char *p = kvt_path(dir, de->d_name);
+        struct stat st;
+        size_t n;
+        if (stat(p, &st) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        uint8_t *b = slurp(p, &n);
+        uint64_t fh = 1469598103934665603ull;
+        for (const char *c = de->d_name; *c; c++)
+            fh = (fh ^ (uint8_t)*c) * 1099511628211ull;
+        for (size_t i = 0; b != NULL && i < n; i++)
+            fh = (fh ^ b[i]) * 1099511628211ull;
+        free(b);
+        h += fh + n;
+    }
+    closedir(d);
+    return h;
+}
+
+static int exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* A flat JSON object as kv stats --json prints it: "name": number or "text". */
+typedef struct jfield {
+    char name[64];  /* the member's name */
+    char val[160];  /* its value: the number's text, or the string unescaped */
+    int is_str;     /* 1 for a string */
+} jfield;
+
+static const char *ws(const char *s)
+{
+    while (*s == ' ' || *s == '\n' || *s == '\t' || *s == '\r')
+        s++;
+    return s;
+}
+
+/* Reads a JSON string at s (after its opening quote) into out; returns the position
+ * after the closing quote, or NULL. */
+static const char *jstring(const char *s, char *out, size_t n)
+{
+    size_t o = 0;
+    for (; *s != '"'; s++) {
+        int c = (unsigned char)*s;
+        if (c == '\0' || c < 0x20)
+            return NULL;
+        if (c == '\\') {
+            s++;
+            if (*s == 'u') {
+                unsigned v;
+                if (sscanf(s + 1, "%4x", &v) != 1)
+                    return NULL;
+                c = (int)v, s += 4;
+            } else if (*s == '"' || *s == '\\' || *s == '/') {
+                c = *s;
+            } else if (*s == 'n') {
+                c = '\n';
+            } else {
+                return NULL;
+            }
+        }
+        if (o + 1 < n)
+            out[o++] = (char)c;
+    }
+    out[o] = '\0';
+    return s + 1;
+}
+
+/* Parses s, one flat object and nothing after it but white space. Returns the
+ * number of members (at most max), or -1 when s is not such an object. */
+static int parse_flat_json(const char *s, jfield *f, int max)
+{
+    int n = 0;
+    s = ws(s);
+    if (*s++ != '{')
+        return -1;
+    s = ws(s);
+    if (*s == '}')
+        return *ws(s + 1) == '\0' ? 0 : -1;
+    for (;;) {
+        if (n == max || *s++ != '"' || (s = jstring(s, f[n].name, sizeof f[n].name)) == NULL)
+            return -1;
+        s = ws(s);
+        if (*s++ != ':')
+            return -1;
+        s = ws(s);
+        if (*s == '"') {
+            f[n].is_str = 1;
+            if ((s = jstring(s + 1, f[n].val, sizeof f[n].val)) == NULL)
+                return -1;
+        } else {
+            size_t o = 0;
+            f[n].is_str = 0;
+            while ((*s >= '0' && *s <= '9') || *s == '-' || *s == '.' || *s == 'e'
+                   || *s == 'E' || *s == '+')
+                if (o + 1 < sizeof f[n].val)
+                    f[n].val[o++] = *s++;
+                else
+                    return -1;
+            f[n].val[o] = '\0';
+            if (o == 0)
+                return -1;
+        }
+        n++;
+        s = ws(s);
+        if (*s == '}')
+            return *ws(s + 1) == '\0' ? n : -1;
+        if (*s++ != ',')
+            return -1;
+        s = ws(s);
+    }
+}
+
+static const jfield *jfind(const jfield *f, int n, const char *name)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(f[i].name, name) == 0)
+            return &f[i];
+    return NULL;
+}
+
+/* ---------------------------------------------------------------------------------
+ * 2. Round trips
+ * ------------------------------------------------------------------------------ */
+
+/* One key and value of a test store. */
+typedef struct pair {
+    uint8_t *k, *v;  /* malloc'd */
+    size_t kl, vl;
+} pair;
+
+typedef struct pairs {
+    pair p[64];
+    int n;
+} pairs;
+
+static void add_pair(pairs *ps, const void *k, size_t kl, const void *v, size_t vl)
+{
+    KVT_CHECK_FATAL(ps->n < 64, "too many pairs");
+    pair *p = &ps->p[ps->n++];
+    p->k = malloc(kl);
+    p->v = malloc(vl ? vl : 1);
+    KVT_CHECK_FATAL(p->k != NULL && p->v != NULL, "out of memory");
+    memcpy(p->k, k, kl);
+    if (vl)
+        memcpy(p->v, v, vl);
+    p->kl = kl, p->vl = vl;
+}
+
+#define ADD_LIT(ps, k, v) add_pair((ps), (k), sizeof(k) - 1, (v), sizeof(v) - 1)
+
+static void free_pairs(pairs *ps)
+{
+    for (int i = 0; i < ps->n; i++) {
+        free(ps->p[i].k);
+        free(ps->p[i].v);
+    }
+    ps->n = 0;
+}
+
+/* The binary pairs every round trip stores: keys and values made of the bytes a
+ * text format finds hard, a KV_MAX_KEY-byte key, a large incompressible value and
+ * compressible ones (stored LZ4-compressed when the store compresses). */
+static void binary_pairs(pairs *ps)
+{
+    uint8_t all[256], maxkey[KV_MAX_KEY];
+    for (int i = 0; i < 256; i++)
+        all[i] = (uint8_t)i;
+    for (size_t i = 0; i < sizeof maxkey; i++)
+        maxkey[i] = (uint8_t)(i * 7 + 1);
+    ADD_LIT(ps, "a", "1");
+    ADD_LIT(ps, "\0", "nul key");
+    ADD_LIT(ps, "k\0ey", "v\0al\0");
+    ADD_LIT(ps, "line\nbreak", "val\nue\n");
+    ADD_LIT(ps, "back\\slash", "\\\\");
+    ADD_LIT(ps, "\\x41", "\\x");
+    ADD_LIT(ps, "eq=uals", "==");
+    ADD_LIT(ps, "DATA=END", "HEADER=END");
+    ADD_LIT(ps, "VERSION=1", "DATA=END");
+    ADD_LIT(ps, " ", " lead and trail ");
+    ADD_LIT(ps, "tab\tkey", "\t");
+    ADD_LIT(ps, "cr\r", "\r\n");
+    ADD_LIT(ps, "\x80\xff\xfe", "\x7f\x80");
+    add_pair(ps, "all bytes", 9, all, sizeof all);
+    add_pair(ps, all + 128, 128, all, 128);
+    ADD_LIT(ps, "empty", "");
+    add_pair(ps, maxkey, sizeof maxkey, "max", 3);
+    size_t big = 3u << 20;
+    uint8_t *v = malloc(big);
+    KVT_CHECK_FATAL(v != NULL, "out of memory");
+    kvt_rng rng;
+    kvt_rng_seed(&rng, 42);
+    kvt_rng_fill(&rng, v, big);
+    add_pair(ps, "large", 5, v, big);
+    for (size_t i = 0; i < 100000; i++)
+        v[i] = (uint8_t)"compressible text, "[i % 19];
+    add_pair(ps, "lz4-a", 5, v, 100000);
+    memset(v, 'z', 200);
+    add_pair(ps, "lz4-b", 5, v, 200);
+    add_pair(ps, "lz4-c\n\0", 7, v, 64);
+    free(v);
+}
+
+/* Opens dir for writing (created), with or without compression. */
+static kv_db *open_store(const char *dir, int compression, uint64_t segment_bytes)
+{
+    kv_options o;
+    kv_db *db = NULL;
+    kvt_options(&o, KV_SYNC_NONE, KV_IO_AUTO, segment_bytes);
+    o.compression = compression;
+    int rc = kvt_open(dir, &o, &db);
+    KVT_CHECK_FATAL(rc == KV_OK, "kv_open %s: %s: %s", dir, kv_strerror(rc), kv_errmsg());
+    return db;
+}
+
+static kv_db *open_read_only(const char *dir)
+{
+    kv_options o;
+    kv_db *db = NULL;
+    kv_options_init(&o);
+    o.create = 0;
+    o.read_only = 1;
+    int rc = kvt_open(dir, &o, &db);
+    KVT_CHECK_FATAL(rc == KV_OK, "kv_open %s read-only: %s: %s", dir, kv_strerror(rc),
+                    kv_errmsg());
+    return db;
+}
+
+static void put_pairs(const char *dir, const pairs *ps, int compression)
+{
+    kv_db *db = open_store(dir, compression, 0);
+    for (int i = 0; i < ps->n; i++)
+        KVT_RC_FATAL(kv_put(db, ps->p[i].k, ps->p[i].kl, ps->p[i].v, ps->p[i].vl), KV_OK);
+    KVT_RC_FATAL(kvt_close(db), KV_OK);
+}
+
+/* The store in dir holds exactly the pairs of ps. */
+static void check_pairs(const char *dir, const pairs *ps)
+{
+    kv_db *db = open_read_only(dir);
+    kv_stats st;
+    KVT_RC(kv_stat(db, &st), KV_OK);
+    KVT_CHECK(st.keys == (uint64_t)ps->n, "%s holds %llu keys, expected %d", dir,
+              (unsigned long long)st.keys, ps->n);
+    for (int i = 0; i < ps->n; i++)
+        KVT_ASSERT_VALUE(db, ps->p[i].k, ps->p[i].kl, ps->p[i].v, ps->p[i].vl);
+    KVT_RC(kvt_close(db), KV_OK);
+}
+
+/* kvdump [opt] src > out; exit 0 expected. */
+static void dump_to(const char *opt, const char *src, const char *out)
+{
+    char msg[2048];
+    int rc = run(msg, sizeof msg, "'%s/kvdump' %s '%s' > '%s'", bin(), opt, src, out);
+    KVT_CHECK_FATAL(rc == 0, "kvdump %s %s: exit %d: %s", opt, src, rc, msg);
+}
+
+/* kv -d dst load < in; exit 0 expected. */
+static void load_from(const char *dst, const char *in)
+{
+    char msg[2048];
+    int rc = run(msg, sizeof msg, "'%s/kv' -d '%s' load < '%s'", bin(), dst, in);
+    KVT_CHECK_FATAL(rc == 0, "kv -d %s load < %s: exit %d: %s", dst, in, rc, msg);
+}
+
+/* dump src, load it into a new store, dump that: the two dumps are the same bytes,
+ * and the new store holds the pairs. Both formats. */
+static void roundtrip(const char *src, const pairs *ps, const char *expect_header)
+{
+    char *work = kvt_dir_new("dump-work");
+    const char *opts[] = {"", "-p"};
+    for (int f = 0; f < 2; f++) {
+        char *d1 = kvt_path(work, f ? "d1-print" : "d1-hex");
+        char *d2 = kvt_path(work, f ? "d2-print" : "d2-hex");
+        char *dst = kvt_path(work, f ? "store-print" : "store-hex");
+        dump_to(opts[f], src, d1);
+        KVT_CHECK(file_has(d1, f ? "VERSION=1\nformat=print\n" : "VERSION=1\nformat=bytevalue\n")
+                  && file_has(d1, expect_header), "dump %s lacks \"%s\"", d1, expect_header);
+        load_from(dst, d1);
+        dump_to(opts[f], dst, d2);
+        KVT_CHECK(same_file(d1, d2), "dump -> load -> dump differs (%s vs %s)", d1, d2);
+        check_pairs(dst, ps);
+    }
+}
+
+static void test_roundtrip_binary(void)
+{
+    static pairs ps;
+    binary_pairs(&ps);
+    char *plain = kvt_dir_new("dump-plain");
+    put_pairs(plain, &ps, KV_COMPRESS_NONE);
+    roundtrip(plain, &ps, "\ncompression=none\ncontent=pairs\nkeys=21\nHEADER=END\n");
+    char *lz4 = kvt_dir_new("dump-lz4");
+    put_pairs(lz4, &ps, KV_COMPRESS_LZ4);
+    roundtrip(lz4, &ps, "compression=lz4\n");
+    free_pairs(&ps);
+}
+
+/* The same contents reached two ways: one store with a history (overwrites,
+ * deletes, keys deleted and put again, segments rolled and compacted, a reopen),
+ * one written straight in reverse order. Their dumps are the same text, holding the
+ * live state only. */
+static void test_roundtrip_history(void)
+{
+    char *a = kvt_dir_new("dump-history"), *b = kvt_dir_new("dump-straight");
+    char *work = kvt_dir_new("dump-history-work");
+    unsigned n = kvt_scaled(600, 200);
+    char k[32], v[64];
+
+    kv_db *db = open_store(a, KV_COMPRESS_NONE, 4096);
+    for (unsigned round = 0; round < 3; round++)
+        for (unsigned i = 0; i < n; i++) {
+            snprintf(k, sizeof k, "key%05u", i);
+            snprintf(v, sizeof v, "value %u of %u", round, i);
+            KVT_RC_FATAL(kv_put(db, k, strlen(k), v, strlen(v)), KV_OK);
+        }
+    for (unsigned i = 0; i < n; i += 3) {
+        snprintf(k, sizeof k, "key%05u", i);
+        KVT_RC_FATAL(kv_delete(db, k, strlen(k)), KV_OK);
+    }
+    KVT_RC_FATAL(kv_compact(db), KV_OK);
+    for (unsigned i = 0; i < n; i += 9) { /* deleted, now back */
+        snprintf(k, sizeof k, "key%05u", i);
+        KVT_RC_FATAL(kv_put(db, k, strlen(k), "again", 5), KV_OK);
+    }
+    KVT_RC_FATAL(kvt_close(db), KV_OK);
+
+    db = open_store(b, KV_COMPRESS_NONE, 0);
+    unsigned live = 0;
+    for (unsigned j = n; j-- > 0;) {
+        snprintf(k, sizeof k, "key%05u", j);
+        if (j % 9 == 0)
+            KVT_RC_FATAL(kv_put(db, k, strlen(k), "again", 5), KV_OK);
+        else if (j % 3 != 0) {
+            snprintf(v, sizeof v, "value 2 of %u", j);
+            KVT_RC_FATAL(kv_put(db, k, strlen(k), v, strlen(v)), KV_OK);
+        } else
+            continue;
+        live++;
+    }
+    KVT_RC_FATAL(kvt_close(db), KV_OK);
+
+    const char *opts[] = {"", "-p"};
+    for (int f = 0; f < 2; f++) {
+        char *da = kvt_path(work, f ? "a-print" : "a-hex");
+        char *db_ = kvt_path(work, f ? "b-print" : "b-hex");
+        dump_to(opts[f], a, da);
+        dump_to(opts[f], b, db_);
+        KVT_CHECK(same_file(da, db_), "the same contents dump differently (%s, %s)", da, db_);
+        char want[64];
+        snprintf(want, sizeof want, "keys=%u\n", live);
+        KVT_CHECK(file_has(da, want), "%s lacks %s", da, want);
+    }
+    char *again = kvt_path(work, "a-print-again"), *first = kvt_path(work, "a-print");
+    dump_to("-p", a, again);
+    KVT_CHECK(same_file(first, again), "two dumps of one store differ");
+    KVT_CHECK(!file_has(first, "value 0 of") && !file_has(first, "value 1 of"),
+              "the dump holds overwritten values");
+    kvt_note("%u live keys of %u after 3 rounds, deletes and a compaction", live, n);
+}
+
+/* kv load reads from a pipe (spooled) and from -f FILE as from a redirected file;
+ * --compression beats the dump's compression= line. */
+static void test_load_inputs(void)
+{
+    char *work = kvt_dir_new("dump-inputs");
+    char *src = kvt_path(work, "src"), *d = kvt_path(work, "dump");
+    char out[2048];
+    static pairs ps;
+    binary_pairs(&ps);
+    put_pairs(src, &ps, KV_COMPRESS_LZ4);
+    dump_to("-p", src, d);
+
+    char *piped = kvt_path(work, "piped"), *dp = kvt_path(work, "dump-piped");
+    int rc = run(out, sizeof out, "cat '%s' | '%s/kv' -d '%s' load", d, bin(), piped);
+    KVT_CHECK(rc == 0, "load from a pipe: exit %d: %s", rc, out);
+    dump_to("-p", piped, dp);
+    KVT_CHECK(same_file(d, dp), "load from a pipe: the dumps differ");
+
+    char *fromf = kvt_path(work, "fromf"), *df = kvt_path(work, "dump-f");
+    rc = run(out, sizeof out, "'%s/kv' -d '%s' load -f '%s' < /dev/null", bin(), fromf, d);
+    KVT_CHECK(rc == 0 && strstr(out, "21 written") != NULL, "load -f: exit %d: %s", rc, out);
+    dump_to("-p", fromf, df);
+    KVT_CHECK(same_file(d, df), "load -f: the dumps differ");
+
+    char *plain = kvt_path(work, "plain"), *dn = kvt_path(work, "dump-plain");
+    rc = run(out, sizeof out, "'%s/kv' -d '%s' --compression none load < '%s'", bin(), plain, d);
+    KVT_CHECK(rc == 0, "load --compression none: exit %d: %s", rc, out);
+    dump_to("-p", plain, dn);
+    KVT_CHECK(file_has(dn, "compression=none\n") && file_has(d, "compression=lz4\n"),
+              "--compression none did not beat compression=lz4");
+    check_pairs(plain, &ps);
+
+    rc = run(out, sizeof out, "'%s/kv' -d '%s' load -f '%s/missing'", bin(),
+             kvt_path(work, "never"), work);
+    KVT_CHECK(rc == 3 && strstr(out, "missing") != NULL, "load -f missing: exit %d: %s", rc, out);
+    KVT_CHECK(!exists(kvt_path(work, "never")), "load of a missing file created the store");
+    free_pairs(&ps);
+}
+
+/* Loading into a store that holds keys: refused without an option (nothing
+ * changed); --overwrite lets the dump win; --no-overwrite keeps the store's. */
+static void test_load_into_nonempty(void)
+{
+    char *work = kvt_dir_new("dump-nonempty");
+    char *src = kvt_path(work, "src"), *dst = kvt_path(work, "dst"), *d = kvt_path(work, "d");
+    char out[2048];
+
+    kv_db *db = open_store(src, KV_COMPRESS_NONE, 0);
+    KVT_RC(kvt_put_str(db, "a", "from dump"), KV_OK);
+    KVT_RC(kvt_put_str(db, "b", "from dump"), KV_OK);
+    KVT_RC(kvt_close(db), KV_OK);
+    dump_to("-p", src, d);
+    db = open_store(dst, KV_COMPRESS_NONE, 0);
+    KVT_RC(kvt_put_str(db, "a", "from store"), KV_OK);
+    KVT_RC(kvt_put_str(db, "c", "from store"), KV_OK);
+    KVT_RC(kvt_close(db), KV_OK);
+
+    uint64_t fp = fingerprint(dst);
+    int rc = run(out, sizeof out, "'%s/kv' -d '%s' load < '%s'", bin(), dst, d);
+    KVT_CHECK(rc == 2 && strstr(out, "already holds 2 keys") != NULL
+              && strstr(out, "--overwrite") != NULL, "load into a non-empty store: exit %d: %s",
+              rc, out);
+    KVT_CHECK(fingerprint(dst) == fp, "a refused load changed the store");
+
+    rc = run(out, sizeof out, "'%s/kv' -d '%s' load --no-overwrite < '%s'", bin(), dst, d);
+    KVT_CHECK(rc == 0 && strstr(out, "1 written, 1 kept") != NULL, "--no-overwrite: exit %d: %s",
+              rc, out);
+    db = open_read_only(dst);
+    KVT_ASSERT_VALUE(db, "a", 1, "from store", 10);
+    KVT_ASSERT_VALUE(db, "b", 1, "from dump", 9);
+    KVT_ASSERT_VALUE(db, "c", 1, "from store", 10);
+    KVT_RC(kvt_close(db), KV_OK);
+
+    rc = run(out, sizeof out, "'%s/kv' -d '%s' load --overwrite < '%s'", bin(), dst, d);
+    KVT_CHECK(rc == 0 && strstr(out, "2 written, 0 kept") != NULL, "--overwrite: exit %d: %s",
+              rc, out);
+    db = open_read_only(dst);
+    KVT_ASSERT_VALUE(db, "a", 1, "from dump", 9);
+    KVT_ASSERT_VALUE(db, "b", 1, "from dump", 9);
+    KVT_ASSERT_VALUE(db, "c", 1, "from store", 10);
+    KVT_RC(kvt_close(db), KV_OK);
+
+    rc = run(out, sizeof out, "'%s/kv' -d '%s' load --overwrite --no-overwrite < '%s'", bin(),
+             dst, d);
+    KVT_CHECK(rc == 2, "--overwrite with --no-overwrite: exit %d: %s", rc, out);
+}
+
+/* ---------------------------------------------------------------------------------
+ * 3. Bad input to kv load
+ * ------------------------------------------------------------------------------ */
+
+/* One bad dump: its text, the line kv load must name and a word of its message. */
+typedef struct bad_input {
+    const char *what;
+    const char *text;
+    int line;          /* 0: the message names no line (the dump is valid but unloadable) */
+    const char *msg;
+} bad_input;
+
+#define HDR_P "VERSION=1\nformat=print\nHEADER=END\n"
+#define HDR_X "VERSION=1\nformat=bytevalue\nHEADER=END\n"
+
+static const bad_input bad_inputs[] = {
+    {"empty input", "", 1, "empty input"},
+    {"not a dump", "hello\n", 1, "not a kvdump dump"},
+    {"newer VERSION", "VERSION=2\nformat=print\nHEADER=END\nDATA=END\n", 1, "newer kvdump"},
+    {"VERSION=0", "VERSION=0\nformat=print\nHEADER=END\nDATA=END\n", 1, "bad version"},
+    {"no format= line", "VERSION=1\nHEADER=END\nDATA=END\n", 2, "no format= line"},
+    {"unknown header field", "VERSION=1\nformat=print\ncolour=blue\nHEADER=END\nDATA=END\n", 3,
+     "unknown header field"},
+    {"bad format", "VERSION=1\nformat=base64\nHEADER=END\nDATA=END\n", 2, "bytevalue or print"},
+    {"format twice", "VERSION=1\nformat=print\nformat=print\nHEADER=END\nDATA=END\n", 3, "twice"},
+    {"missing HEADER=END", "VERSION=1\nformat=print\n a\n 1\nDATA=END\n", 3,
+     "data before HEADER=END"},
+    {"header cut short", "VERSION=1\nformat=print\n", 3, "before HEADER=END"},
+    {"missing DATA=END", HDR_P " a\n 1\n", 6, "ends before DATA=END"},
+    {"cut inside a value line", HDR_P " a\n 1", 5, "no newline"},
+    {"cut inside a key line", HDR_P " a\n 1\n b", 6, "no newline"},
+    {"key line without its value line", HDR_P " a\nDATA=END\n", 5, "value of the key on line 4"},
+    {"bad escape", HDR_P " a\\q\n 1\nDATA=END\n", 4, "bad escape"},
+    {"escape cut short", HDR_P " a\\x4\n 1\nDATA=END\n", 4, "cut short"},
+    {"bad hex in an escape", HDR_P " a\\x4g\n 1\nDATA=END\n", 4, "two hex digits"},
+    {"unescaped tab", HDR_P " a\tb\n 1\nDATA=END\n", 4, "must be escaped"},
+    {"unescaped byte 0xff", HDR_P " a\n \xff\nDATA=END\n", 5, "must be escaped"},
+    {"CR line ending", HDR_P " a\r\n 1\r\nDATA=END\n", 4, "must be escaped"},
+    {"odd hex", HDR_X " 616\n 31\nDATA=END\n", 4, "odd number of hex digits"},
+    {"not hex", HDR_X " 61\n 3z\nDATA=END\n", 5, "not a hex digit"},
+    {"empty key", HDR_P " \n 1\nDATA=END\n", 4, "empty key"},
+    {"no leading space", HDR_P "a\n 1\nDATA=END\n", 4, "starting with a space"},
+    {"keys out of order", HDR_P " b\n 1\n a\n 2\nDATA=END\n", 6, "sorts before the key on line 4"},
+    {"key repeated", HDR_P " a\n 1\n a\n 2\nDATA=END\n", 6, "repeats the key on line 4"},
+    {"fewer keys than keys=", "VERSION=1\nformat=print\nkeys=2\nHEADER=END\n a\n 1\nDATA=END\n", 7,
+     "keys=2 but 1"},
+    {"more keys than keys=", "VERSION=1\nformat=print\nkeys=1\nHEADER=END\n a\n 1\n b\n 2\n"
+     "DATA=END\n", 7, "more keys than"},
+    {"text after DATA=END", HDR_P " a\n 1\nDATA=END\n a\n", 7, "after DATA=END"},
+    {"key outside prefix=", "VERSION=1\nformat=print\nprefix=p\nHEADER=END\n a\n 1\nDATA=END\n", 5,
+     "prefix"},
+    {"a --keys-only dump", "VERSION=1\nformat=print\ncontent=keys\nHEADER=END\n a\nDATA=END\n", 0,
+     "holds no values"},
+};
+
+/* A dump whose one key is KV_MAX_KEY + 1 bytes (malloc'd text). */
+static char *key_too_long(void)
+{
+    size_t n = strlen(HDR_X) + 2 + 2 * ((size_t)KV_MAX_KEY + 1) + 32;
+    char *t = malloc(n);
+    KVT_CHECK_FATAL(t != NULL, "out of memory");
+    char *p = t + sprintf(t, "%s ", HDR_X);
+    for (size_t i = 0; i <= KV_MAX_KEY; i++)
+        p += sprintf(p, "6b");
+    strcpy(p, "\n 31\nDATA=END\n");
+    return t;
+}
+
+/* Loads text into a new store (it must not be created) and into one holding keys
+ * with --overwrite (it must not change): exit 2, "line N:" and the message. */
+static void check_bad_load(const char *work, const char *held, const char *what,
+                           const char *text, size_t len, int line, const char *msg, int pipe)
+{
+    char *in = kvt_path(work, "bad-input"), *fresh = kvt_path(work, "fresh");
+    char out[4096], want[64];
+    spit(in, text, len);
+    snprintf(want, sizeof want, "line %d: ", line);
+    uint64_t fp = fingerprint(held);
+    for (int i = 0; i < 2; i++) {
+        const char *dir = i ? held : fresh;
+        int rc = pipe ? run(out, sizeof out, "cat '%s' | '%s/kv' -d '%s' load --overwrite", in,
+                            bin(), dir)
+                      : run(out, sizeof out, "'%s/kv' -d '%s' load --overwrite < '%s'", bin(), dir,
+                            in);
+        KVT_CHECK(rc == 2, "%s: exit %d, expected 2: %s", what, rc, out);
+        KVT_CHECK(strstr(out, msg) != NULL && (line == 0 || strstr(out, want) != NULL)
+                  && strncmp(out, "kv: <stdin>: ", 13) == 0,
+                  "%s: message \"%s\" lacks \"kv: <stdin>: %s%s\"", what, out, line ? want : "",
+                  msg);
+    }
+    KVT_CHECK(!exists(fresh), "%s: a refused load created the store", what);
+    KVT_CHECK(fingerprint(held) == fp, "%s: a refused load changed the store", what);
+}
+
+static void test_load_bad_input(void)
+{
+    char *work = kvt_dir_new("dump-bad");
+    char *held = kvt_path(work, "held");
+    kv_db *db = open_store(held, KV_COMPRESS_NONE, 0);
+    KVT_RC(kvt_put_str(db, "a", "kept"), KV_OK);
+    KVT_RC(kvt_close(db), KV_OK);
+
+    for (size_t i = 0; i < sizeof bad_inputs / sizeof bad_inputs[0]; i++) {
+        const bad_input *b = &bad_inputs[i];
+        check_bad_load(work, held, b->what, b->text, strlen(b->text), b->line, b->msg,
+                       i % 4 == 0);
+    }
+    /* a NUL in a header line */
+    static const char nul[] = "VERSION=1\nformat=pr\0int\nHEADER=END\nDATA=END\n";
+    check_bad_load(work, held, "NUL in the header", nul, sizeof nul - 1, 2, "not a header line",
+                   0);
+    char *t = key_too_long();
+    check_bad_load(work, held, "key too long", t, strlen(t), 4, "key longer than 65535", 0);
+    check_bad_load(work, held, "key too long (pipe)", t, strlen(t), 4, "key longer than", 1);
+    free(t);
+    db = open_read_only(held);
+    KVT_ASSERT_VALUE(db, "a", 1, "kept", 4);
+    KVT_RC(kvt_close(db), KV_OK);
+    kvt_note("%zu bad inputs: exit 2, the line named, no store changed or created",
+             sizeof bad_inputs / sizeof bad_inputs[0] + 3);
+}
+
+/* ---------------------------------------------------------------------------------
+ * 4. kvdump on bad paths and beside a writer
+ * ------------------------------------------------------------------------------ */
+static void test_kvdump_bad_paths(void)
+{
+    char *work = kvt_dir_new("dump-paths");
+    char *plain = kvt_path(work, "plain"), *empty = kvt_path(work, "empty");
+    char *other = kvt_path(work, "other");
+    char out[4096];
+    spit(plain, "not a store\n", 12);
+    KVT_CHECK_FATAL(mkdir(empty, 0755) == 0 && mkdir(other, 0755) == 0, "mkdir");
+    spit(kvt_path(other, "notes.txt"), "someone else's\n", 15);
+    spit(kvt_path(other, "MANIFEST.bak"), "x", 1);
+    const char *paths[] = {"/nonexistent/kvdump-store", plain, empty, other};
+    uint64_t fp = fingerprint(work), fo = fingerprint(other);
+    int n = kvt_dir_count(work);
+    for (int i = 0; i < 4; i++) {
+        int rc = run(out, sizeof out, "'%s/kvdump' '%s'", bin(), paths[i]);
+        KVT_CHECK(rc == 2 && strstr(out, paths[i]) != NULL && strncmp(out, "kvdump: ", 8) == 0,
+                  "kvdump %s: exit %d: %s", paths[i], rc, out);
+        rc = run(out, sizeof out, "'%s/kvdump' -p -d '%s'", bin(), paths[i]);
+        KVT_CHECK(rc == 2, "kvdump -d %s: exit %d: %s", paths[i], rc, out);
+    }
+    KVT_CHECK(fingerprint(work) == fp && fingerprint(other) == fo && kvt_dir_count(work) == n
+              && kvt_dir_count(empty) == 0 && kvt_dir_count(other) == 2,
+              "kvdump changed or created files");
+    KVT_CHECK(!exists("/nonexistent"), "kvdump created /nonexistent");
+
+    /* usage: no DIR, DIR twice, an unknown option, a bad --prefix; --help, --version */
+    KVT_CHECK(run(out, sizeof out, "'%s/kvdump'", bin()) == 2, "no DIR: %s", out);
+    KVT_CHECK(run(out, sizeof out, "'%s/kvdump' -d '%s' '%s'", bin(), empty, empty) == 2,
+              "-d and DIR: %s", out);
+    KVT_CHECK(run(out, sizeof out, "'%s/kvdump' --bogus '%s'", bin(), empty) == 2, "--bogus: %s",
+              out);
+    KVT_CHECK(run(out, sizeof out, "'%s/kvdump' --prefix 'a\\q' '%s'", bin(), empty) == 2
+              && strstr(out, "bad escape") != NULL, "bad --prefix: %s", out);
+    KVT_CHECK(run(out, sizeof out, "'%s/kvdump' --help", bin()) == 0
+              && strstr(out, "usage: kvdump") != NULL, "--help: %s", out);
+    KVT_CHECK(run(out, sizeof out, "'%s/kvdump' --version", bin()) == 0
+              && strstr(out, KV_VERSION_STRING) != NULL, "--version: %s", out);
+}
+
+/* A writer of this process holds the store (its lock, unflushed segment buffer,
+ * records only in the WAL): kvdump reads every acknowledged write and changes no
+ * byte. */
+static void test_kvdump_beside_writer(void)
+{
+    char *dir = kvt_dir_new("dump-held"), *work = kvt_dir_new("dump-held-work");
+    char *d = kvt_path(work, "dump");
+    char k[32], want[32];
+    kv_db *db = open_store(dir, KV_COMPRESS_NONE, 0);
+    for (unsigned i = 0; i < 100; i++) {
+        snprintf(k, sizeof k, "held%03u", i);
+        KVT_RC_FATAL(kv_put(db, k, strlen(k), k, strlen(k)), KV_OK);
+    }
+    uint64_t fp = fingerprint(dir);
+    dump_to("-p", dir, d);
+    KVT_CHECK(fingerprint(dir) == fp, "kvdump changed a store a writer holds");
+    KVT_CHECK(file_has(d, "keys=100\n") && file_has(d, " held099\n held099\nDATA=END\n"),
+              "the dump of a held store lacks acknowledged writes");
+    KVT_RC(kv_put(db, "after", 5, "x", 1), KV_OK);
+    KVT_RC(kvt_close(db), KV_OK);
+    dump_to("-p", dir, d);
+    snprintf(want, sizeof want, "keys=%u\n", 101);
+    KVT_CHECK(file_has(d, want), "the writer's later put is missing");
+}
+
+/* ---------------------------------------------------------------------------------
+ * 5. Keys only, prefixes, scan, stats --json
+ * ------------------------------------------------------------------------------ */
+static void test_keys_only_and_prefix(void)
+{
+    char *dir = kvt_dir_new("dump-prefix"), *work = kvt_dir_new("dump-prefix-work");
+    char *d = kvt_path(work, "dump");
+    char out[4096];
+    kv_db *db = open_store(dir, KV_COMPRESS_NONE, 0);
+    KVT_RC(kvt_put_str(db, "user/2", "bob"), KV_OK);
+    KVT_RC(kvt_put_str(db, "user/1", "alice"), KV_OK);
+    KVT_RC(kvt_put_str(db, "users", "x"), KV_OK);
+    KVT_RC(kvt_put_str(db, "zz", "last"), KV_OK);
+    KVT_RC(kv_put(db, "p\0q", 3, "tab\there", 8), KV_OK);
+    KVT_RC(kv_put(db, "p\0r", 3, "", 0), KV_OK);
+    KVT_RC(kvt_close(db), KV_OK);
+
+    dump_to("-p --keys-only", dir, d);
+    static const char keys_only[] = "VERSION=1\nformat=print\ncompression=none\ncontent=keys\n"
+        "keys=6\nHEADER=END\n p\\x00q\n p\\x00r\n user/1\n user/2\n users\n zz\nDATA=END\n";
+    size_t n;
+    uint8_t *got = slurp(d, &n);
+    KVT_CHECK(got != NULL && n == sizeof keys_only - 1 && memcmp(got, keys_only, n) == 0,
+              "--keys-only dump:\n%.*s", (int)n, got ? (char *)got : "");
+    free(got);
+    int rc = run(out, sizeof out, "'%s/kv' -d '%s' load < '%s'", bin(), kvt_path(work, "new"), d);
+    KVT_CHECK(rc == 2 && strstr(out, "no values") != NULL, "load of --keys-only: %d %s", rc, out);
+
+    dump_to("-p --prefix user/", dir, d);
+    static const char user[] = "VERSION=1\nformat=print\ncompression=none\ncontent=pairs\n"
+        "keys=2\nprefix=user/\nHEADER=END\n user/1\n alice\n user/2\n bob\nDATA=END\n";
+    got = slurp(d, &n);
+    KVT_CHECK(got != NULL && n == sizeof user - 1 && memcmp(got, user, n) == 0,
+              "--prefix user/ dump:\n%.*s", (int)n, got ? (char *)got : "");
+    free(got);
+    char *sub = kvt_path(work, "sub"), *d2 = kvt_path(work, "dump2");
+    load_from(sub, d);
+    dump_to("-p --prefix user/", sub, d2);
+    KVT_CHECK(same_file(d, d2), "a --prefix dump does not round-trip");
+
+    dump_to("--prefix 'p\\x00'", dir, d); /* hex format, escaped prefix */
+    KVT_CHECK(file_has(d, "keys=2\nprefix=7000\nHEADER=END\n 700071\n 74616209686572"
+                       "65\n 700072\n \nDATA=END\n"), "--prefix p\\x00 (hex) is wrong");
+    dump_to("--prefix nothing", dir, d);
+    KVT_CHECK(file_has(d, "keys=0\n"), "--prefix nothing matched something");
+
+    rc = run(out, sizeof out, "'%s/kv' -d '%s' scan", bin(), dir);
+    KVT_CHECK(rc == 0 && strcmp(out, "p\\x00q\ttab\\x09here\np\\x00r\t\nuser/1\talice\n"
+                                "user/2\tbob\nusers\tx\nzz\tlast\n") == 0, "kv scan: %d\n%s", rc,
+              out);
+    rc = run(out, sizeof out, "'%s/kv' -d '%s' scan --prefix user", bin(), dir);
+    KVT_CHECK(rc == 0 && strcmp(out, "user/1\talice\nuser/2\tbob\nusers\tx\n") == 0,
+              "kv scan --prefix user: %d\n%s", rc, out);
+    rc = run(out, sizeof out, "'%s/kv' -d '%s' scan --prefix 'p\\x00'", bin(), dir);
+    KVT_CHECK(rc == 0 && strcmp(out, "p\\x00q\ttab\\x09here\np\\x00r\t\n") == 0,
+              "kv scan --prefix p\\x00: %d\n%s", rc, out);
+    rc = run(out, sizeof out, "'%s/kv' -d '%s' scan extra", bin(), dir);
+    KVT_CHECK(rc == 2, "kv scan with an operand: %d %s", rc, out);
+    rc = run(out, sizeof out, "'%s/kv' -d '%s' scan --prefix 'x\\' ", bin(), dir);
+    KVT_CHECK(rc == 2 && strstr(out, "cut short") != NULL, "kv scan bad --prefix: %d %s", rc, out);
+}
+
+/* Every kv_stats field, as kv stats --json must name it. */
+static const char *const stat_names[] = {
+    "keys", "live_bytes", "dead_bytes", "disk_bytes", "segments", "wal_bytes", "wal_files",
+    "index_bytes", "puts", "gets", "deletes", "batches", "wal_syncs", "wal_groups", "next_seq",
+    "recovery_us", "recovery_records", "recovery_wal_replayed", "recovery_cut_bytes",
+    "recovery_hints", "recovery_hints_rewritten", "compactions", "compact_bytes_read",
+    "compact_bytes_written", "compact_bytes_reclaimed", "compact_records_dropped",
+    "compact_tombstones_dropped", "compact_errors", "compact_last_time", "compact_last_us",
+    "compact_pass_read", "compact_pass_total", "reclaimable_bytes", "compacting", "io_backend",
+    "sync", "read_only", "failed", "io_backend_note", "value_bytes_raw", "value_bytes_stored",
+    "values_compressed", "compression",
+};
+
+static void check_u64(const jfield *f, int n, const char *name, uint64_t want)
+{
+    const jfield *j = jfind(f, n, name);
+    char w[32];
+    snprintf(w, sizeof w, "%llu", (unsigned long long)want);
+    KVT_CHECK(j != NULL && !j->is_str && strcmp(j->val, w) == 0, "stats --json %s: %s, kv_stat "
+              "says %s", name, j ? j->val : "(missing)", w);
+}
+
+static void test_stats_json(void)
+{
+    char *dir = kvt_dir_new("dump-stats");
+    static char out[16384];
+    jfield f[64];
+    kv_db *db = open_store(dir, KV_COMPRESS_NONE, 4096);
+    char k[16];
+    for (unsigned i = 0; i < 300; i++) {
+        snprintf(k, sizeof k, "k%u", i % 200);
+        KVT_RC(kv_put(db, k, strlen(k), "some value bytes", 16), KV_OK);
+    }
+    KVT_RC(kv_delete(db, "k7", 2), KV_OK);
+    KVT_RC(kvt_close(db), KV_OK);
+
+    int rc = run(out, sizeof out, "'%s/kv' -d '%s' stats --json", bin(), dir);
+    int n = parse_flat_json(out, f, 64);
+    KVT_CHECK_FATAL(rc == 0 && n > 0, "kv stats --json: exit %d, not one flat object:\n%s", rc,
+                    out);
+    KVT_CHECK(n == (int)(sizeof stat_names / sizeof stat_names[0]), "%d members, kv_stats has %zu",
+              n, sizeof stat_names / sizeof stat_names[0]);
+    for (size_t i = 0; i < sizeof stat_names / sizeof stat_names[0]; i++)
+        KVT_CHECK(jfind(f, n, stat_names[i]) != NULL, "stats --json lacks %s", stat_names[i]);
+
+    db = open_read_only(dir);
+    kv_stats st;
+    KVT_RC(kv_stat(db, &st), KV_OK);
+    KVT_RC(kvt_close(db), KV_OK);
+    check_u64(f, n, "keys", st.keys);
+    check_u64(f, n, "live_bytes", st.live_bytes);
+    check_u64(f, n, "dead_bytes", st.dead_bytes);
+    check_u64(f, n, "disk_bytes", st.disk_bytes);
+    check_u64(f, n, "segments", st.segments);
+    check_u64(f, n, "wal_files", st.wal_files);
+    check_u64(f, n, "next_seq", st.next_seq);
+    check_u64(f, n, "recovery_records", st.recovery_records);
+    check_u64(f, n, "read_only", 1);
+    check_u64(f, n, "puts", 0);
+    const jfield *j = jfind(f, n, "compression");
+    KVT_CHECK(j && j->is_str && strcmp(j->val, "none") == 0, "compression: %s", j ? j->val : "-");
+    j = jfind(f, n, "sync");
+    KVT_CHECK(j && j->is_str && strcmp(j->val, "always") == 0, "sync: %s", j ? j->val : "-");
+    j = jfind(f, n, "io_backend");
+    KVT_CHECK(j && j->is_str && (strcmp(j->val, "uring") == 0 || strcmp(j->val, "psync") == 0),
+              "io_backend: %s", j ? j->val : "-");
+    KVT_CHECK(st.keys == 199, "kv_stat keys %llu", (unsigned long long)st.keys);
+
+    /* the text output walks the same list: one line per field, same names in order */
+    rc = run(out, sizeof out, "'%s/kv' -d '%s' stats", bin(), dir);
+    const char *p = out;
+    for (size_t i = 0; i < sizeof stat_names / sizeof stat_names[0] && rc == 0; i++) {
+        size_t l = strlen(stat_names[i]);
+        KVT_CHECK_FATAL(strncmp(p, stat_names[i], l) == 0 && p[l] == ' ',
+                        "stats line %zu is not %s: %.40s", i + 1, stat_names[i], p);
+        p = strchr(p, '\n');
+        KVT_CHECK_FATAL(p != NULL, "stats output cut short");
+        p++;
+    }
+    KVT_CHECK(rc == 0 && *p == '\0', "kv stats: exit %d, extra text: %s", rc, p);
+    rc = run(out, sizeof out, "'%s/kv' -d '%s' stats --jsn", bin(), dir);
+    KVT_CHECK(rc == 2, "stats --jsn: exit %d", rc);
+}
+
+static const kvt_test kvdump_tests[] = {
+    {"dump -> load -> dump identical, both formats, binary keys and values, LZ4",
+     test_roundtrip_binary},
+    {"the same contents dump the same whatever the history; live state only",
+     test_roundtrip_history},
+    {"kv load from a pipe, -f FILE; --compression beats compression=", test_load_inputs},
+    {"kv load into a store holding keys: refused, --overwrite, --no-overwrite",
+     test_load_into_nonempty},
+    {"kv load of bad input: exit 2, line named, no store created or changed",
+     test_load_bad_input},
+    {"kvdump on no store: exit 2, nothing created; usage", test_kvdump_bad_paths},
+    {"kvdump beside a writer of this process: works, changes nothing",
+     test_kvdump_beside_writer},
+    {"--keys-only, --prefix, kv scan [--prefix]", test_keys_only_and_prefix},
+    {"kv stats --json: one object, every kv_stat field, values agree", test_stats_json},
+    {NULL, NULL},
+};
+
+void kvt_register_kvdump(void)
+{
+    kvt_add_suite("kvdump", kvdump_tests);
+}
