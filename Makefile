@@ -244,6 +244,9 @@ fuzz-corpus: $(BUILD)/bin/kv-fuzz-seeds fuzz
 	    $(MAKE) --no-print-directory fuzz-merge FUZZER=$$f || exit 1; done
 
 # ---- installing ------------------------------------------------------------------
+# kv.pc is made again at every install: it holds PREFIX, LIBDIR and INCDIR, which
+# may differ from the last install's.
+.PHONY: $(BUILD)/kv.pc
 $(BUILD)/kv.pc: engine/kv.pc.in
 	@mkdir -p $(BUILD)
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCDIR@|$(INCDIR)|' \
