@@ -15,7 +15,8 @@
  *     compared before and after); kv load into a store holding keys, with and
  *     without --overwrite / --no-overwrite;
  *   - kvdump on paths that are no store: exit 2 naming the path, nothing created;
- *     on a store a writer of this process holds: it works and changes nothing;
+ *     on a store a writer of this process holds: it works and changes nothing; on a
+ *     damaged record: exit 3 naming file and offset, and a dump kv load refuses;
  *   - --keys-only, --prefix, kv scan --prefix, kv stats --json (parsed: every field,
  *     values equal to kv_stat's).
  *
@@ -48,19 +49,20 @@ static const char *bin(void)
     return b != NULL && b[0] != '\0' ? b : "build/bin";
 }
 
-/* Runs the shell command made from fmt, with stderr joined to what it captures of
- * stdout (up to n - 1 bytes into out). Returns its exit status (-1 if it did not
- * exit). */
+/* Runs the shell command made from fmt as "{ command; } 2>&1", capturing (up to
+ * n - 1 bytes into out) what it writes to stderr and to a stdout it does not
+ * redirect itself. Returns its exit status (-1 if it did not exit). */
 static int run(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int run(char *out, size_t n, const char *fmt, ...)
 {
     char cmd[8192];
     va_list ap;
     va_start(ap, fmt);
-    int len = vsnprintf(cmd, sizeof cmd - 8, fmt, ap);
+    memcpy(cmd, "{ ", 2);
+    int len = vsnprintf(cmd + 2, sizeof cmd - 16, fmt, ap);
     va_end(ap);
-    KVT_CHECK_FATAL(len > 0 && (size_t)len < sizeof cmd - 8, "command too long");
-    strcat(cmd, " 2>&1");
+    KVT_CHECK_FATAL(len > 0 && (size_t)len < sizeof cmd - 16, "command too long");
+    strcat(cmd, "; } 2>&1");
     FILE *p = popen(cmd, "r");
     KVT_CHECK_FATAL(p != NULL, "popen %s", cmd);
     size_t got = 0, r;
@@ -774,6 +776,55 @@ static void test_kvdump_beside_writer(void)
     KVT_CHECK(file_has(d, want), "the writer's later put is missing");
 }
 
+/* A record that fails its checksum stops the dump: exit 3 naming the segment and
+ * offset, and the output has no DATA=END, so kv load refuses it. kv scan too. A
+ * store another process holds for writing is refused by kv load (exit 3) with
+ * nothing changed. */
+static void test_kvdump_damaged_and_locked(void)
+{
+    char *dir = kvt_dir_new("dump-damaged"), *work = kvt_dir_new("dump-damaged-work");
+    char *d = kvt_path(work, "dump");
+    char out[4096], k[16], v[100];
+    kv_db *db = open_store(dir, KV_COMPRESS_NONE, 4096);
+    memset(v, 'v', sizeof v);
+    for (unsigned i = 0; i < 200; i++) {
+        snprintf(k, sizeof k, "k%04u", i);
+        KVT_RC_FATAL(kv_put(db, k, strlen(k), v, sizeof v), KV_OK);
+    }
+    KVT_RC_FATAL(kvt_close(db), KV_OK);
+
+    /* the first value byte of the first entry of sealed segment 000001.seg */
+    char *seg = kvt_path(dir, "000001.seg");
+    FILE *f = fopen(seg, "r+b");
+    KVT_CHECK_FATAL(f != NULL && fseek(f, 16 + 20 + 5, SEEK_SET) == 0 && fputc('V', f) == 'V'
+                    && fclose(f) == 0, "cannot damage %s", seg);
+    int rc = run(out, sizeof out, "'%s/kvdump' -p '%s' > '%s'", bin(), dir, d);
+    KVT_CHECK(rc == 3 && strstr(out, "000001.seg") != NULL && strstr(out, "offset 16") != NULL,
+              "kvdump of a damaged record: exit %d: %s", rc, out);
+    KVT_CHECK(file_has(d, "HEADER=END\n") && !file_has(d, "DATA=END"),
+              "the dump of a damaged store ends with DATA=END");
+    rc = run(out, sizeof out, "'%s/kv' -d '%s' load < '%s'", bin(), kvt_path(work, "new"), d);
+    KVT_CHECK(rc == 2 && strstr(out, "before DATA=END") != NULL, "load of a cut dump: %d %s", rc,
+              out);
+    KVT_CHECK(!exists(kvt_path(work, "new")), "load of a cut dump created the store");
+    rc = run(out, sizeof out, "'%s/kv' -d '%s' scan > /dev/null", bin(), dir);
+    KVT_CHECK(rc == 3 && strstr(out, "000001.seg") != NULL, "kv scan of a damaged record: %d %s",
+              rc, out);
+
+    /* load into a store a writer of this process holds */
+    char *held = kvt_path(work, "held"), *good = kvt_path(work, "good");
+    static const char text[] = "VERSION=1\nformat=print\nHEADER=END\n a\n 1\nDATA=END\n";
+    spit(good, text, sizeof text - 1);
+    db = open_store(held, KV_COMPRESS_NONE, 0);
+    KVT_RC(kvt_put_str(db, "b", "2"), KV_OK);
+    uint64_t fp = fingerprint(held);
+    rc = run(out, sizeof out, "'%s/kv' -d '%s' load --overwrite < '%s'", bin(), held, good);
+    KVT_CHECK(rc == 3 && strstr(out, "locked") != NULL, "load into a held store: %d %s", rc, out);
+    KVT_CHECK(fingerprint(held) == fp, "a refused load changed a held store");
+    KVT_ASSERT_ABSENT(db, "a", 1);
+    KVT_RC(kvt_close(db), KV_OK);
+}
+
 /* ---------------------------------------------------------------------------------
  * 5. Keys only, prefixes, scan, stats --json
  * ------------------------------------------------------------------------------ */
@@ -933,6 +984,8 @@ static const kvt_test kvdump_tests[] = {
     {"kvdump on no store: exit 2, nothing created; usage", test_kvdump_bad_paths},
     {"kvdump beside a writer of this process: works, changes nothing",
      test_kvdump_beside_writer},
+    {"a damaged record stops kvdump and kv scan (exit 3); kv load into a held store",
+     test_kvdump_damaged_and_locked},
     {"--keys-only, --prefix, kv scan [--prefix]", test_keys_only_and_prefix},
     {"kv stats --json: one object, every kv_stat field, values agree", test_stats_json},
     {NULL, NULL},

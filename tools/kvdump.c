@@ -8,8 +8,10 @@
  * so kvdump runs beside a live writer and dumps the state the store had when it
  * opened. The order is ascending byte order of the keys, so the same contents give
  * the same text whatever the store's history (which decides the index's own order).
- * Memory: the index, plus a copy of the keys to sort (16 bytes and the key each);
- * values are read one at a time, so a store of any size dumps without loading it.
+ * Memory: the index, plus a copy of the keys to sort (the key and a 16-byte
+ * reference each, and qsort's copy of the references: about the index's size
+ * again); values are read one at a time, so a store of any size dumps without its
+ * values being loaded.
  *
  * kvdump uses the library's internal index (engine/db.h) for two things the public
  * API does not offer: listing the keys without reading their values (kv_foreach
