@@ -69,12 +69,14 @@ $(BUILD)/libkv.so: $(LIB_OBJ)
 	$(CC) -shared -Wl,-soname,libkv.so.0 $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV)
 
 # tools/dumpfmt.c: the dump format (kvdump writes it, kv load reads it) and the
-# escaping of keys and values every tool prints.
+# escaping of keys and values every tool prints. tools/forensic.c: kvdump --all and
+# kvdump FILE, over engine/inspect.h.
 $(BUILD)/bin/kv: $(BUILD)/obj/tools/kv.o $(BUILD)/obj/tools/dumpfmt.o $(BUILD)/libkv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV)
 
-$(BUILD)/bin/kvdump: $(BUILD)/obj/tools/kvdump.o $(BUILD)/obj/tools/dumpfmt.o $(BUILD)/libkv.a
+$(BUILD)/bin/kvdump: $(BUILD)/obj/tools/kvdump.o $(BUILD)/obj/tools/forensic.o \
+                    $(BUILD)/obj/tools/dumpfmt.o $(BUILD)/libkv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV)
 

@@ -61,6 +61,39 @@ void dump_encode(FILE *f, int format, const void *p, size_t n)
     fwrite(buf, 1, o, f);
 }
 
+void dump_json_string(FILE *f, const char *s, size_t max)
+{
+    putc('"', f);
+    for (size_t i = 0; i < max && s[i] != '\0'; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20 || c == 0x7f)
+            fprintf(f, "\\u%04x", c);
+        else
+            putc(c, f);
+    }
+    putc('"', f);
+}
+
+void dump_json_bytes(FILE *f, const void *p, size_t n)
+{
+    const unsigned char *s = p;
+    putc('"', f);
+    for (size_t i = 0; i < n; i++) {
+        unsigned c = s[i];
+        if (c == '\\')
+            fputs("\\\\\\\\", f);
+        else if (c == '"')
+            fputs("\\\"", f);
+        else if (c >= 0x20 && c < 0x7f)
+            putc((int)c, f);
+        else
+            fprintf(f, "\\\\x%c%c", hexdigits[c >> 4], hexdigits[c & 15]);
+    }
+    putc('"', f);
+}
+
 /* ---------------------------------------------------------------------------------
  * 2. Decoding
  *

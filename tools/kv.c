@@ -424,22 +424,6 @@ static const struct stat_field {
 };
 #undef STAT
 
-/* Writes s (at most max bytes, up to a NUL) as a JSON string. */
-static void json_string(FILE *f, const char *s, size_t max)
-{
-    putc('"', f);
-    for (size_t i = 0; i < max && s[i] != '\0'; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20 || c == 0x7f)
-            fprintf(f, "\\u%04x", c);
-        else
-            putc(c, f);
-    }
-    putc('"', f);
-}
-
 /* Prints the value of field f of st: a number, or a name (quoted in JSON). */
 static void print_stat(const struct stat_field *f, const kv_stats *st, int json)
 {
@@ -462,13 +446,13 @@ static void print_stat(const struct stat_field *f, const kv_stats *st, int json)
     case ST_COMPRESSION: name = iv == KV_COMPRESS_LZ4 ? "lz4" : "none"; break;
     default:
         if (json)
-            json_string(stdout, p, sizeof st->io_backend_note);
+            dump_json_string(stdout, p, sizeof st->io_backend_note);
         else
             printf("%.*s", (int)sizeof st->io_backend_note, p[0] != '\0' ? p : "-");
         return;
     }
     if (json)
-        json_string(stdout, name, strlen(name));
+        dump_json_string(stdout, name, strlen(name));
     else
         fputs(name, stdout);
 }

@@ -1,8 +1,11 @@
 /*
  * kvdump.c — writes the live keys and values of a kv store as text that kv load
- * reads back (docs/FORMAT.md, "Dump format"; tools/dumpfmt.h).
+ * reads back (docs/FORMAT.md, "Dump format"; tools/dumpfmt.h); with --all, or given
+ * a single file, lists every record on disk instead (tools/forensic.c).
  *
  *   kvdump [-p] [--keys-only] [--prefix P] DIR     (or -d DIR)
+ *   kvdump --all [--json] [--prefix P] DIR
+ *   kvdump [--json] [--prefix P] FILE              (a segment, WAL, hint, MANIFEST)
  *
  * The store is opened read-only: no lock is taken and no byte on disk is written,
  * so kvdump runs beside a live writer and dumps the state the store had when it
@@ -20,12 +23,14 @@
  * is checked (CRC, then LZ4 decoding) exactly as an application's read would be.
  *
  * Exit status: 0 done, 2 usage error or DIR is not a kv store (or of a newer
- * format), 3 the store is damaged or an I/O call failed (reading it, writing stdout).
+ * format; FILE is no kv file), 3 the store is damaged (the live dump reads only
+ * what checks out) or an I/O call failed (reading it, writing stdout). Damage the
+ * listing of --all shows is not an error: kvcheck judges it.
  *
  * Sections:
  *   1. Exit codes, usage, diagnostics
  *   2. The live dump: listing keys, compression, writing
- *   3. Argument parsing and main
+ *   3. Argument parsing and main (which mode)
  */
 #include <errno.h>
 #include <getopt.h>
@@ -38,8 +43,11 @@
 
 #include "db.h"
 #include "dumpfmt.h"
+#include "forensic.h"
 #include "format.h"
 #include "kv.h"
+
+#include <sys/stat.h>
 
 /* ---------------------------------------------------------------------------------
  * 1. Exit codes, usage, diagnostics
@@ -52,14 +60,21 @@ enum {
 
 static const char usage_text[] =
     "usage: kvdump [OPTIONS] DIR\n"
+    "       kvdump --all [--json] [--prefix P] DIR\n"
+    "       kvdump [--json] [--prefix P] FILE\n"
     "Writes every live key and value of the kv store in DIR to stdout as text that\n"
-    "'kv load' reads back. The store is opened read-only: nothing on disk changes.\n"
+    "'kv load' reads back. With --all, or given one FILE (a segment, WAL, hint or\n"
+    "MANIFEST file), lists every record on disk instead: file, offset, sequence\n"
+    "number, type, key, lengths, compression, checksum, live or dead, damage.\n"
+    "Nothing on disk changes: files are opened read-only, no lock is taken.\n"
     "options:\n"
     "  -d, --dir DIR     the store (instead of the DIR operand)\n"
     "  -p, --printable   format=print: printable bytes as themselves, the rest as\n"
     "                    \\xHH (default: format=bytevalue, two hex digits a byte)\n"
     "  -k, --keys-only   keys only, no value lines (kv load refuses such a dump)\n"
     "  -P, --prefix P    only keys starting with P (\\\\ and \\xHH escapes allowed)\n"
+    "  -a, --all         list every record of every file, in file order\n"
+    "  -j, --json        with --all or FILE: one JSON object per line\n"
     "  -h, --help        print this help and exit\n"
     "  -V, --version     print the version and exit\n"
     "exit status: 0 done, 2 usage error or not a kv store,\n"
@@ -67,7 +82,9 @@ static const char usage_text[] =
 
 /* What the command line asked for. */
 struct args {
-    const char *dir;      /* the store */
+    const char *dir;      /* the store (or with a regular file, FILE) */
+    int all;              /* --all */
+    int json;             /* --json */
     int format;           /* DUMP_HEX or DUMP_PRINT */
     int keys_only;        /* --keys-only */
     int has_prefix;       /* --prefix given */
@@ -269,6 +286,7 @@ static int parse_args(int argc, char **argv, struct args *a)
     static const struct option longopts[] = {
         {"dir", required_argument, NULL, 'd'},    {"printable", no_argument, NULL, 'p'},
         {"keys-only", no_argument, NULL, 'k'},    {"prefix", required_argument, NULL, 'P'},
+        {"all", no_argument, NULL, 'a'},          {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
@@ -276,11 +294,13 @@ static int parse_args(int argc, char **argv, struct args *a)
     int c;
 
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":d:pkP:hV", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":d:pkP:ajhV", longopts, NULL)) != -1) {
         switch (c) {
         case 'd': a->dir = optarg; break;
         case 'p': a->format = DUMP_PRINT; break;
         case 'k': a->keys_only = 1; break;
+        case 'a': a->all = 1; break;
+        case 'j': a->json = 1; break;
         case 'P':
             why = dump_decode(DUMP_PRINT, optarg, strlen(optarg), a->prefix, KV_MAX_KEY,
                               &a->prefix_len);
@@ -307,13 +327,30 @@ static int parse_args(int argc, char **argv, struct args *a)
     return -1;
 }
 
+/* The forensic listing: --all DIR, or a single FILE. -p and --keys-only shape the
+ * live dump only. */
+static int list_all(const struct args *a, int is_file)
+{
+    forensic_opts fo = {a->json, a->has_prefix, a->prefix, a->prefix_len};
+    if (a->format == DUMP_PRINT || a->keys_only)
+        return usage_error("-p and --keys-only shape the live dump, not the listing of "
+                           "--all or of a FILE", NULL);
+    return is_file ? forensic_file(a->dir, &fo) : forensic_dir(a->dir, &fo);
+}
+
 int main(int argc, char **argv)
 {
     static struct args a; /* holds a KV_MAX_KEY prefix: not on the stack */
+    struct stat st;
     int code;
 
     a.format = DUMP_HEX;
     if ((code = parse_args(argc, argv, &a)) >= 0)
         return code;
+    int is_file = stat(a.dir, &st) == 0 && S_ISREG(st.st_mode);
+    if (is_file || a.all)
+        return list_all(&a, is_file);
+    if (a.json)
+        return usage_error("--json goes with --all or a FILE", NULL);
     return dump_store(&a);
 }
