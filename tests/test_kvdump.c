@@ -18,7 +18,12 @@
  *     on a store a writer of this process holds: it works and changes nothing; on a
  *     damaged record: exit 3 naming file and offset, and a dump kv load refuses;
  *   - --keys-only, --prefix, kv scan --prefix, kv stats --json (parsed: every field,
- *     values equal to kv_stat's).
+ *     values equal to kv_stat's);
+ *   - kvdump --all and kvdump FILE: every record of every file (each sequence number
+ *     once across the segments), tombstones and dead records, live ones agreeing
+ *     with the store, hint and MANIFEST contents, damage (a flipped byte) listed
+ *     with its offset, --json lines that parse, the writer lock's holder; files that
+ *     are no kv file or of a newer version refused (exit 2); nothing modified.
  *
  * Sections:
  *   1. Helpers: running a tool, files, fingerprints, a flat JSON reader
@@ -26,8 +31,11 @@
  *   3. Bad input to kv load
  *   4. kvdump on bad paths and beside a writer
  *   5. Keys only, prefixes, scan, stats --json
+ *   6. The forensic listing: --all and FILE
  */
 #include "kvtest.h"
+
+#include "crc.h"
 
 #include <dirent.h>
 #include <stdarg.h>
@@ -162,7 +170,8 @@ static int exists(const char *path)
     return stat(path, &st) == 0;
 }
 
-/* A flat JSON object as kv stats --json prints it: "name": number or "text". */
+/* A flat JSON object as kv stats --json and kvdump --all --json print it:
+ * "name": number, "text", true, false or null. */
 typedef struct jfield {
     char name[64];  /* the member's name */
     char val[160];  /* its value: the number's text, or the string unescaped */
@@ -229,6 +238,13 @@ static int parse_flat_json(const char *s, jfield *f, int max)
             f[n].is_str = 1;
             if ((s = jstring(s + 1, f[n].val, sizeof f[n].val)) == NULL)
                 return -1;
+        } else if (strncmp(s, "true", 4) == 0 || strncmp(s, "false", 5) == 0
+                   || strncmp(s, "null", 4) == 0) {
+            size_t l = *s == 'f' ? 5 : 4;
+            f[n].is_str = 0;
+            memcpy(f[n].val, s, l);
+            f[n].val[l] = '\0';
+            s += l;
         } else {
             size_t o = 0;
             f[n].is_str = 0;
@@ -971,6 +987,319 @@ static void test_stats_json(void)
     KVT_CHECK(rc == 2, "stats --jsn: exit %d", rc);
 }
 
+/* ---------------------------------------------------------------------------------
+ * 6. The forensic listing: --all and FILE
+ * ------------------------------------------------------------------------------ */
+
+/* What a listing held, counted from its JSON lines. */
+typedef struct listing {
+    int objects, files, records, seg_records, damage, bad_crc, hints, hint_records;
+    int manifests, sealed, locks, live, dead, tombstones, lz4, more;
+    int damage_at_16;        /* a damage object whose bad offset is 16 */
+    int lock_held_by_us;     /* a lock object naming this process as the holder */
+    uint8_t *seen;           /* seq -> times seen in .seg files */
+    uint64_t max_seq;
+} listing;
+
+static const char *jstr(const jfield *f, int n, const char *name)
+{
+    const jfield *j = jfind(f, n, name);
+    return j != NULL ? j->val : "";
+}
+
+/* Counts one JSON object of a listing. */
+static void count_object(listing *l, const jfield *f, int n)
+{
+    const char *what = jstr(f, n, "what"), *file = jstr(f, n, "file");
+    size_t fl = strlen(file);
+    l->objects++;
+    if (strcmp(what, "file") == 0)
+        l->files++;
+    else if (strcmp(what, "damage") == 0) {
+        l->damage++;
+        l->damage_at_16 |= strcmp(jstr(f, n, "bad"), "16") == 0;
+    } else if (strcmp(what, "hint") == 0)
+        l->hints += strcmp(jstr(f, n, "status"), "ok") == 0;
+    else if (strcmp(what, "hint_record") == 0)
+        l->hint_records++;
+    else if (strcmp(what, "manifest") == 0)
+        l->manifests += strcmp(jstr(f, n, "status"), "ok") == 0;
+    else if (strcmp(what, "sealed") == 0)
+        l->sealed++;
+    else if (strcmp(what, "lock") == 0) {
+        char pid[32];
+        snprintf(pid, sizeof pid, "%d", (int)getpid());
+        l->locks++;
+        l->lock_held_by_us |= strcmp(jstr(f, n, "held"), "yes") == 0
+                              && strcmp(jstr(f, n, "holder"), pid) == 0;
+    }
+    if (strcmp(what, "record") != 0)
+        return;
+    l->records++;
+    l->bad_crc += strcmp(jstr(f, n, "crc"), "bad") == 0;
+    l->lz4 += strcmp(jstr(f, n, "comp"), "lz4") == 0 && jfind(f, n, "raw") != NULL;
+    l->more += strcmp(jstr(f, n, "more"), "true") == 0;
+    KVT_CHECK(jfind(f, n, "key") && jfind(f, n, "key_hex") && jfind(f, n, "off")
+              && jfind(f, n, "vlen") && jfind(f, n, "state"), "a record lacks a field");
+    if (fl < 4 || strcmp(file + fl - 4, ".seg") != 0)
+        return;
+    uint64_t seq = strtoull(jstr(f, n, "seq"), NULL, 10);
+    l->seg_records++;
+    if (seq <= l->max_seq && strcmp(jstr(f, n, "crc"), "ok") == 0)
+        l->seen[seq]++;
+    const char *st = jstr(f, n, "state");
+    l->live += strcmp(st, "live") == 0;
+    l->dead += strcmp(st, "dead") == 0;
+    l->tombstones += strcmp(st, "tombstone") == 0;
+}
+
+/* Parses the file of JSON lines at path into *l; every line must be one object. */
+static void count_listing(const char *path, listing *l)
+{
+    size_t len;
+    uint8_t *p = slurp(path, &len);
+    KVT_CHECK_FATAL(p != NULL, "no listing at %s", path);
+    jfield f[32];
+    char *line = (char *)p, *end = (char *)p + len;
+    while (line < end) {
+        char *nl = memchr(line, '\n', (size_t)(end - line));
+        KVT_CHECK_FATAL(nl != NULL, "the listing's last line has no newline");
+        *nl = '\0';
+        int n = parse_flat_json(line, f, 32);
+        KVT_CHECK_FATAL(n > 0, "not one JSON object: %.200s", line);
+        count_object(l, f, n);
+        line = nl + 1;
+    }
+    free(p);
+}
+
+/* Opens dir for writing without background compaction (so what is on disk is what
+ * the test wrote). */
+static kv_db *open_quiet(const char *dir, int compression, uint64_t segment_bytes)
+{
+    kv_options o;
+    kv_db *db = NULL;
+    kvt_options(&o, KV_SYNC_NONE, KV_IO_AUTO, segment_bytes);
+    o.compression = compression;
+    o.auto_compact = 0;
+    int rc = kvt_open(dir, &o, &db);
+    KVT_CHECK_FATAL(rc == KV_OK, "kv_open %s: %s: %s", dir, kv_strerror(rc), kv_errmsg());
+    return db;
+}
+
+/* Writes a history: puts and overwrites (empty, compressible and plain values),
+ * deletes, a batch of three. Returns the number of entries (= the last seq). */
+static uint64_t write_history(kv_db *db, unsigned n)
+{
+    char k[16], v[300];
+    uint64_t entries = 0;
+    for (size_t i = 0; i < sizeof v; i++)
+        v[i] = (char)('a' + i % 3);
+    for (unsigned i = 0; i < n; i++, entries++) {
+        snprintf(k, sizeof k, "k%03u", i % 50);
+        KVT_RC_FATAL(kv_put(db, k, strlen(k), v, (i % 3) * 100 + (i % 7)), KV_OK);
+    }
+    for (unsigned i = 0; i < 5; i++, entries++) {
+        snprintf(k, sizeof k, "k%03u", i * 7);
+        KVT_RC_FATAL(kv_delete(db, k, strlen(k)), KV_OK);
+    }
+    kv_batch *b = kv_batch_new();
+    KVT_CHECK_FATAL(b != NULL, "out of memory");
+    KVT_RC(kv_batch_put(b, "batch-a", 7, "1", 1), KV_OK);
+    KVT_RC(kv_batch_put(b, "batch-b", 7, "2", 1), KV_OK);
+    KVT_RC(kv_batch_delete(b, "k001", 4), KV_OK);
+    KVT_RC_FATAL(kv_write(db, b), KV_OK);
+    kv_batch_free(b);
+    return entries + 3;
+}
+
+static void test_all_every_record(void)
+{
+    char *dir = kvt_dir_new("dump-all"), *work = kvt_dir_new("dump-all-work");
+    char *js = kvt_path(work, "all.json"), *txt = kvt_path(work, "all.txt");
+    char out[4096];
+    unsigned n = kvt_scaled(400, 150);
+    kv_db *db = open_quiet(dir, KV_COMPRESS_LZ4, 4096);
+    uint64_t entries = write_history(db, n);
+    KVT_RC_FATAL(kvt_close(db), KV_OK);
+    db = open_read_only(dir);
+    kv_stats st;
+    KVT_RC(kv_stat(db, &st), KV_OK);
+    KVT_RC(kvt_close(db), KV_OK);
+    uint64_t fp = fingerprint(dir);
+
+    int rc = run(out, sizeof out, "'%s/kvdump' --all --json '%s' > '%s'", bin(), dir, js);
+    KVT_CHECK_FATAL(rc == 0, "kvdump --all --json: exit %d: %s", rc, out);
+    listing l = {.max_seq = entries};
+    l.seen = calloc(entries + 1, 1);
+    KVT_CHECK_FATAL(l.seen != NULL, "out of memory");
+    count_listing(js, &l);
+    int missing = 0;
+    for (uint64_t s = 1; s <= entries; s++)
+        missing += l.seen[s] != 1;
+    free(l.seen);
+    KVT_CHECK(missing == 0 && l.seg_records == (int)entries, "%d of %llu sequence numbers are "
+              "not listed exactly once in the segments (%d segment records)", missing,
+              (unsigned long long)entries, l.seg_records);
+    KVT_CHECK(l.files == kvt_dir_count(dir), "%d file objects for %d files", l.files,
+              kvt_dir_count(dir));
+    KVT_CHECK(l.live == (int)st.keys, "%d live records, kv_stat says %llu keys", l.live,
+              (unsigned long long)st.keys);
+    KVT_CHECK(l.tombstones == 6 && l.dead == l.seg_records - l.live - l.tombstones && l.dead > 0,
+              "tombstones %d (6 written), dead %d", l.tombstones, l.dead);
+    KVT_CHECK(l.lz4 > 0 && l.more >= 2 && l.damage == 0 && l.bad_crc == 0,
+              "lz4 %d, batch members %d, damage %d, bad crc %d", l.lz4, l.more, l.damage,
+              l.bad_crc);
+    KVT_CHECK(l.manifests == 1 && l.sealed > 0 && l.hints == l.sealed && l.locks == 1,
+              "manifest %d, sealed %d, usable hints %d, lock %d", l.manifests, l.sealed, l.hints,
+              l.locks);
+    KVT_CHECK(l.hint_records > 0 && l.hint_records < l.seg_records, "%d hint records",
+              l.hint_records);
+
+    rc = run(out, sizeof out, "'%s/kvdump' --all '%s' > '%s'", bin(), dir, txt);
+    KVT_CHECK(rc == 0, "kvdump --all: exit %d: %s", rc, out);
+    size_t len;
+    uint8_t *t = slurp(txt, &len);
+    int lines = 0, recs = 0;
+    for (char *p = (char *)t, *e = p + len; t != NULL && p < e; lines++) {
+        char *nl = memchr(p, '\n', (size_t)(e - p));
+        if (nl == NULL)
+            break;
+        recs += memmem(p, (size_t)(nl - p), " record off=0x", 14) != NULL;
+        p = nl + 1;
+    }
+    free(t);
+    KVT_CHECK(lines == l.objects && recs == l.records, "text: %d lines, %d records; json: %d "
+              "objects, %d records", lines, recs, l.objects, l.records);
+
+    rc = run(out, sizeof out, "'%s/kvdump' --all --json --prefix batch- '%s' > '%s'", bin(),
+             dir, js);
+    listing p = {0};
+    count_listing(js, &p);
+    KVT_CHECK(rc == 0 && p.records == 4 && p.files == l.files, "--all --prefix batch-: exit %d, "
+              "%d records (2 in the segment, 2 in the WAL)", rc, p.records);
+    KVT_CHECK(fingerprint(dir) == fp, "kvdump --all changed the store");
+    kvt_note("%llu entries: %d live, %d dead, %d tombstones; %d hint records, %d objects",
+             (unsigned long long)entries, l.live, l.dead, l.tombstones, l.hint_records,
+             l.objects);
+}
+
+/* Writes a copy of the file src at dst with its header's version set to v (and its
+ * header CRC computed again): a file of a newer format. */
+static void copy_with_version(const char *src, const char *dst, uint16_t v)
+{
+    size_t len;
+    uint8_t *p = slurp(src, &len);
+    KVT_CHECK_FATAL(p != NULL && len >= 16, "cannot read %s", src);
+    p[4] = (uint8_t)v, p[5] = (uint8_t)(v >> 8);
+    uint32_t crc = kv_crc32c(p, 12);
+    for (int i = 0; i < 4; i++)
+        p[12 + i] = (uint8_t)(crc >> (8 * i));
+    spit(dst, p, len);
+    free(p);
+}
+
+/* A flipped byte in a sealed segment: --all and FILE list the damage at its offset
+ * and go on; a hint, the MANIFEST, a WAL file alone; files that are not kv files or
+ * of a newer version (exit 2); --all beside a writer names it as the lock holder. */
+static void test_all_damage_and_files(void)
+{
+    char *dir = kvt_dir_new("dump-forensic"), *work = kvt_dir_new("dump-forensic-work");
+    char *js = kvt_path(work, "out.json");
+    char out[4096];
+    kv_db *db = open_quiet(dir, KV_COMPRESS_NONE, 4096);
+    write_history(db, kvt_scaled(300, 150));
+    KVT_RC_FATAL(kvt_close(db), KV_OK);
+
+    char *seg = kvt_path(dir, "000001.seg");
+    FILE *f = fopen(seg, "r+b");
+    KVT_CHECK_FATAL(f != NULL && fseek(f, 16 + 21, SEEK_SET) == 0 && fputc(0xee, f) == 0xee
+                    && fclose(f) == 0, "cannot damage %s", seg);
+    uint64_t fp = fingerprint(dir);
+
+    int rc = run(out, sizeof out, "'%s/kvdump' --all --json '%s' > '%s'", bin(), dir, js);
+    listing l = {0};
+    count_listing(js, &l);
+    KVT_CHECK(rc == 0 && l.damage == 1 && l.damage_at_16 && l.bad_crc == 1,
+              "--all on a damaged segment: exit %d, %d damage (at 16: %d), %d bad crc: %s", rc,
+              l.damage, l.damage_at_16, l.bad_crc, out);
+
+    rc = run(out, sizeof out, "'%s/kvdump' --json '%s' > '%s'", bin(), seg, js);
+    listing s = {0};
+    count_listing(js, &s);
+    KVT_CHECK(rc == 0 && s.files == 1 && s.damage == 1 && s.damage_at_16 && s.records > 10,
+              "kvdump FILE on the damaged segment: exit %d, %d damage, %d records: %s", rc,
+              s.damage, s.records, out);
+
+    const char *files[] = {"000002.hint", "MANIFEST", "LOCK"};
+    for (int i = 0; i < 3; i++) {
+        char *p = kvt_path(dir, files[i]);
+        rc = run(out, sizeof out, "'%s/kvdump' --json '%s' > '%s'", bin(), p, js);
+        listing h = {0};
+        count_listing(js, &h);
+        KVT_CHECK(rc == 0 && h.files == 1 && h.objects > 1 && (i != 0 || (h.hints == 1
+                  && h.hint_records > 10)) && (i != 1 || h.manifests == 1) && (i != 2
+                  || h.locks == 1), "kvdump %s: exit %d, %d objects: %s", files[i], rc,
+                  h.objects, out);
+    }
+    /* the active segment's WAL file, outside the store, under another name */
+    listing w = {0};
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    while (d != NULL && (de = readdir(d)) != NULL)
+        if (strstr(de->d_name, ".wal") != NULL) {
+            size_t len;
+            uint8_t *b = slurp(kvt_path(dir, de->d_name), &len);
+            spit(kvt_path(work, "copy-of-a-wal"), b, len);
+            free(b);
+        }
+    if (d != NULL)
+        closedir(d);
+    rc = run(out, sizeof out, "'%s/kvdump' --json '%s' > '%s'", bin(),
+             kvt_path(work, "copy-of-a-wal"), js);
+    count_listing(js, &w);
+    KVT_CHECK(rc == 0 && w.records > 0, "kvdump on a WAL file known by its magic: exit %d: %s",
+              rc, out);
+
+    /* refused: not a kv file, missing, a newer version, a directory of other files */
+    char *other = kvt_path(work, "notes.txt"), *newer = kvt_path(work, "000009.seg");
+    spit(other, "KVS? no\n", 8);
+    copy_with_version(kvt_path(dir, "000002.seg"), newer, 2);
+    const char *bad[] = {other, "/nonexistent/000001.seg", newer};
+    const char *why[] = {"not a kv file", "does not exist", "newer"};
+    for (int i = 0; i < 3; i++) {
+        rc = run(out, sizeof out, "'%s/kvdump' '%s' > /dev/null", bin(), bad[i]);
+        KVT_CHECK(rc == 2 && strstr(out, why[i]) != NULL && strstr(out, bad[i]) != NULL,
+                  "kvdump %s: exit %d: %s", bad[i], rc, out);
+    }
+    char *empty = kvt_path(work, "empty"), *foreign = kvt_path(work, "foreign");
+    KVT_CHECK_FATAL(mkdir(empty, 0755) == 0 && mkdir(foreign, 0755) == 0, "mkdir");
+    spit(kvt_path(foreign, "a.txt"), "x", 1);
+    const char *dirs[] = {empty, foreign, "/nonexistent/kv-store"};
+    for (int i = 0; i < 3; i++) {
+        rc = run(out, sizeof out, "'%s/kvdump' --all '%s'", bin(), dirs[i]);
+        KVT_CHECK(rc == 2 && strstr(out, dirs[i]) != NULL, "kvdump --all %s: exit %d: %s",
+                  dirs[i], rc, out);
+    }
+    KVT_CHECK(kvt_dir_count(empty) == 0 && kvt_dir_count(foreign) == 1,
+              "kvdump --all created files");
+    rc = run(out, sizeof out, "'%s/kvdump' --all -p '%s'", bin(), dir);
+    KVT_CHECK(rc == 2, "--all -p: exit %d", rc);
+    rc = run(out, sizeof out, "'%s/kvdump' --json '%s'", bin(), dir);
+    KVT_CHECK(rc == 2, "--json without --all: exit %d", rc);
+    KVT_CHECK(fingerprint(dir) == fp, "kvdump changed the store");
+
+    /* beside a writer of this process: the lock's holder is named */
+    db = open_quiet(dir, KV_COMPRESS_NONE, 4096);
+    KVT_RC(kvt_put_str(db, "while held", "yes"), KV_OK);
+    rc = run(out, sizeof out, "'%s/kvdump' --all --json '%s' > '%s'", bin(), dir, js);
+    listing h = {0};
+    count_listing(js, &h);
+    KVT_CHECK(rc == 0 && h.lock_held_by_us, "--all beside a writer: exit %d, lock holder %s "
+              "named: %s", rc, h.lock_held_by_us ? "" : "not", out);
+    KVT_RC(kvt_close(db), KV_OK);
+}
+
 static const kvt_test kvdump_tests[] = {
     {"dump -> load -> dump identical, both formats, binary keys and values, LZ4",
      test_roundtrip_binary},
@@ -988,6 +1317,10 @@ static const kvt_test kvdump_tests[] = {
      test_kvdump_damaged_and_locked},
     {"--keys-only, --prefix, kv scan [--prefix]", test_keys_only_and_prefix},
     {"kv stats --json: one object, every kv_stat field, values agree", test_stats_json},
+    {"kvdump --all: every record of every file, states agree with the store",
+     test_all_every_record},
+    {"kvdump --all and FILE: damage listed, hint/MANIFEST/LOCK/WAL files, bad files refused",
+     test_all_damage_and_files},
     {NULL, NULL},
 };
 
