@@ -321,15 +321,21 @@ static int cmd_keys(struct cli *cli, kv_db *db)
 
 /* ---- scan ------------------------------------------------------------------------ */
 
+/* What scan's kv_foreach callback fills. */
+struct scan_keys {
+    const struct cli *cli; /* the prefix */
+    dump_keys keys;        /* the keys that have it */
+};
+
 /* kv_foreach callback of scan: copies each key with the prefix (the value, which
  * kv_foreach has read, is dropped: the public API has no keys-only iteration). */
 static int collect_key(void *arg, const void *k, size_t kl, const void *v, size_t vl)
 {
-    struct cli *cli = ((void **)arg)[0];
-    dump_keys *keys = ((void **)arg)[1];
+    struct scan_keys *sk = arg;
+    const struct cli *cli = sk->cli;
     if (cli->has_prefix && !dump_has_prefix(k, kl, cli->prefix, cli->prefix_len))
         return 0;
-    return dump_keys_add(keys, k, kl) == 0 ? 0 : KEYS_NO_MEMORY;
+    return dump_keys_add(&sk->keys, k, kl) == 0 ? 0 : KEYS_NO_MEMORY;
 }
 
 /* Prints "key<TAB>value" lines, both escaped as by keys, in ascending byte order of
@@ -338,28 +344,28 @@ static int collect_key(void *arg, const void *k, size_t kl, const void *v, size_
  * holds the keys, never the values. */
 static int cmd_scan(struct cli *cli, kv_db *db)
 {
-    dump_keys keys = {0};
-    void *arg[2] = {cli, &keys};
-    int code = EXIT_DONE, rc = kv_foreach(db, collect_key, arg);
+    struct scan_keys sk = {cli, {0}};
+    dump_keys *keys = &sk.keys;
+    int code = EXIT_DONE, rc = kv_foreach(db, collect_key, &sk);
 
     if (rc == KEYS_NO_MEMORY)
         code = io_error("listing the keys", ENOMEM);
     else if (rc != KV_OK)
         code = store_error(cli->dir, rc);
-    dump_keys_sort(&keys);
-    for (size_t i = 0; i < keys.n && code == EXIT_DONE; i++) {
-        const uint8_t *k = dump_keys_at(&keys, i);
+    dump_keys_sort(keys);
+    for (size_t i = 0; i < keys->n && code == EXIT_DONE; i++) {
+        const uint8_t *k = dump_keys_at(keys, i);
         void *v;
         size_t vl;
-        rc = kv_get(db, k, keys.refs[i].klen, &v, &vl);
+        rc = kv_get(db, k, keys->refs[i].klen, &v, &vl);
         if (rc == KV_NOTFOUND)
-            continue; /* a read-only handle does not change, but say so if it did */
+            continue; /* cannot happen on a read-only handle, which never changes */
         if (rc != KV_OK) {
             code = store_error(cli->dir, rc);
             break;
         }
         errno = 0;
-        put_escaped(stdout, k, keys.refs[i].klen);
+        put_escaped(stdout, k, keys->refs[i].klen);
         putc('\t', stdout);
         put_escaped(stdout, v, vl);
         putc('\n', stdout);
@@ -367,7 +373,7 @@ static int cmd_scan(struct cli *cli, kv_db *db)
         if (ferror(stdout))
             code = io_error("stdout", errno ? errno : EIO);
     }
-    dump_keys_free(&keys);
+    dump_keys_free(keys);
     return code == EXIT_DONE ? finish_stdout() : code;
 }
 
