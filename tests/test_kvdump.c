@@ -1199,17 +1199,22 @@ static void copy_with_version(const char *src, const char *dst, uint16_t v)
     free(p);
 }
 
+/* A store of sealed segments with hints (and the active one), closed. */
+static void forensic_store(const char *dir)
+{
+    kv_db *db = open_quiet(dir, KV_COMPRESS_NONE, 4096);
+    write_history(db, kvt_scaled(300, 150));
+    KVT_RC_FATAL(kvt_close(db), KV_OK);
+}
+
 /* A flipped byte in a sealed segment: --all and FILE list the damage at its offset
- * and go on; a hint, the MANIFEST, a WAL file alone; files that are not kv files or
- * of a newer version (exit 2); --all beside a writer names it as the lock holder. */
+ * and go on; a hint, the MANIFEST, LOCK and a WAL file alone. */
 static void test_all_damage_and_files(void)
 {
     char *dir = kvt_dir_new("dump-forensic"), *work = kvt_dir_new("dump-forensic-work");
     char *js = kvt_path(work, "out.json");
     char out[4096];
-    kv_db *db = open_quiet(dir, KV_COMPRESS_NONE, 4096);
-    write_history(db, kvt_scaled(300, 150));
-    KVT_RC_FATAL(kvt_close(db), KV_OK);
+    forensic_store(dir);
 
     char *seg = kvt_path(dir, "000001.seg");
     FILE *f = fopen(seg, "r+b");
@@ -1260,8 +1265,22 @@ static void test_all_damage_and_files(void)
     count_listing(js, &w);
     KVT_CHECK(rc == 0 && w.records > 0, "kvdump on a WAL file known by its magic: exit %d: %s",
               rc, out);
+    KVT_CHECK(fingerprint(dir) == fp, "kvdump changed the store");
+}
 
-    /* refused: not a kv file, missing, a newer version, a directory of other files */
+/* Refused with exit 2 and nothing created: a file that is no kv file, a missing
+ * one, one of a newer format version; an empty directory, one of other files;
+ * -p with --all, --json without it. Beside a writer, --all names it as the holder
+ * of the lock. */
+static void test_all_refusals_and_writer(void)
+{
+    char *dir = kvt_dir_new("dump-refusals"), *work = kvt_dir_new("dump-refusals-work");
+    char *js = kvt_path(work, "out.json");
+    char out[4096];
+    forensic_store(dir);
+    uint64_t fp = fingerprint(dir);
+    int rc;
+
     char *other = kvt_path(work, "notes.txt"), *newer = kvt_path(work, "000009.seg");
     spit(other, "KVS? no\n", 8);
     copy_with_version(kvt_path(dir, "000002.seg"), newer, 2);
@@ -1290,7 +1309,7 @@ static void test_all_damage_and_files(void)
     KVT_CHECK(fingerprint(dir) == fp, "kvdump changed the store");
 
     /* beside a writer of this process: the lock's holder is named */
-    db = open_quiet(dir, KV_COMPRESS_NONE, 4096);
+    kv_db *db = open_quiet(dir, KV_COMPRESS_NONE, 4096);
     KVT_RC(kvt_put_str(db, "while held", "yes"), KV_OK);
     rc = run(out, sizeof out, "'%s/kvdump' --all --json '%s' > '%s'", bin(), dir, js);
     listing h = {0};
@@ -1319,8 +1338,10 @@ static const kvt_test kvdump_tests[] = {
     {"kv stats --json: one object, every kv_stat field, values agree", test_stats_json},
     {"kvdump --all: every record of every file, states agree with the store",
      test_all_every_record},
-    {"kvdump --all and FILE: damage listed, hint/MANIFEST/LOCK/WAL files, bad files refused",
+    {"kvdump --all and FILE: damage listed; hint, MANIFEST, LOCK and WAL files alone",
      test_all_damage_and_files},
+    {"kvdump --all and FILE: bad files and dirs refused; the writer named as lock holder",
+     test_all_refusals_and_writer},
     {NULL, NULL},
 };
 

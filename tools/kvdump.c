@@ -213,7 +213,28 @@ static void progress(size_t done, size_t total, int *shown, uint64_t *last_ms)
     *shown = 1;
 }
 
-/* Writes the header, every record of kl, and DATA=END. */
+/* Writes one record: the key line and (unless --keys-only) the value line. Returns
+ * KV_OK, kv_get's status, or WRITE_FAILED when stdout failed. */
+#define WRITE_FAILED 1000
+static int write_record(kv_db *db, const struct args *a, const uint8_t *k, size_t klen)
+{
+    void *v;
+    size_t vlen;
+    dump_write_line(stdout, a->format, k, klen);
+    if (!a->keys_only) {
+        int rc = kv_get(db, k, klen, &v, &vlen);
+        if (rc == KV_NOTFOUND)
+            rc = kv_err(KV_EIO, "a listed key vanished from a read-only handle");
+        if (rc != KV_OK)
+            return rc;
+        dump_write_line(stdout, a->format, v, vlen);
+        kv_free(v);
+    }
+    return ferror(stdout) ? WRITE_FAILED : KV_OK;
+}
+
+/* Writes the header, every record of kl, and DATA=END. A failure stops the dump
+ * before DATA=END, so kv load refuses what was written. */
 static int write_dump(kv_db *db, const struct args *a, const dump_keys *kl, int compression)
 {
     dump_header h = {.version = DUMP_VERSION, .format = a->format,
@@ -222,32 +243,22 @@ static int write_dump(kv_db *db, const struct args *a, const dump_keys *kl, int 
                      .has_keys = 1, .keys = kl->n, .has_prefix = a->has_prefix,
                      .prefix = a->prefix, .prefix_len = a->prefix_len};
     int show = isatty(STDERR_FILENO) && !isatty(STDOUT_FILENO), shown = 0;
+    int rc = KV_OK;
     uint64_t last_ms = 0;
 
     dump_write_header(stdout, &h);
-    for (size_t i = 0; i < kl->n; i++) {
-        const uint8_t *k = dump_keys_at(kl, i);
-        size_t klen = kl->refs[i].klen;
-        dump_write_line(stdout, a->format, k, klen);
-        if (!a->keys_only) {
-            void *v;
-            size_t vlen;
-            int rc = kv_get(db, k, klen, &v, &vlen);
-            if (rc == KV_NOTFOUND)
-                rc = kv_err(KV_EIO, "a listed key vanished from a read-only handle");
-            if (rc != KV_OK)
-                return store_error(a->dir, rc);
-            dump_write_line(stdout, a->format, v, vlen);
-            kv_free(v);
-        }
-        if (ferror(stdout))
-            return finish_stdout();
+    for (size_t i = 0; i < kl->n && rc == KV_OK; i++) {
         if (show && (i & 1023) == 0)
             progress(i, kl->n, &shown, &last_ms);
+        rc = write_record(db, a, dump_keys_at(kl, i), kl->refs[i].klen);
     }
-    dump_write_end(stdout);
     if (shown)
         fprintf(stderr, "\r%60s\r", "");
+    if (rc == WRITE_FAILED)
+        return finish_stdout();
+    if (rc != KV_OK)
+        return store_error(a->dir, rc);
+    dump_write_end(stdout);
     return finish_stdout();
 }
 
