@@ -96,7 +96,7 @@ static const char usage_text[] =
     "  keys             list every key, one a line (\\\\ and \\xHH escapes)\n"
     "  scan [--prefix P]  print every key (starting with P) and its value, escaped,\n"
     "                   a tab between them, one pair a line, in key order\n"
-    "  load [-f FILE] [--overwrite | --no-overwrite]\n"
+    "  load [-f FILE] [-o, --overwrite | -n, --no-overwrite]\n"
     "                   load a kvdump dump from stdin or FILE (creates the store if\n"
     "                   missing); the whole input is checked before a byte is\n"
     "                   written; a store that holds keys needs one of the two options\n"
