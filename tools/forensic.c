@@ -363,8 +363,8 @@ static int list_file(ctx *c, const char *name, uint64_t seg_size, int holder_dir
     int rc = inspect_open(c->io, c->dirfd, name, &id, &fd);
     *kind = INSPECT_UNKNOWN;
     *newer = 0;
-    if (rc != KV_OK) {
-        fprintf(stderr, "kvdump: %s: %s\n", c->file, kv_errmsg());
+    if (rc != KV_OK) { /* the message names the file */
+        fprintf(stderr, "kvdump: %s\n", kv_errmsg());
         return rc == KV_NOTFOUND || rc == KV_EINVAL ? F_USAGE : F_STORE;
     }
     *kind = id.kind;
