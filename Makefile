@@ -1,6 +1,6 @@
 # kv — every build, test, bench and install target.
 #
-#   make            build/libkv.a, build/libkv.so, build/bin/{kv,kvbench,kvdemo,kvcompact}
+#   make            build/libkv.a, build/libkv.so, build/bin/{kv,kvbench,kvdemo,kvcompact,kvdump}
 #   make run        install missing Debian packages, build, run the demo
 #   make test       replay the fuzz corpora, then the CUnit suite, then the same
 #                   suite under ASan+UBSan (the CUnit run summary is printed last)
@@ -46,7 +46,12 @@ LIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC))
 TEST_SRC := $(wildcard tests/*.c)
 TEST_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SRC))
 
-TOOLS   := $(BUILD)/bin/kv $(BUILD)/bin/kvbench $(BUILD)/bin/kvdemo $(BUILD)/bin/kvcompact
+TOOLS   := $(BUILD)/bin/kv $(BUILD)/bin/kvbench $(BUILD)/bin/kvdemo $(BUILD)/bin/kvcompact \
+           $(BUILD)/bin/kvdump
+# The tools make install installs (kvdemo only serves make run), and every man page.
+INSTALL_TOOLS := $(BUILD)/bin/kv $(BUILD)/bin/kvbench $(BUILD)/bin/kvcompact $(BUILD)/bin/kvdump
+MAN1    := $(wildcard docs/man/*.1)
+MAN3    := $(wildcard docs/man/*.3)
 
 .PHONY: all run deps test test-unit test-asan test-clang test-tsan test-valgrind bench lz4probe install \
         uninstall debug clean fuzz fuzz-bins fuzz-smoke fuzz-replay fuzz-replay-bins fuzz-run \
@@ -64,7 +69,15 @@ $(BUILD)/libkv.a: $(LIB_OBJ)
 $(BUILD)/libkv.so: $(LIB_OBJ)
 	$(CC) -shared -Wl,-soname,libkv.so.0 $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV)
 
-$(BUILD)/bin/kv: $(BUILD)/obj/tools/kv.o $(BUILD)/libkv.a
+# tools/dumpfmt.c: the dump format (kvdump writes it, kv load reads it) and the
+# escaping of keys and values every tool prints. tools/forensic.c: kvdump --all and
+# kvdump FILE, over engine/inspect.h.
+$(BUILD)/bin/kv: $(BUILD)/obj/tools/kv.o $(BUILD)/obj/tools/dumpfmt.o $(BUILD)/libkv.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV)
+
+$(BUILD)/bin/kvdump: $(BUILD)/obj/tools/kvdump.o $(BUILD)/obj/tools/forensic.o \
+                    $(BUILD)/obj/tools/dumpfmt.o $(BUILD)/libkv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV)
 
@@ -85,7 +98,8 @@ $(BUILD)/bin/lz4probe: $(BUILD)/obj/bench/lz4probe.o $(BUILD)/libkv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV)
 
-$(BUILD)/bin/kvtest: $(TEST_OBJ) $(BUILD)/libkv.a $(BUILD)/bin/kv $(BUILD)/bin/kvcompact
+$(BUILD)/bin/kvtest: $(TEST_OBJ) $(BUILD)/libkv.a $(BUILD)/bin/kv $(BUILD)/bin/kvcompact \
+                    $(BUILD)/bin/kvdump
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_KV) -o $@ $(TEST_OBJ) $(BUILD)/libkv.a $(LDLIBS_KV) -lcunit
 
@@ -162,7 +176,7 @@ debug:
 #   build/fuzz/replay/<name>_replay   cc, fuzz/standalone.c, ASan+UBSan (make test)
 # Both compile the library with a 64-byte scan window (KV_SCAN_WINDOW) so that small
 # inputs exercise its refills; the regular build keeps 1 MiB.
-FUZZERS    := entry entry_roundtrip wal hint manifest open
+FUZZERS    := entry entry_roundtrip wal hint manifest open inspect
 FUZZ_SAN   := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 FUZZ_DEFS  := -DKV_SCAN_WINDOW=64
 FUZZ_OPTS  := -dict=fuzz/kv.dict -timeout=10 -malloc_limit_mb=64 -rss_limit_mb=2048
@@ -247,6 +261,9 @@ fuzz-corpus: $(BUILD)/bin/kv-fuzz-seeds fuzz
 	    $(MAKE) --no-print-directory fuzz-merge FUZZER=$$f || exit 1; done
 
 # ---- installing ------------------------------------------------------------------
+# kv.pc is made again at every install: it holds PREFIX, LIBDIR and INCDIR, which
+# may differ from the last install's.
+.PHONY: $(BUILD)/kv.pc
 $(BUILD)/kv.pc: engine/kv.pc.in
 	@mkdir -p $(BUILD)
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCDIR@|$(INCDIR)|' \
@@ -260,16 +277,16 @@ install: all $(BUILD)/kv.pc
 	ln -sf libkv.so.0 $(DESTDIR)$(LIBDIR)/libkv.so
 	install -m 644 engine/kv.h $(DESTDIR)$(INCDIR)/kv.h
 	install -m 644 $(BUILD)/kv.pc $(DESTDIR)$(LIBDIR)/pkgconfig/kv.pc
-	install -m 755 $(BUILD)/bin/kv $(BUILD)/bin/kvbench $(BUILD)/bin/kvcompact $(DESTDIR)$(BINDIR)/
-	for m in docs/man/*.1; do [ -f "$$m" ] && install -m 644 $$m $(DESTDIR)$(MANDIR)/man1/; done; true
-	for m in docs/man/*.3; do [ -f "$$m" ] && install -m 644 $$m $(DESTDIR)$(MANDIR)/man3/; done; true
+	install -m 755 $(INSTALL_TOOLS) $(DESTDIR)$(BINDIR)/
+	$(if $(MAN1),install -m 644 $(MAN1) $(DESTDIR)$(MANDIR)/man1/)
+	$(if $(MAN3),install -m 644 $(MAN3) $(DESTDIR)$(MANDIR)/man3/)
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libkv.a $(DESTDIR)$(LIBDIR)/libkv.so $(DESTDIR)$(LIBDIR)/libkv.so.0 \
 	    $(DESTDIR)$(INCDIR)/kv.h $(DESTDIR)$(LIBDIR)/pkgconfig/kv.pc \
-	    $(DESTDIR)$(BINDIR)/kv $(DESTDIR)$(BINDIR)/kvbench $(DESTDIR)$(BINDIR)/kvcompact
-	for m in docs/man/*.1; do rm -f $(DESTDIR)$(MANDIR)/man1/$$(basename $$m); done; true
-	for m in docs/man/*.3; do rm -f $(DESTDIR)$(MANDIR)/man3/$$(basename $$m); done; true
+	    $(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(INSTALL_TOOLS)))
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(MAN1))) \
+	    $(addprefix $(DESTDIR)$(MANDIR)/man3/,$(notdir $(MAN3)))
 
 clean:
 	rm -rf build

@@ -60,6 +60,7 @@ int main(void)
     kvt_register_concurrency();
     kvt_register_crash();
     kvt_register_compact();
+    kvt_register_kvdump();
     kvt_register_crashsim();
     if (CU_get_error() != CUE_SUCCESS) {
         fprintf(stderr, "kvtest: registering suites: %s\n", CU_get_error_msg());

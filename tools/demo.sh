@@ -4,7 +4,8 @@
 # Runs BUILD_DIR/bin/kvdemo (the library API tour) on a fresh store, then drives the
 # kv command-line tool on another fresh store: put, get, put from stdin (binary
 # bytes, compared with cmp), del, get of the deleted key (exit status 1), keys,
-# stats, and a get on a missing store (exit status 3). Each command is printed
+# scan, stats, a kvdump of the store loaded into a copy (whose dump is the same
+# bytes), and a get on a missing store (exit status 3). Each command is printed
 # before its output. Everything lives in one temporary directory, removed at exit.
 # Any unexpected result stops the demo with a message and a non-zero status.
 set -eu
@@ -15,8 +16,9 @@ if [ $# -ne 1 ]; then
 fi
 BUILD=$1
 KV_BIN=$BUILD/bin/kv
+KVDUMP_BIN=$BUILD/bin/kvdump
 KVDEMO_BIN=$BUILD/bin/kvdemo
-for b in "$KV_BIN" "$KVDEMO_BIN"; do
+for b in "$KV_BIN" "$KVDUMP_BIN" "$KVDEMO_BIN"; do
     if [ ! -x "$b" ]; then
         echo "demo: $b is missing: run 'make' first" >&2
         exit 1
@@ -29,6 +31,7 @@ trap 'exit 130' INT HUP TERM
 
 # kv runs the tool; the shell function keeps the printed commands short.
 kv() { "$KV_BIN" "$@"; }
+kvdump() { "$KVDUMP_BIN" "$@"; }
 
 # quote ARG: ARG as a reader would type it (single-quoted when needed).
 quote() {
@@ -105,6 +108,21 @@ echo "Listing the keys (any byte outside printable ASCII is shown as \\xHH):"
 run kv keys
 
 run kv stats
+
+echo
+echo "Every key with its value, in key order (a tab between them, both escaped):"
+run kv scan
+
+echo
+echo "The store as text that kv load reads back (kvdump -p: printable escapes):"
+run kvdump -p "$KV_DIR"
+printf '\n$ kvdump %s > %s\n' "$KV_DIR" "$tmp/dump"
+kvdump "$KV_DIR" >"$tmp/dump"
+printf '\n$ kv -d %s load < %s\n' "$tmp/copy.db" "$tmp/dump"
+kv -d "$tmp/copy.db" load <"$tmp/dump"
+printf '\n$ kvdump %s | cmp - %s\n' "$tmp/copy.db" "$tmp/dump"
+kvdump "$tmp/copy.db" | cmp - "$tmp/dump" || fail "the copy does not dump the same"
+echo "(cmp printed nothing: the copy dumps to the same bytes)"
 
 say kv -d "$tmp/no-such-store" get greeting
 rc=0
