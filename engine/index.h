@@ -3,9 +3,11 @@
  *
  * 64 shards, each an open-addressing table (linear probing, backward-shift delete)
  * under its own rwlock, so gets in different shards never contend and a get waits
- * only for a writer of its own shard. A slot is 8 bytes: a node pointer with 16 bits
- * of the key's hash in its top bits, so most probes never touch a node. A node holds
- * the location and the key bytes inline (24 bytes + key, one malloc).
+ * only for a writer of its own shard. A slot is 8 bytes: a node pointer with 19 bits
+ * of the key's hash in its top bits, so most probes never touch a node, and a table
+ * grows without rehashing a key (up to 2^19 slots per shard). A node holds the
+ * location and the key bytes inline (24 bytes + key), carved from per-shard arena
+ * chunks. Recovery fills the index through the bulk loader below.
  *
  * Locking: idx_get and idx_set lock one shard themselves. A batch takes every shard
  * it touches at once (idx_lock_mask, in shard order), applies with the *_locked calls

@@ -309,7 +309,7 @@ static int scan_active(kv_db *db, rec_ctx *c, kv_scan_result *res)
 
 static int replay_wal(kv_db *db, rec_ctx *c)
 {
-    kv_scan_result res;
+    kv_scan_result res = {0}; /* read below even when the scan never ran (no buffer) */
     int rc = KV_OK;
     if (!db->opts.read_only)
         rc = file_enable_buffer(db->active, KV_SEG_WBUF);
