@@ -69,26 +69,8 @@ static inline uint32_t slot_home(uint64_t s, uint32_t mask)
 typedef struct arena_chunk {
     struct arena_chunk *next;
     size_t cap, used;
-    uint64_t pooled;  /* 1: from the index's chunk pool, 0: from malloc */
     uint64_t data[];  /* nodes, 8-byte aligned */
 } arena_chunk;
-
-/* Full-size chunks come from a pool of 2 MiB regions mapped with MADV_HUGEPAGE, so a
- * big index sits on huge pages: on a virtual machine, faulting in 4 KiB pages one
- * by one was the largest single cost of building an index at open. A chunk the
- * index gives back (a repack, a close) returns to the pool for reuse; the regions
- * are unmapped when the index is freed. Without a region (mmap refused) a chunk
- * comes from malloc. */
-#define POOL_REGION (2u << 20)
-
-typedef struct chunk_pool {
-    pthread_mutex_t mu;
-    uint8_t **regions;       /* mapped regions, POOL_REGION bytes each */
-    size_t nregions, cap;
-    uint8_t *carve, *end;    /* the unused part of the newest region */
-    arena_chunk *free;       /* chunks given back */
-    uint64_t free_bytes;
-} chunk_pool;
 
 #define CHUNK_MIN (4u << 10)
 #define CHUNK_MAX (64u << 10)
@@ -104,12 +86,10 @@ typedef struct idx_shard {
     uint64_t arena_bytes; /* bytes of the chunks, headers included */
     uint64_t used;        /* bytes of nodes handed out (live + garbage) */
     uint64_t garbage;     /* bytes of removed nodes still in them */
-    chunk_pool *pool;     /* the index's */
 } idx_shard;
 
 struct kv_index {
     idx_shard shards[IDX_SHARDS];
-    chunk_pool pool;
 };
 
 uint64_t idx_hash(const void *key, size_t klen) { return XXH3_64bits(key, klen); }
@@ -161,82 +141,11 @@ static void *big_alloc(size_t size, int zero)
 
 static size_t node_size(size_t klen) { return (sizeof(idx_node) + klen + 7) & ~(size_t)7; }
 
-/* A fresh region, aligned to its size so that it can be one huge page. */
-static uint8_t *pool_map_region(void)
-{
-    size_t span = 2 * (size_t)POOL_REGION;
-    uint8_t *p = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED)
-        return NULL;
-    uint8_t *r = (uint8_t *)(((uintptr_t)p + POOL_REGION - 1) & ~((uintptr_t)POOL_REGION - 1));
-    if (r > p)
-        munmap(p, (size_t)(r - p));
-    if (r + POOL_REGION < p + span)
-        munmap(r + POOL_REGION, (size_t)(p + span - (r + POOL_REGION)));
-    if ((uint64_t)(uintptr_t)r + POOL_REGION > SLOT_PTR_MASK << 3) {
-        munmap(r, POOL_REGION); /* beyond what a slot can address (57-bit addresses) */
-        return NULL;
-    }
-#ifdef MADV_HUGEPAGE
-    (void)madvise(r, POOL_REGION, MADV_HUGEPAGE); /* only a hint */
-#endif
-#ifdef MADV_POPULATE_WRITE
-    (void)madvise(r, POOL_REGION, MADV_POPULATE_WRITE);
-#endif
-    return r;
-}
-
-/* A CHUNK_MAX-byte chunk from the pool, or NULL. */
-static arena_chunk *pool_get(chunk_pool *pl)
-{
-    arena_chunk *c = NULL;
-    pthread_mutex_lock(&pl->mu);
-    if (pl->free != NULL) {
-        c = pl->free;
-        pl->free = c->next;
-        pl->free_bytes -= CHUNK_MAX;
-    } else {
-        if (pl->carve == pl->end && pl->nregions < SIZE_MAX / 2) {
-            uint8_t *r = NULL;
-            if (pl->nregions == pl->cap) {
-                size_t ncap = pl->cap ? pl->cap * 2 : 16;
-                uint8_t **nr = realloc(pl->regions, ncap * sizeof *nr);
-                if (nr != NULL) {
-                    pl->regions = nr;
-                    pl->cap = ncap;
-                }
-            }
-            if (pl->nregions < pl->cap && (r = pool_map_region()) != NULL) {
-                pl->regions[pl->nregions++] = r;
-                pl->carve = r;
-                pl->end = r + POOL_REGION;
-            }
-        }
-        if (pl->carve != pl->end) {
-            c = (arena_chunk *)(void *)pl->carve;
-            pl->carve += CHUNK_MAX;
-        }
-    }
-    pthread_mutex_unlock(&pl->mu);
-    return c;
-}
-
-static void pool_free(chunk_pool *pl)
-{
-    for (size_t i = 0; i < pl->nregions; i++)
-        munmap(pl->regions[i], POOL_REGION);
-    free(pl->regions);
-    pthread_mutex_destroy(&pl->mu);
-}
-
 /* A chunk of `size` bytes in all, header included (sizes of whole pages map well). */
-static arena_chunk *chunk_new(chunk_pool *pl, size_t size)
+static arena_chunk *chunk_new(size_t size)
 {
-    arena_chunk *c = size == CHUNK_MAX ? pool_get(pl) : NULL;
-    int pooled = c != NULL;
-    if (c == NULL)
-        c = big_alloc(size, 0);
-    if (!pooled && c != NULL && (uint64_t)(uintptr_t)c + size > SLOT_PTR_MASK << 3) {
+    arena_chunk *c = big_alloc(size, 0);
+    if (c != NULL && (uint64_t)(uintptr_t)c + size > SLOT_PTR_MASK << 3) {
         free(c); /* beyond what a slot can address (57-bit addresses) */
         return NULL;
     }
@@ -244,14 +153,13 @@ static arena_chunk *chunk_new(chunk_pool *pl, size_t size)
         c->next = NULL;
         c->cap = size - sizeof *c;
         c->used = 0;
-        c->pooled = (uint64_t)pooled;
     }
     return c;
 }
 
 /* A node of node_size(klen) bytes from the chunk list *head (NULL when out of
  * memory); *bytes grows by any chunk added. */
-static idx_node *arena_alloc(chunk_pool *pl, arena_chunk **head, uint64_t *bytes, size_t klen)
+static idx_node *arena_alloc(arena_chunk **head, uint64_t *bytes, size_t klen)
 {
     size_t need = node_size(klen);
     arena_chunk *c = *head;
@@ -260,7 +168,7 @@ static idx_node *arena_alloc(chunk_pool *pl, arena_chunk **head, uint64_t *bytes
         size = size < CHUNK_MAX ? size * 2 : CHUNK_MAX;
         if (size < sizeof *c + need)
             size = sizeof *c + need;
-        if ((c = chunk_new(pl, size)) == NULL)
+        if ((c = chunk_new(size)) == NULL)
             return NULL;
         c->next = *head;
         *head = c;
@@ -271,23 +179,11 @@ static idx_node *arena_alloc(chunk_pool *pl, arena_chunk **head, uint64_t *bytes
     return n;
 }
 
-/* Frees a list of chunks. A pooled chunk goes back to the pool, its pages but the
- * first (the header, the pool's link) given back to the system; when the whole
- * pool is about to be unmapped (closing), pooled chunks are left alone. */
-static void chunks_free(chunk_pool *pl, arena_chunk *c, int closing)
+static void chunks_free(arena_chunk *c)
 {
     while (c != NULL) {
         arena_chunk *next = c->next;
-        if (c->pooled && !closing) {
-            (void)madvise((uint8_t *)c + 4096, CHUNK_MAX - 4096, MADV_DONTNEED);
-            pthread_mutex_lock(&pl->mu);
-            c->next = pl->free;
-            pl->free = c;
-            pl->free_bytes += CHUNK_MAX;
-            pthread_mutex_unlock(&pl->mu);
-        } else if (!c->pooled) {
-            free(c);
-        }
+        free(c);
         c = next;
     }
 }
@@ -300,7 +196,7 @@ static void shard_repack(idx_shard *sh)
     for (uint32_t i = 0; i < sh->cap; i++)
         if (sh->slots[i] != 0)
             live += node_size(slot_node(sh->slots[i])->klen);
-    arena_chunk *c = chunk_new(sh->pool, live > 0 ? sizeof *c + live : CHUNK_MIN);
+    arena_chunk *c = chunk_new(live > 0 ? sizeof *c + live : CHUNK_MIN);
     if (c == NULL)
         return;
     for (uint32_t i = 0; i < sh->cap; i++) {
@@ -312,7 +208,7 @@ static void shard_repack(idx_shard *sh)
         memcpy(m, n, sizeof *n + n->klen);
         sh->slots[i] = (sh->slots[i] & ~SLOT_PTR_MASK) | (uint64_t)(uintptr_t)m >> 3;
     }
-    chunks_free(sh->pool, sh->chunks, 0);
+    chunks_free(sh->chunks);
     sh->chunks = c;
     sh->arena_bytes = sizeof *c + c->cap;
     sh->used = live;
@@ -410,10 +306,8 @@ int idx_new(kv_index **out)
     kv_index *ix = calloc(1, sizeof *ix);
     if (ix == NULL)
         return -ENOMEM;
-    pthread_mutex_init(&ix->pool.mu, NULL);
     for (int i = 0; i < IDX_SHARDS; i++) {
         idx_shard *sh = &ix->shards[i];
-        sh->pool = &ix->pool;
         pthread_rwlock_init(&sh->lock, NULL);
         sh->cap = 64;
         sh->slots = big_alloc((size_t)sh->cap * sizeof *sh->slots, 1);
@@ -432,11 +326,10 @@ void idx_free(kv_index *ix)
         return;
     for (int i = 0; i < IDX_SHARDS; i++) {
         idx_shard *sh = &ix->shards[i];
-        chunks_free(sh->pool, sh->chunks, 1);
+        chunks_free(sh->chunks);
         free(sh->slots);
         pthread_rwlock_destroy(&sh->lock);
     }
-    pool_free(&ix->pool);
     free(ix);
 }
 
@@ -459,7 +352,7 @@ static int shard_insert(idx_shard *sh, const void *key, size_t klen, uint64_t ha
 {
     if (shard_reserve(sh, 1) != 0)
         return -ENOMEM;
-    idx_node *n = arena_alloc(sh->pool, &sh->chunks, &sh->arena_bytes, klen);
+    idx_node *n = arena_alloc(&sh->chunks, &sh->arena_bytes, klen);
     if (n == NULL)
         return -ENOMEM;
     sh->used += node_size(klen);
@@ -622,7 +515,7 @@ void idx_bulk_free(idx_bulk *b)
     for (unsigned p = 0; p < b->nprod; p++)
         for (unsigned s = 0; s < IDX_SHARDS; s++) {
             free(b->prod[p].q[s].v);
-            chunks_free(&b->ix->pool, b->prod[p].q[s].chunks, 0); /* never given to a shard */
+            chunks_free(b->prod[p].q[s].chunks); /* nodes never handed to a shard */
         }
     free(b);
 }
@@ -765,7 +658,7 @@ int idx_bulk_add(idx_bulk *b, unsigned producer, const void *key, size_t klen, u
         q->v = nv;
         q->cap = ncap;
     }
-    idx_node *n = arena_alloc(&b->ix->pool, &q->chunks, &q->bytes, klen);
+    idx_node *n = arena_alloc(&q->chunks, &q->bytes, klen);
     if (n == NULL)
         return -ENOMEM;
     q->used += node_size(klen);
@@ -798,10 +691,6 @@ uint64_t idx_bytes(kv_index *ix)
         b += ix->shards[s].arena_bytes + (uint64_t)ix->shards[s].cap * sizeof(uint64_t);
         pthread_rwlock_unlock(&ix->shards[s].lock);
     }
-    /* the pool's unused part: a free chunk keeps its first page */
-    pthread_mutex_lock(&ix->pool.mu);
-    b += ix->pool.free_bytes / CHUNK_MAX * 4096 + (uint64_t)(ix->pool.end - ix->pool.carve);
-    pthread_mutex_unlock(&ix->pool.mu);
     return b;
 }
 
