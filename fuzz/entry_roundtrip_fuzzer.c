@@ -3,10 +3,13 @@
  * entries.
  *
  * Invariant: for any batch of 1..8 operations (type, key of 1..65,535 bytes, value of
- * 0..128 KiB, first sequence number, compression wish), the encoder (entry_encode +
- * entry_seal, as kv_write uses them) writes entries that
+ * 0..128 KiB, first sequence number, compression wish), the encoder (entry_encode, or
+ * compress_entry_encode for a put that asks for LZ4, then entry_seal, as the writers
+ * use them) writes entries that
  *   - entry_parse decodes one by one to exactly the fields that went in (type, flags,
- *     sequence number, key and value bytes, size), and
+ *     sequence number, key and value bytes, size); a value the encoder kept in LZ4
+ *     (only ever for a put that asked, and only when shorter) decompresses with
+ *     compress_value_decode to exactly the value that went in; and
  *   - the record-file scanner (kv_scan_buffer) delivers, after a file header, as one
  *     whole batch in order with nothing left over; with the last byte missing it
  *     delivers none of it (a batch is all or nothing).
@@ -19,16 +22,13 @@
  *   taken modulo 64 and 1024, or with bit 2 modulo 65,535 and 128 KiB; bytes the
  *   input lacks are filled with a pattern, so long keys and values cost no input.
  *
- * Compression: the control bit is read today and recorded in rt_op.compress, so the
- * corpus keeps its meaning when LZ4 lands. rt_encode marks such an entry
- * KV_RECF_LZ4 but stores the raw value, as there is no codec yet; this version's
- * decoder rejects the flag, which the checks accept for those entries only (and the
- * scanner must then deliver none of the batch). With LZ4: compress in
- * rt_stored_value, decompress in rt_check_entry, compare with rt_op.val — and
- * the ENTRY_BAD allowance goes.
+ * Compression: a put with the control bit is encoded with compress_entry_encode at
+ * a minimum of 0 bytes, so every such value is tried; the encoder keeps the block
+ * only when it is shorter, and the entry's flag says which it did.
  */
 #include "fuzz.h"
 
+#include "compress.h"
 #include "entry.h"
 #include "kv.h"
 #include "scan.h"
@@ -48,6 +48,8 @@ typedef struct rt_op {
     size_t klen;        /* 1..KV_MAX_KEY */
     uint8_t *val;       /* owned; NULL for a delete */
     size_t vlen;        /* 0 for a delete */
+    size_t enc_size;    /* the encoded entry's size (shorter when kept compressed) */
+    int lz4;            /* the encoder kept the value LZ4-compressed */
 } rt_op;
 
 typedef struct rt_case {
@@ -105,37 +107,39 @@ static void rt_case_free(rt_case *c)
 
 /* ---- encoding ---------------------------------------------------------------------- */
 
-/* The value bytes as stored. No LZ4 codec yet: the raw bytes (see the file comment). */
-static const uint8_t *rt_stored_value(const rt_op *op, size_t *len)
-{
-    *len = op->vlen;
-    return op->val;
-}
-
 static int rt_flags(const rt_case *c, size_t i)
 {
-    return (i + 1 < c->n ? KV_RECF_BATCH : 0) | (c->op[i].compress ? KV_RECF_LZ4 : 0);
+    return (i + 1 < c->n ? KV_RECF_BATCH : 0) | (c->op[i].lz4 ? KV_RECF_LZ4 : 0);
 }
 
-/* File header, then the batch. Returns the buffer (owned) and its length. */
-static uint8_t *rt_encode(const rt_case *c, size_t *len)
+/* File header, then the batch. Returns the buffer (owned) and its length; fills each
+ * op's enc_size and lz4. */
+static uint8_t *rt_encode(rt_case *c, size_t *len)
 {
     size_t total = KV_FILE_HDR_SIZE;
-    for (size_t i = 0; i < c->n; i++) {
-        size_t sl;
-        rt_stored_value(&c->op[i], &sl);
-        total += entry_size(c->op[i].klen, sl);
-    }
+    for (size_t i = 0; i < c->n; i++)
+        total += entry_size(c->op[i].klen, c->op[i].vlen);
     uint8_t *buf = malloc(total);
     FUZZ_CHECK(buf != NULL, "out of memory");
     file_header_encode(buf, KV_MAGIC_WAL, 1);
     size_t off = KV_FILE_HDR_SIZE;
     for (size_t i = 0; i < c->n; i++) {
-        const rt_op *op = &c->op[i];
-        size_t sl;
-        const uint8_t *sv = rt_stored_value(op, &sl);
-        size_t n = entry_encode(buf + off, op->type, rt_flags(c, i), op->key, op->klen, sv, sl);
-        FUZZ_CHECK(n == entry_size(op->klen, sl), "entry_encode wrote %zu bytes", n);
+        rt_op *op = &c->op[i];
+        int batch = i + 1 < c->n ? KV_RECF_BATCH : 0;
+        size_t n;
+        if (op->compress) {
+            n = compress_entry_encode(buf + off, op->type, batch, op->key, op->klen, op->val,
+                                      op->vlen, 0);
+            kv_entry h;
+            FUZZ_CHECK(entry_check_header(buf + off, &h) == NULL, "op %zu: bad header", i);
+            op->lz4 = (h.flags & KV_RECF_LZ4) != 0;
+            FUZZ_CHECK(op->lz4 ? n < entry_size(op->klen, op->vlen) : n == entry_size(op->klen, op->vlen),
+                       "op %zu: %zu bytes encoded, lz4 %d", i, n, op->lz4);
+        } else {
+            n = entry_encode(buf + off, op->type, batch, op->key, op->klen, op->val, op->vlen);
+            FUZZ_CHECK(n == entry_size(op->klen, op->vlen), "entry_encode wrote %zu bytes", n);
+        }
+        op->enc_size = n;
         entry_seal(buf + off, n, c->first_seq + i);
         off += n;
     }
@@ -145,19 +149,13 @@ static uint8_t *rt_encode(const rt_case *c, size_t *len)
 
 /* ---- decoding and comparing -------------------------------------------------------- */
 
-/* Checks the entry at p against op i. Returns 1 when decoded, 0 when this version's
- * decoder rightly refused it (an LZ4 entry). */
-static int rt_check_entry(const rt_case *c, size_t i, const uint8_t *p, size_t avail,
-                          const kv_entry *e, int pr, const char *why)
+/* Checks the entry at p against op i. */
+static void rt_check_entry(const rt_case *c, size_t i, const uint8_t *p, size_t avail,
+                           const kv_entry *e, int pr, const char *why)
 {
     const rt_op *op = &c->op[i];
-    size_t sl;
-    const uint8_t *sv = rt_stored_value(op, &sl);
-    if (pr == ENTRY_BAD && op->compress && strstr(why, "LZ4") != NULL)
-        return 0; /* no LZ4 in this version: the flag is refused, and says so */
     FUZZ_CHECK(pr == ENTRY_OK, "op %zu: entry_parse gave %d (%s)", i, pr, why);
-    FUZZ_CHECK(e->size == entry_size(op->klen, sl) && e->size <= avail, "op %zu: size %u", i,
-               e->size);
+    FUZZ_CHECK(e->size == op->enc_size && e->size <= avail, "op %zu: size %u", i, e->size);
     FUZZ_CHECK(e->seq == c->first_seq + i, "op %zu: seq %llu, encoded %llu", i,
                (unsigned long long)e->seq, (unsigned long long)(c->first_seq + i));
     FUZZ_CHECK(e->type == op->type, "op %zu: type %d, encoded %d", i, e->type, op->type);
@@ -165,10 +163,21 @@ static int rt_check_entry(const rt_case *c, size_t i, const uint8_t *p, size_t a
                (unsigned)e->flags, (unsigned)rt_flags(c, i));
     FUZZ_CHECK(e->klen == op->klen && memcmp(e->key, op->key, op->klen) == 0,
                "op %zu: key differs (%u vs %zu bytes)", i, e->klen, op->klen);
-    FUZZ_CHECK(e->vlen == sl && (sl == 0 || memcmp(e->val, sv, sl) == 0),
-               "op %zu: value differs (%u vs %zu bytes)", i, e->vlen, sl);
     FUZZ_CHECK(e->key == p + KV_ENTRY_HDR, "op %zu: key pointer", i);
-    return 1;
+    if (op->lz4) {
+        uint8_t *out = NULL;
+        size_t outlen = 0;
+        char dwhy[128] = "";
+        int rc = compress_value_decode(e, &out, &outlen, dwhy, sizeof dwhy);
+        FUZZ_CHECK(rc == KV_OK, "op %zu: compressed value does not decode: %s", i, dwhy);
+        FUZZ_CHECK(outlen == op->vlen && (outlen == 0 || memcmp(out, op->val, outlen) == 0),
+                   "op %zu: decompressed value differs (%zu vs %zu bytes)", i, outlen, op->vlen);
+        FUZZ_CHECK(compress_raw_len(e) == op->vlen, "op %zu: raw length", i);
+        free(out);
+    } else {
+        FUZZ_CHECK(e->vlen == op->vlen && (op->vlen == 0 || memcmp(e->val, op->val, op->vlen) == 0),
+                   "op %zu: value differs (%u vs %zu bytes)", i, e->vlen, op->vlen);
+    }
 }
 
 typedef struct rt_scan {
@@ -193,16 +202,12 @@ static int rt_scan_entry(void *arg, const kv_entry *e, uint64_t off)
 static void rt_check(const rt_case *c, const uint8_t *buf, size_t len)
 {
     size_t off = KV_FILE_HDR_SIZE;
-    int all = 1;
     for (size_t i = 0; i < c->n; i++) {
         kv_entry e;
         char why[128] = "";
         int pr = entry_parse(buf + off, len - off, &e, why, sizeof why);
-        size_t sl;
-        rt_stored_value(&c->op[i], &sl);
-        if (!rt_check_entry(c, i, buf + off, len - off, &e, pr, why))
-            all = 0;
-        off += entry_size(c->op[i].klen, sl);
+        rt_check_entry(c, i, buf + off, len - off, &e, pr, why);
+        off += c->op[i].enc_size;
     }
     FUZZ_CHECK(off == len, "entries end at %zu of %zu", off, len);
 
@@ -210,16 +215,11 @@ static void rt_check(const rt_case *c, const uint8_t *buf, size_t len)
     rt_scan s = {c, buf, 0, KV_FILE_HDR_SIZE};
     int rc = kv_scan_buffer(buf, len, KV_FILE_HDR_SIZE, rt_scan_entry, &s, &res);
     FUZZ_CHECK(rc == 0, "kv_scan_buffer returned %d", rc);
-    if (all) {
-        FUZZ_CHECK(!res.stopped && res.valid_end == len && res.records == c->n && s.next == c->n,
-                   "whole batch: stopped %d (%s), valid_end %llu of %zu, %llu records of %zu",
-                   res.stopped, res.why, (unsigned long long)res.valid_end, len,
-                   (unsigned long long)res.records, c->n);
-        FUZZ_CHECK(res.max_seq >= c->first_seq, "max_seq %llu", (unsigned long long)res.max_seq);
-    } else {
-        FUZZ_CHECK(res.stopped && res.records == 0 && res.valid_end == KV_FILE_HDR_SIZE,
-                   "a refused entry must stop the batch before any of it is delivered");
-    }
+    FUZZ_CHECK(!res.stopped && res.valid_end == len && res.records == c->n && s.next == c->n,
+               "whole batch: stopped %d (%s), valid_end %llu of %zu, %llu records of %zu",
+               res.stopped, res.why, (unsigned long long)res.valid_end, len,
+               (unsigned long long)res.records, c->n);
+    FUZZ_CHECK(res.max_seq >= c->first_seq, "max_seq %llu", (unsigned long long)res.max_seq);
     /* One byte short: the batch is incomplete, none of it is delivered. */
     rt_scan t = {c, buf, 0, KV_FILE_HDR_SIZE};
     rc = kv_scan_buffer(buf, len - 1, KV_FILE_HDR_SIZE, rt_scan_entry, &t, &res);
