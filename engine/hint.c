@@ -109,26 +109,40 @@ static const char *hint_record(const uint8_t *p, const uint8_t *end, uint64_t *o
     return NULL;
 }
 
-int hint_decode(const uint8_t *buf, size_t len, uint32_t number, uint64_t seg_size, hint_fn fn,
-                void *arg, char *why, size_t why_len)
+/* The failed check's offset in the hint file, when the caller asked for it. */
+static void hint_at(uint64_t *bad_off, uint64_t off)
+{
+    if (bad_off != NULL)
+        *bad_off = off;
+}
+
+int hint_check(const uint8_t *buf, size_t len, uint32_t number, uint64_t seg_size, hint_fn fn,
+               void *arg, char *why, size_t why_len, uint64_t *bad_off)
 {
     uint32_t num;
     int too_new;
     const char *bad = NULL;
+    hint_at(bad_off, 0);
     if (len < KV_FILE_HDR_SIZE + KV_HINT_TRAILER) {
         snprintf(why, why_len, "%06u.hint: shorter than header and trailer", number);
         return KV_NOTFOUND;
     }
-    if ((bad = file_header_check(buf, KV_MAGIC_HINT, &num, &too_new)) == NULL && num != number)
+    if ((bad = file_header_check(buf, KV_MAGIC_HINT, &num, &too_new)) == NULL && num != number) {
         bad = "header names another segment";
+        hint_at(bad_off, 8);
+    }
     const uint8_t *tr = buf + len - KV_HINT_TRAILER;
-    if (bad == NULL && kv_get32(tr + 12) != kv_crc32c(buf + KV_FILE_HDR_SIZE, len - KV_FILE_HDR_SIZE - 4))
+    if (bad == NULL && kv_get32(tr + 12) != kv_crc32c(buf + KV_FILE_HDR_SIZE, len - KV_FILE_HDR_SIZE - 4)) {
         bad = "checksum mismatch";
-    if (bad == NULL && (kv_get64(tr + 4) != seg_size || seg_size < KV_FILE_HDR_SIZE))
+        hint_at(bad_off, len - 4);
+    }
+    if (bad == NULL && (kv_get64(tr + 4) != seg_size || seg_size < KV_FILE_HDR_SIZE)) {
         bad = "describes a segment of another size";
+        hint_at(bad_off, len - 12);
+    }
     if (bad != NULL) {
         snprintf(why, why_len, "%06u.hint: %s", number, bad);
-        return KV_NOTFOUND;
+        return too_new ? KV_EVERSION : KV_NOTFOUND;
     }
     /* The CRC matched, so the records are as written; still every record is checked
      * before the first one reaches the index: a writer bug must not become an
@@ -141,6 +155,7 @@ int hint_decode(const uint8_t *buf, size_t len, uint32_t number, uint64_t seg_si
         kv_entry e;
         if ((bad = hint_record(p, tr, &off, seg_size, &e)) != NULL) {
             snprintf(why, why_len, "%06u.hint: record %u %s", number, i, bad);
+            hint_at(bad_off, (uint64_t)(p - buf));
             return KV_NOTFOUND;
         }
         p += KV_HINT_REC + e.klen;
@@ -148,6 +163,7 @@ int hint_decode(const uint8_t *buf, size_t len, uint32_t number, uint64_t seg_si
     if (p != tr || off != seg_size) {
         snprintf(why, why_len, "%06u.hint: %u records %s", number, count,
                  p != tr ? "do not fill the file" : "do not cover the segment");
+        hint_at(bad_off, p != tr ? (uint64_t)(p - buf) : len - KV_HINT_TRAILER);
         return KV_NOTFOUND;
     }
     p = buf + KV_FILE_HDR_SIZE;
@@ -162,6 +178,13 @@ int hint_decode(const uint8_t *buf, size_t len, uint32_t number, uint64_t seg_si
         p += KV_HINT_REC + e.klen;
     }
     return KV_OK;
+}
+
+int hint_decode(const uint8_t *buf, size_t len, uint32_t number, uint64_t seg_size, hint_fn fn,
+                void *arg, char *why, size_t why_len)
+{
+    int rc = hint_check(buf, len, number, seg_size, fn, arg, why, why_len, NULL);
+    return rc == KV_EVERSION ? KV_NOTFOUND : rc;
 }
 
 int hint_buf_walk(const hint_buf *h, uint32_t number, uint64_t seg_size, hint_fn fn, void *arg)
@@ -184,25 +207,52 @@ int hint_buf_walk(const hint_buf *h, uint32_t number, uint64_t seg_size, hint_fn
     return KV_OK;
 }
 
+int hint_read(kv_io *io, int dirfd, const char *name, uint8_t **buf, size_t *len, char *why,
+              size_t why_len)
+{
+    uint64_t size;
+    *buf = NULL;
+    *len = 0;
+    int fd = io->ops->open(io, dirfd, name, O_RDONLY, 0);
+    if (fd < 0) {
+        snprintf(why, why_len, "%s: %s", name, strerror(-fd));
+        return fd == -ENOENT ? KV_NOTFOUND : KV_EIO;
+    }
+    int rc = KV_EIO, r = io->ops->fsize(io, fd, &size);
+    ssize_t got = 0;
+    if (r < 0)
+        snprintf(why, why_len, "%s: fstat: %s", name, strerror(-r));
+    else if (size > HINT_MAX)
+        snprintf(why, why_len, "%s: %llu bytes is larger than any hint", name,
+                 (unsigned long long)size);
+    else if ((*buf = malloc(size ? size : 1)) == NULL)
+        snprintf(why, why_len, "%s: out of memory for %llu bytes", name, (unsigned long long)size);
+    else if ((got = io_pread_full(io, fd, *buf, size, 0)) != (ssize_t)size)
+        snprintf(why, why_len, "%s: %s", name, got < 0 ? strerror((int)-got) : "shrank while read");
+    else
+        rc = KV_OK;
+    io->ops->close(io, fd);
+    if (rc != KV_OK) {
+        free(*buf);
+        *buf = NULL;
+        return r == 0 && size > HINT_MAX ? KV_NOTFOUND : rc;
+    }
+    *len = (size_t)size;
+    return KV_OK;
+}
+
 int hint_load(kv_io *io, int dirfd, uint32_t number, uint64_t seg_size, hint_fn fn, void *arg,
               char *why, size_t why_len)
 {
     char name[24];
-    uint64_t size;
+    uint8_t *buf;
+    size_t len;
     file_name(name, sizeof name, number, KV_FILE_HINT);
-    int fd = io->ops->open(io, dirfd, name, O_RDONLY, 0);
-    if (fd < 0) {
-        snprintf(why, why_len, "%s: %s", name, strerror(-fd));
-        return KV_NOTFOUND;
-    }
-    int rc = KV_NOTFOUND;
-    uint8_t *buf = NULL;
-    if (io->ops->fsize(io, fd, &size) == 0 && size <= HINT_MAX && (buf = malloc(size ? size : 1)) != NULL
-        && io_pread_full(io, fd, buf, size, 0) == (ssize_t)size)
-        rc = hint_decode(buf, size, number, seg_size, fn, arg, why, why_len);
+    int rc = hint_read(io, dirfd, name, &buf, &len, why, why_len);
+    if (rc == KV_OK)
+        rc = hint_decode(buf, len, number, seg_size, fn, arg, why, why_len);
     else
-        snprintf(why, why_len, "%s: unreadable", name);
+        rc = KV_NOTFOUND;
     free(buf);
-    io->ops->close(io, fd);
     return rc;
 }

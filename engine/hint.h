@@ -56,5 +56,18 @@ int hint_buf_walk(const hint_buf *h, uint32_t number, uint64_t seg_size, hint_fn
 /* Checks a hint image in memory (the fuzzer's entry point); same returns. */
 int hint_decode(const uint8_t *buf, size_t len, uint32_t number, uint64_t seg_size, hint_fn fn,
                 void *arg, char *why, size_t why_len);
+/* hint_decode for the tools: the same checks, and on a refusal *bad_off (when not
+ * NULL) gets the offset in the hint file of the check that failed (0 magic or a
+ * short file, 8 number, end-4 checksum, end-12 segment size, a record's first byte,
+ * end-16 records that do not cover the segment). Returns KV_EVERSION where
+ * hint_decode returns KV_NOTFOUND for a header of a newer format version. */
+int hint_check(const uint8_t *buf, size_t len, uint32_t number, uint64_t seg_size, hint_fn fn,
+               void *arg, char *why, size_t why_len, uint64_t *bad_off);
+/* Reads hint file `name` (relative to dirfd; a path with AT_FDCWD) whole into a new
+ * buffer (*buf of *len bytes, which the caller frees). Returns KV_OK; KV_NOTFOUND
+ * (missing, or larger than any hint) or KV_EIO (unreadable, or out of memory), with
+ * *why naming the file; *buf is then NULL. */
+int hint_read(kv_io *io, int dirfd, const char *name, uint8_t **buf, size_t *len, char *why,
+              size_t why_len);
 
 #endif

@@ -9,34 +9,55 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define MANIFEST_MAX (64u << 20)
 
-int manifest_decode(const uint8_t *buf, size_t len, kv_manifest *m)
+/* Records why a MANIFEST image was refused: the offset and the check, for the tools
+ * (manifest_check) and as the message of manifest_decode. */
+static int bad_at(int status, uint64_t *bad_off, char *why, size_t why_len, uint64_t off,
+                  const char *fmt, ...) KV_PRINTF(6, 7);
+static int bad_at(int status, uint64_t *bad_off, char *why, size_t why_len, uint64_t off,
+                  const char *fmt, ...)
+{
+    va_list ap;
+    *bad_off = off;
+    va_start(ap, fmt);
+    vsnprintf(why, why_len, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+int manifest_check(const uint8_t *buf, size_t len, kv_manifest *m, uint64_t *bad_off, char *why,
+                   size_t why_len)
 {
     uint32_t gen;
     int too_new;
     memset(m, 0, sizeof *m);
+    *bad_off = 0;
+    why[0] = '\0';
     if (len < KV_FILE_HDR_SIZE + KV_MANIFEST_FIXED + 4)
-        return kv_err(KV_ECORRUPT, "MANIFEST: offset 0: %zu bytes is too short", len);
-    const char *why = file_header_check(buf, KV_MAGIC_MANIFEST, &gen, &too_new);
-    if (why != NULL)
-        return kv_err(too_new ? KV_EVERSION : KV_ECORRUPT, "MANIFEST: offset 0: %s", why);
+        return bad_at(KV_ECORRUPT, bad_off, why, why_len, 0, "%zu bytes is too short", len);
+    const char *bad = file_header_check(buf, KV_MAGIC_MANIFEST, &gen, &too_new);
+    if (bad != NULL)
+        return bad_at(too_new ? KV_EVERSION : KV_ECORRUPT, bad_off, why, why_len, 0, "%s", bad);
     const uint8_t *b = buf + KV_FILE_HDR_SIZE;
     uint32_t n = kv_get32(b);
     if ((uint64_t)KV_FILE_HDR_SIZE + KV_MANIFEST_FIXED + (uint64_t)n * KV_MANIFEST_SEG + 4 != len)
-        return kv_err(KV_ECORRUPT, "MANIFEST: offset 16: %u segments do not fit %zu bytes", n, len);
+        return bad_at(KV_ECORRUPT, bad_off, why, why_len, 16, "%u segments do not fit %zu bytes",
+                      n, len);
     uint32_t stored = kv_get32(buf + len - 4);
     uint32_t computed = kv_crc32c(b, len - 4 - KV_FILE_HDR_SIZE);
     if (stored != computed)
-        return kv_err(KV_ECORRUPT, "MANIFEST: offset %zu: checksum mismatch (stored 0x%08x, "
-                      "computed 0x%08x)", len - 4, stored, computed);
+        return bad_at(KV_ECORRUPT, bad_off, why, why_len, len - 4,
+                      "checksum mismatch (stored 0x%08x, computed 0x%08x)", stored, computed);
     /* Like the header's flags, the reserved field must be 0: a value this version
      * does not know is refused, never ignored. */
     if (kv_get32(b + 12) != 0)
-        return kv_err(KV_ECORRUPT, "MANIFEST: offset 28: reserved field is 0x%08x, not 0",
+        return bad_at(KV_ECORRUPT, bad_off, why, why_len, 28, "reserved field is 0x%08x, not 0",
                       kv_get32(b + 12));
     m->generation = gen;
     m->nsealed = n;
@@ -44,7 +65,7 @@ int manifest_decode(const uint8_t *buf, size_t len, kv_manifest *m)
     m->next_file = kv_get32(b + 8);
     m->sealed = calloc(n ? n : 1, sizeof *m->sealed);
     if (m->sealed == NULL)
-        return kv_err(KV_ENOMEM, "MANIFEST: %u segments", n);
+        return bad_at(KV_ENOMEM, bad_off, why, why_len, 0, "%u segments: out of memory", n);
     for (uint32_t i = 0; i < n; i++) {
         const uint8_t *s = b + KV_MANIFEST_FIXED + (size_t)i * KV_MANIFEST_SEG;
         m->sealed[i].number = kv_get32(s);
@@ -55,45 +76,72 @@ int manifest_decode(const uint8_t *buf, size_t len, kv_manifest *m)
         if (m->sealed[i].number == m->active || m->sealed[i].number >= m->next_file
             || (i > 0 && m->sealed[i].number <= m->sealed[i - 1].number) || m->sealed[i].flags != 0) {
             manifest_free(m);
-            return kv_err(KV_ECORRUPT, "MANIFEST: offset %zu: segment entry %u out of order or "
-                          "invalid", (size_t)(s - buf), i);
+            return bad_at(KV_ECORRUPT, bad_off, why, why_len, (uint64_t)(s - buf),
+                          "segment entry %u out of order or invalid", i);
         }
     }
     if (m->active == 0 || m->next_file <= m->active) {
         manifest_free(m);
-        return kv_err(KV_ECORRUPT, "MANIFEST: offset 20: active segment %u / next file %u invalid",
-                      kv_get32(b + 4), kv_get32(b + 8));
+        return bad_at(KV_ECORRUPT, bad_off, why, why_len, 20,
+                      "active segment %u / next file %u invalid", kv_get32(b + 4), kv_get32(b + 8));
     }
     return KV_OK;
 }
 
-int manifest_load(kv_io *io, int dirfd, kv_manifest *m)
+int manifest_decode(const uint8_t *buf, size_t len, kv_manifest *m)
+{
+    uint64_t off;
+    char why[160];
+    int rc = manifest_check(buf, len, m, &off, why, sizeof why);
+    if (rc == KV_ENOMEM)
+        return kv_err(rc, "MANIFEST: %s", why);
+    if (rc != KV_OK)
+        return kv_err(rc, "MANIFEST: offset %llu: %s", (unsigned long long)off, why);
+    return KV_OK;
+}
+
+int manifest_read(kv_io *io, int dirfd, const char *name, uint8_t **buf, size_t *len)
 {
     uint64_t size;
-    memset(m, 0, sizeof *m);
-    int fd = io->ops->open(io, dirfd, KV_MANIFEST_NAME, O_RDONLY, 0);
+    *buf = NULL;
+    *len = 0;
+    int fd = io->ops->open(io, dirfd, name, O_RDONLY, 0);
     if (fd == -ENOENT)
         return KV_NOTFOUND;
     if (fd < 0)
-        return kv_err_errno(-fd, "opening MANIFEST");
+        return kv_err_errno(-fd, "opening %s", name);
     int rc = KV_OK, r = io->ops->fsize(io, fd, &size);
-    uint8_t *buf = NULL;
     if (r < 0)
-        rc = kv_err_errno(-r, "MANIFEST: fstat");
+        rc = kv_err_errno(-r, "%s: fstat", name);
     else if (size > MANIFEST_MAX)
-        rc = kv_err(KV_ECORRUPT, "MANIFEST: %llu bytes is larger than any MANIFEST",
+        rc = kv_err(KV_ECORRUPT, "%s: %llu bytes is larger than any MANIFEST", name,
                     (unsigned long long)size);
-    else if ((buf = malloc(size ? size : 1)) == NULL)
-        rc = kv_err(KV_ENOMEM, "reading MANIFEST");
+    else if ((*buf = malloc(size ? size : 1)) == NULL)
+        rc = kv_err(KV_ENOMEM, "reading %s", name);
     if (rc == KV_OK) {
-        ssize_t got = io_pread_full(io, fd, buf, size, 0);
+        ssize_t got = io_pread_full(io, fd, *buf, size, 0);
         if (got < 0)
-            rc = kv_err_errno((int)-got, "reading MANIFEST");
+            rc = kv_err_errno((int)-got, "reading %s", name);
         else
-            rc = manifest_decode(buf, (size_t)got, m);
+            *len = (size_t)got;
     }
-    free(buf);
+    if (rc != KV_OK) {
+        free(*buf);
+        *buf = NULL;
+    }
     io->ops->close(io, fd);
+    return rc;
+}
+
+int manifest_load(kv_io *io, int dirfd, kv_manifest *m)
+{
+    uint8_t *buf;
+    size_t len;
+    memset(m, 0, sizeof *m);
+    int rc = manifest_read(io, dirfd, KV_MANIFEST_NAME, &buf, &len);
+    if (rc == KV_OK)
+        rc = manifest_decode(buf, len, m);
+    free(buf);
     return rc;
 }
 

@@ -35,6 +35,10 @@ typedef struct kv_manifest {
 /* Reads and checks MANIFEST. Returns KV_OK, KV_NOTFOUND (no MANIFEST), KV_ECORRUPT /
  * KV_EVERSION (naming offset and check), KV_EIO, KV_ENOMEM. */
 int manifest_load(kv_io *io, int dirfd, kv_manifest *m);
+/* Reads file `name` (relative to dirfd) whole, as manifest_load does, into a new
+ * buffer (*buf of *len bytes; the caller frees). Returns KV_OK, KV_NOTFOUND (no such
+ * file), KV_ECORRUPT (larger than any MANIFEST), KV_EIO, KV_ENOMEM. */
+int manifest_read(kv_io *io, int dirfd, const char *name, uint8_t **buf, size_t *len);
 /* Writes m atomically (generation is incremented first). *renamed (when not NULL)
  * tells a failure before the rename (the old MANIFEST stands) from one after it
  * (the directory fsync failed: which one a crash leaves is unknown). */
@@ -45,6 +49,11 @@ int manifest_decode(const uint8_t *buf, size_t len, kv_manifest *m);
 /* Encodes m as is (generation unchanged) into a new buffer of *len bytes, which the
  * caller frees; NULL when out of memory. manifest_store writes what this returns. */
 uint8_t *manifest_encode(const kv_manifest *m, size_t *len);
+/* manifest_decode for the tools: the same checks and returns, but no message is
+ * recorded; on a refusal *bad_off gets the offset of the check that failed and why
+ * (why_len bytes) the check. */
+int manifest_check(const uint8_t *buf, size_t len, kv_manifest *m, uint64_t *bad_off, char *why,
+                   size_t why_len);
 void manifest_free(kv_manifest *m);
 
 #endif

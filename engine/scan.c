@@ -2,8 +2,9 @@
  * scan.c — the record-file scanner (see scan.h).
  *
  * Sections: the read window (a buffer over the file, refilled on demand and grown
- * only to the size of an entry whose length the file can back), batch checking, and
- * the scan loop.
+ * only to the size of an entry whose length the file can back), batch checking, the
+ * scan loop, and the walk past damage (the tools' reader: the scan loop, restarted
+ * after each damaged stretch at the next offset where a whole entry checks out).
  */
 #include "scan.h"
 
@@ -80,33 +81,49 @@ static void stop_at(kv_scan_result *res, uint64_t off, const char *why)
     snprintf(res->why, sizeof res->why, "%s", why);
 }
 
+/* Reads and checks the entry at off: the one reader of a single entry, shared by the
+ * scan and the walk. Returns its pointer with *e filled, or NULL with *rc set on an
+ * I/O error, else with why[] saying which check failed. *bad_p is then the entry's
+ * bytes when its header was sane and it lies inside the file (a checksum or LZ4
+ * raw-length failure: e has its fields, key and value untrusted), else NULL. */
+static const uint8_t *entry_at(window *w, uint64_t off, kv_entry *e, char *why, size_t why_len,
+                               const uint8_t **bad_p, int *rc)
+{
+    *bad_p = NULL;
+    const uint8_t *p = win_get(w, off, KV_ENTRY_HDR, rc);
+    if (p == NULL) {
+        snprintf(why, why_len, "truncated entry header at end of file");
+        return NULL;
+    }
+    const char *bad = entry_check_header(p, e);
+    if (bad != NULL) {
+        snprintf(why, why_len, "%s", bad);
+        return NULL;
+    }
+    p = win_get(w, off, e->size, rc);
+    if (p == NULL) {
+        snprintf(why, why_len, "entry extends past end of file");
+        return NULL;
+    }
+    if (entry_parse(p, e->size, e, why, why_len) != ENTRY_OK) {
+        e->key = p + KV_ENTRY_HDR;
+        e->val = p + KV_ENTRY_HDR + e->klen;
+        *bad_p = p;
+        return NULL;
+    }
+    return p;
+}
+
 /* Reads and checks the entry at off. Returns its pointer (and *e), or NULL with
  * res stopped (or *rc set on an I/O error). */
 static const uint8_t *read_entry(window *w, uint64_t off, kv_entry *e, kv_scan_result *res,
                                  int *rc)
 {
     char why[128];
-    const uint8_t *p = win_get(w, off, KV_ENTRY_HDR, rc);
-    if (p == NULL) {
-        if (*rc == KV_OK)
-            stop_at(res, off, "truncated entry header at end of file");
-        return NULL;
-    }
-    const char *bad = entry_check_header(p, e);
-    if (bad != NULL) {
-        stop_at(res, off, bad);
-        return NULL;
-    }
-    p = win_get(w, off, e->size, rc);
-    if (p == NULL) {
-        if (*rc == KV_OK)
-            stop_at(res, off, "entry extends past end of file");
-        return NULL;
-    }
-    if (entry_parse(p, e->size, e, why, sizeof why) != ENTRY_OK) {
+    const uint8_t *bad_p;
+    const uint8_t *p = entry_at(w, off, e, why, sizeof why, &bad_p, rc);
+    if (p == NULL && *rc == KV_OK)
         stop_at(res, off, why);
-        return NULL;
-    }
     return p;
 }
 
@@ -184,6 +201,133 @@ static int scan_loop(window *w, uint64_t start, kv_scan_fn fn, void *arg, kv_sca
     }
     return rc;
 }
+
+/* ---- the walk past damage ----------------------------------------------------------- */
+
+/* The first offset in [from, end) where a whole entry checks out (header, length,
+ * checksum), or end when there is none; 0 with *rc set on an I/O error. It goes byte
+ * by byte: a damaged length says nothing about where the next entry starts. Most
+ * garbage fails the header checks, so only a sane header costs a checksum. */
+static uint64_t find_entry(window *w, uint64_t from, int *rc)
+{
+    for (uint64_t off = from; off < w->end && w->end - off >= KV_ENTRY_HDR; off++) {
+        kv_entry e;
+        char why[128];
+        const uint8_t *bad_p;
+        const uint8_t *p = win_get(w, off, KV_ENTRY_HDR, rc);
+        if (p == NULL)
+            return *rc != KV_OK ? 0 : w->end;
+        if (entry_check_header(p, &e) != NULL || e.size > w->end - off)
+            continue;
+        if (entry_at(w, off, &e, why, sizeof why, &bad_p, rc) != NULL)
+            return off;
+        if (*rc != KV_OK)
+            return 0;
+    }
+    return w->end;
+}
+
+/* The scan stopped at sr->valid_end: hands the loose entries of the damaged stretch
+ * there to fns->loose (first the entries of the unfinished batch, which check out and
+ * chain on; then the entry that failed, when its header was sane), reports the
+ * stretch, and sets *resume where whole batches may start again: right after the
+ * unfinished batch when an entry that checks out breaks its chain, else the next
+ * offset where an entry checks out (find_entry), else the end. *resume is always past
+ * sr->valid_end, so the walk ends. */
+static int walk_damage(window *w, const kv_scan_result *sr, const kv_scan_walk_fns *f,
+                       kv_scan_walk_result *res, uint64_t *resume)
+{
+    uint64_t start = sr->valid_end, q = start, prev = 0, next;
+    uint32_t n = 0;
+    int rc = KV_OK, cb, chain_broken = 0;
+    const uint8_t *p = NULL, *bad_p = NULL;
+    kv_entry e;
+    char why[128];
+    while (q < w->end) {
+        p = entry_at(w, q, &e, why, sizeof why, &bad_p, &rc);
+        if (rc != KV_OK)
+            return rc;
+        if (p == NULL)
+            break;
+        if ((n > 0 && e.seq != prev + 1) || !(e.flags & KV_RECF_BATCH)) {
+            chain_broken = n > 0;
+            break;
+        }
+        if (f->loose != NULL && (cb = f->loose(f->arg, &e, q, 1)) != 0)
+            return cb;
+        n++;
+        prev = e.seq;
+        q += e.size;
+    }
+    if (q >= w->end) {
+        next = w->end;
+    } else if (chain_broken) {
+        next = q;
+    } else {
+        if (bad_p != NULL && f->loose != NULL && (cb = f->loose(f->arg, &e, q, 0)) != 0)
+            return cb;
+        next = find_entry(w, q + 1, &rc); /* moves the window: e is stale from here */
+        if (rc != KV_OK)
+            return rc;
+    }
+    res->regions++;
+    res->lost_bytes += next - start;
+    res->tail = next == w->end;
+    *resume = next;
+    uint64_t bad_off = sr->bad_off;
+    const char *reason = sr->why;
+    if (chain_broken) { /* the entry that broke the chain is sound: the batch is cut */
+        snprintf(why, sizeof why, "batch of %u entries cut short: the entry at offset %llu does "
+                 "not continue it", n, (unsigned long long)q);
+        bad_off = start;
+        reason = why;
+    }
+    if (f->damage != NULL && (cb = f->damage(f->arg, start, next - start, bad_off, reason)) != 0)
+        return cb;
+    return KV_OK;
+}
+
+static int walk_loop(window *w, uint64_t start, const kv_scan_walk_fns *f, kv_scan_walk_result *res)
+{
+    int rc = KV_OK;
+    uint64_t off = start;
+    memset(res, 0, sizeof *res);
+    res->ok_up_to = start < w->end ? start : w->end;
+    for (int first = 1; off < w->end; first = 0) {
+        kv_scan_result sr;
+        rc = scan_loop(w, off, f->batch, f->arg, &sr);
+        res->records += sr.records;
+        if (sr.max_seq > res->max_seq)
+            res->max_seq = sr.max_seq;
+        if (rc != KV_OK)
+            break;
+        if (first)
+            res->ok_up_to = sr.valid_end;
+        if (!sr.stopped)
+            break;
+        if ((rc = walk_damage(w, &sr, f, res, &off)) != KV_OK)
+            break;
+    }
+    return rc;
+}
+
+int kv_scan_walk_file(kv_io *io, int fd, const char *name, uint64_t start, uint64_t end,
+                      const kv_scan_walk_fns *fns, kv_scan_walk_result *res)
+{
+    window w = {.io = io, .fd = fd, .name = name, .end = end};
+    int rc = walk_loop(&w, start, fns, res);
+    free(w.buf);
+    return rc;
+}
+
+int kv_scan_walk_buffer(const uint8_t *buf, size_t len, uint64_t start,
+                        const kv_scan_walk_fns *fns, kv_scan_walk_result *res)
+{
+    window w = {.name = "buffer", .mem = buf, .end = len};
+    return walk_loop(&w, start, fns, res);
+}
+
+/* ---- entry points ------------------------------------------------------------------ */
 
 int kv_scan_file(kv_io *io, int fd, const char *name, uint64_t start, uint64_t end,
                  kv_scan_fn fn, void *arg, kv_scan_result *res)

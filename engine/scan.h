@@ -36,4 +36,55 @@ int kv_scan_file(kv_io *io, int fd, const char *name, uint64_t start, uint64_t e
 int kv_scan_buffer(const uint8_t *buf, size_t len, uint64_t start, kv_scan_fn fn,
                    void *arg, kv_scan_result *res);
 
+/* ---- walking past damage (the tools, through inspect.h) ------------------------------
+ *
+ * Where the scan stops for good, the walk goes on: it is the scan loop above,
+ * restarted after each damaged stretch at the next offset where a whole entry checks
+ * out (header, length, CRC), so the whole batches after a damaged one are still found.
+ * It reads through the same window, so memory stays bounded by the largest entry.
+ *
+ * A damaged stretch is [off, off + len): from the end of the last whole batch to the
+ * next offset where one may start (or the end of the file). It begins with the
+ * entries of the batch the damage cut short (they check out, but the batch is not
+ * whole), then the bytes that do not check out. The walk restarts right after the
+ * short batch when an entry that checks out breaks its chain (non-consecutive
+ * sequence number), else at the first offset past the failed entry's first byte where
+ * a whole entry checks out, searching byte by byte. Limits of any resynchronisation:
+ * a value that itself holds a valid encoded entry can be taken for one; and since the
+ * batch flag means "more follows", the rest of a batch whose first entry lies in the
+ * damage looks like a whole batch of its own. */
+typedef struct kv_scan_walk_fns {
+    kv_scan_fn batch; /* every entry of every whole batch, as kv_scan_file delivers them
+                         (may be NULL) */
+    /* An entry inside a damaged stretch (may be NULL), called before the stretch's
+     * damage call: crc_ok 1, an entry that checks out, of a batch that is not whole;
+     * crc_ok 0, an entry whose header passed its checks and whose bytes lie inside
+     * the file, but whose checksum (or LZ4 raw length) failed: every field, key and
+     * value included, is untrusted. */
+    int (*loose)(void *arg, const kv_entry *e, uint64_t off, int crc_ok);
+    /* A damaged stretch [off, off + len) (may be NULL); bad_off is the first entry
+     * that failed (off <= bad_off < off + len) and why the check it failed. */
+    int (*damage)(void *arg, uint64_t off, uint64_t len, uint64_t bad_off, const char *why);
+    void *arg;
+} kv_scan_walk_fns;
+
+typedef struct kv_scan_walk_result {
+    uint64_t records;    /* entries of whole batches delivered */
+    uint64_t max_seq;    /* the highest of their sequence numbers (0 if none) */
+    uint64_t ok_up_to;   /* end of the leading run of whole batches: where the first
+                            damaged stretch starts (the end when there is none) */
+    uint64_t regions;    /* damaged stretches */
+    uint64_t lost_bytes; /* their bytes */
+    int tail;            /* the last stretch runs to the end of the file */
+} kv_scan_walk_result;
+
+/* Walks fd from start to end. Returns KV_OK, a callback's non-zero return (the walk
+ * stops there), KV_EIO or KV_ENOMEM (message names `name`). Entry pointers are valid
+ * during the callback only. */
+int kv_scan_walk_file(kv_io *io, int fd, const char *name, uint64_t start, uint64_t end,
+                      const kv_scan_walk_fns *fns, kv_scan_walk_result *res);
+/* The same over a whole file image in memory. */
+int kv_scan_walk_buffer(const uint8_t *buf, size_t len, uint64_t start,
+                        const kv_scan_walk_fns *fns, kv_scan_walk_result *res);
+
 #endif

@@ -9,6 +9,8 @@
  *                    few headers the encoder never writes (huge lengths, LZ4 flag)
  *   entry_roundtrip  structured batches in the harness's layout
  *   wal              whole segment and WAL files
+ *   inspect          the same, and copies damaged in the middle (a flipped byte,
+ *                    zeros, inserted bytes, a cut)
  *   hint, manifest   whole hint files and MANIFESTs
  *   open             each store directory packed in open_fuzzer's layout, with
  *                    each of its option bits
@@ -253,6 +255,37 @@ static void emit_open(const char *dir, const file_list *l, const char *tag)
     }
 }
 
+/* A record file as given and damaged in the middle, the walk past damage's input:
+ * a byte flipped a third of the way in, a stretch of zeros, 7 bytes inserted, and
+ * the file cut mid-way. */
+static void emit_damaged(const uint8_t *b, size_t n, const char *tag)
+{
+    char t[160];
+    emit("inspect", tag, b, n);
+    if (n <= KV_FILE_HDR_SIZE + 8)
+        return;
+    uint8_t *c = malloc(n + 7);
+    if (c == NULL)
+        die("malloc");
+    memcpy(c, b, n);
+    c[KV_FILE_HDR_SIZE + (n - KV_FILE_HDR_SIZE) / 3] ^= 0xff;
+    fmt_path(t, sizeof t, "%s-flip", tag);
+    emit("inspect", t, c, n);
+    memcpy(c, b, n);
+    memset(c + KV_FILE_HDR_SIZE + (n - KV_FILE_HDR_SIZE) / 4, 0, (n - KV_FILE_HDR_SIZE) / 4);
+    fmt_path(t, sizeof t, "%s-zeros", tag);
+    emit("inspect", t, c, n);
+    size_t at = KV_FILE_HDR_SIZE + (n - KV_FILE_HDR_SIZE) / 2;
+    memcpy(c, b, at);
+    memcpy(c + at, "garbage", 7);
+    memcpy(c + at + 7, b + at, n - at);
+    fmt_path(t, sizeof t, "%s-inserted", tag);
+    emit("inspect", t, c, n + 7);
+    fmt_path(t, sizeof t, "%s-cut", tag);
+    emit("inspect", t, b, at + 3);
+    free(c);
+}
+
 static void cut_store(const char *base, const char *name)
 {
     char dir[1024];
@@ -272,6 +305,7 @@ static void cut_store(const char *base, const char *name)
         } else if (ends_with(l.names[i], ".seg") || ends_with(l.names[i], ".wal")) {
             emit("wal", tag, b, n);
             emit_entries(b, n, tag);
+            emit_damaged(b, n, tag);
         }
         free(b);
     }
