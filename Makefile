@@ -1,6 +1,7 @@
 # kv — every build, test, bench and install target.
 #
-#   make            build/libkv.a, build/libkv.so, build/bin/{kv,kvbench,kvdemo,kvcompact}
+#   make            build/libkv.a, build/libkv.so,
+#                   build/bin/{kv,kvbench,kvdemo,kvcompact,kvcheck}
 #   make run        install missing Debian packages, build, run the demo
 #   make test       replay the fuzz corpora, then the CUnit suite, then the same
 #                   suite under ASan+UBSan (the CUnit run summary is printed last)
@@ -45,7 +46,8 @@ LIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC))
 TEST_SRC := $(wildcard tests/*.c)
 TEST_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SRC))
 
-TOOLS   := $(BUILD)/bin/kv $(BUILD)/bin/kvbench $(BUILD)/bin/kvdemo $(BUILD)/bin/kvcompact
+TOOLS   := $(BUILD)/bin/kv $(BUILD)/bin/kvbench $(BUILD)/bin/kvdemo $(BUILD)/bin/kvcompact \
+           $(BUILD)/bin/kvcheck
 
 .PHONY: all run deps test test-unit test-asan test-clang test-valgrind bench lz4probe install \
         uninstall debug clean fuzz fuzz-bins fuzz-smoke fuzz-replay fuzz-replay-bins fuzz-run \
@@ -71,6 +73,10 @@ $(BUILD)/bin/kvcompact: $(BUILD)/obj/tools/kvcompact.o $(BUILD)/libkv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV)
 
+$(BUILD)/bin/kvcheck: $(BUILD)/obj/tools/kvcheck.o $(BUILD)/libkv.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV)
+
 $(BUILD)/bin/kvdemo: $(BUILD)/obj/tools/kvdemo.o $(BUILD)/libkv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV)
@@ -84,7 +90,8 @@ $(BUILD)/bin/lz4probe: $(BUILD)/obj/bench/lz4probe.o $(BUILD)/libkv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV)
 
-$(BUILD)/bin/kvtest: $(TEST_OBJ) $(BUILD)/libkv.a $(BUILD)/bin/kv $(BUILD)/bin/kvcompact
+$(BUILD)/bin/kvtest: $(TEST_OBJ) $(BUILD)/libkv.a $(BUILD)/bin/kv $(BUILD)/bin/kvcompact \
+                    $(BUILD)/bin/kvcheck
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_KV) -o $@ $(TEST_OBJ) $(BUILD)/libkv.a $(LDLIBS_KV) -lcunit
 
@@ -245,14 +252,16 @@ install: all $(BUILD)/kv.pc
 	ln -sf libkv.so.0 $(DESTDIR)$(LIBDIR)/libkv.so
 	install -m 644 engine/kv.h $(DESTDIR)$(INCDIR)/kv.h
 	install -m 644 $(BUILD)/kv.pc $(DESTDIR)$(LIBDIR)/pkgconfig/kv.pc
-	install -m 755 $(BUILD)/bin/kv $(BUILD)/bin/kvbench $(BUILD)/bin/kvcompact $(DESTDIR)$(BINDIR)/
+	install -m 755 $(BUILD)/bin/kv $(BUILD)/bin/kvbench $(BUILD)/bin/kvcompact $(BUILD)/bin/kvcheck \
+	    $(DESTDIR)$(BINDIR)/
 	for m in docs/man/*.1; do [ -f "$$m" ] && install -m 644 $$m $(DESTDIR)$(MANDIR)/man1/; done; true
 	for m in docs/man/*.3; do [ -f "$$m" ] && install -m 644 $$m $(DESTDIR)$(MANDIR)/man3/; done; true
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libkv.a $(DESTDIR)$(LIBDIR)/libkv.so $(DESTDIR)$(LIBDIR)/libkv.so.0 \
 	    $(DESTDIR)$(INCDIR)/kv.h $(DESTDIR)$(LIBDIR)/pkgconfig/kv.pc \
-	    $(DESTDIR)$(BINDIR)/kv $(DESTDIR)$(BINDIR)/kvbench $(DESTDIR)$(BINDIR)/kvcompact
+	    $(DESTDIR)$(BINDIR)/kv $(DESTDIR)$(BINDIR)/kvbench $(DESTDIR)$(BINDIR)/kvcompact \
+	    $(DESTDIR)$(BINDIR)/kvcheck
 	for m in docs/man/*.1; do rm -f $(DESTDIR)$(MANDIR)/man1/$$(basename $$m); done; true
 	for m in docs/man/*.3; do rm -f $(DESTDIR)$(MANDIR)/man3/$$(basename $$m); done; true
 

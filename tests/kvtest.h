@@ -37,6 +37,7 @@ void kvt_register_compact(void);     /* tests/test_compact.c */
 void kvt_register_crashsim(void);    /* tests/test_crashsim.c (with tests/faultio.c) */
 void kvt_register_lz4(void);         /* tests/test_lz4.c */
 void kvt_register_fuzz_regress(void); /* tests/test_fuzz_regress.c: bugs the fuzzers found */
+void kvt_register_kvcheck(void);     /* tests/test_kvcheck.c: kvcheck, check and repair */
 
 typedef struct kvt_test {
     const char *name; /* test name shown by CUnit */
