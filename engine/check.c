@@ -266,6 +266,14 @@ static int check_record_file(ctx *c, check_store *s, check_file *f, const inspec
 
 /* ---- hints ----------------------------------------------------------------------------- */
 
+/* A hint's verdict without the "NNNNNN.hint: " the decoder puts first (the problem
+ * line names the file already). */
+static const char *hint_why(const inspect_hint *h)
+{
+    const char *colon = strstr(h->why, ".hint: ");
+    return colon != NULL ? colon + 7 : h->why;
+}
+
 /* Reads the hint of sealed segment f (or its copy set aside), checked against the
  * MANIFEST's size; tells what is wrong. *h is usable when h->status is KV_OK. */
 static int check_hint(ctx *c, check_store *s, check_file *f, inspect_hint *h)
@@ -292,11 +300,11 @@ static int check_hint(ctx *c, check_store *s, check_file *f, inspect_hint *h)
     c->sum->bytes += h->size;
     progress(c, h->size);
     if (h->status == KV_EVERSION)
-        return kv_err(KV_EVERSION, "%s/%s: %s", s->dir, name, h->why);
+        return kv_err(KV_EVERSION, "%s/%s: %s", s->dir, name, hint_why(h));
     if (h->status != KV_OK) {
         f->hint = HINT_REFUSED;
         add(c, name, CHECK_HINT, 1, h->bad_off, 0, "%s (open scans the segment instead)",
-            h->why);
+            hint_why(h));
     } else {
         c->sum->hint_records += h->count;
     }
@@ -588,7 +596,7 @@ static int check_unnamed(ctx *c, check_store *s)
                 if (h.status == KV_OK)
                     c->sum->hint_records += h.count;
                 else
-                    add(c, d->name, CHECK_HINT, 1, h.bad_off, 0, "%s", h.why);
+                    add(c, d->name, CHECK_HINT, 1, h.bad_off, 0, "%s", hint_why(&h));
             }
             inspect_hint_free(&h);
         } else if (d->kind == INSPECT_LOCK) {
@@ -753,7 +761,7 @@ static int check_one(ctx *c, check_store *s, const char *path)
         inspect_hint h;
         rc = inspect_hint_read(s->io, AT_FDCWD, path, id.number, 0, &h);
         if (rc == KV_OK && h.status != KV_OK)
-            add(c, path, CHECK_DAMAGE, 1, h.bad_off, 0, "%s", h.why);
+            add(c, path, CHECK_DAMAGE, 1, h.bad_off, 0, "%s", hint_why(&h));
         else if (rc == KV_OK)
             c->sum->hint_records += h.count;
         inspect_hint_free(&h);

@@ -847,13 +847,13 @@ int check_repair(const char *dir, int lock_fd, const check_repair_fns *fns,
     int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dirfd < 0)
         return kv_err(errno == ENOENT || errno == ENOTDIR ? KV_EINVAL : KV_EIO,
-                      "%s: not a store directory: %s", dir, strerror(errno));
+                      "not a store directory: %s", strerror(errno));
     int rc = kv_io_new(KV_IO_PSYNC, &io);
     if (rc == KV_OK)
         rc = check_store_run(dir, dirfd, io, NULL, &sum, &s, 1);
     if (rc == KV_OK && sum.damaged > 0 && s.man_state != KV_OK)
-        rc = kv_err(KV_ECORRUPT, "%s: the MANIFEST is %s: kvcheck --repair cannot rebuild it, "
-                    "so which segments make up the store is unknown; nothing was changed", dir,
+        rc = kv_err(KV_ECORRUPT, "the MANIFEST is %s: kvcheck --repair cannot rebuild it, so "
+                    "which segments make up the store is unknown; nothing was changed",
                     s.man_state == KV_NOTFOUND ? "missing" : "damaged");
     if (rc == KV_OK && sum.damaged > 0) {
         p.s = &s;

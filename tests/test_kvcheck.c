@@ -805,6 +805,18 @@ static void test_damaged_active(void)
     check_contents(dir, &m, NULL, 0);
     rc = kvcheck(out, sizeof out, "'%s'", dir);
     KVT_CHECK(rc == 0, "after the repair: exit %d, \"%s\"", rc, out);
+    /* the new active pair works: a writer appends, rolls, and the store checks clean */
+    kv_options o;
+    kv_db *db;
+    char v[260];
+    store_options(&o, 1);
+    KVT_RC_FATAL(kvt_open(dir, &o, &db), KV_OK);
+    for (int k = 0; k < NKEYS; k++)
+        KVT_RC(m_put(db, &m, k, v, value_of(v, sizeof v, k, 6)), KV_OK);
+    KVT_RC(kvt_close(db), KV_OK);
+    check_contents(dir, &m, NULL, 0);
+    rc = kvcheck(out, sizeof out, "'%s'", dir);
+    KVT_CHECK(rc == 0, "after writing to the repaired store: exit %d, \"%s\"", rc, out);
 }
 
 /* A killed writer's WAL (its records nowhere else) damaged in the middle: the records

@@ -110,7 +110,7 @@ static void on_progress(void *arg, uint64_t done, uint64_t total)
         return;
     clock_gettime(CLOCK_MONOTONIC, &now);
     long ms = (now.tv_sec - o->last.tv_sec) * 1000 + (now.tv_nsec - o->last.tv_nsec) / 1000000;
-    if (o->shown && ms < 200)
+    if (ms < 200) /* nothing for checks that end at once; then five redraws a second */
         return;
     o->last = now;
     o->shown = 1;
@@ -233,8 +233,9 @@ static void on_lost(void *arg, const check_lost *l)
 {
     opts *o = arg;
     char path[4400];
-    static const char *const from[] = {"", "from the hint", "the entry checks out; its batch "
-                                       "was cut", "a damaged entry: unverified", ""};
+    static const char *const from[] = {"", "from the hint",
+                                       ("the entry checks out; its batch was cut"),
+                                       "a damaged entry: unverified", ""};
     path_of(o, l->file, path, sizeof path);
     printf("kvcheck: will lose: %s: offset 0x%llx: ", path, (unsigned long long)l->off);
     if (l->source == CHECK_FROM_NONE) {
@@ -336,7 +337,9 @@ static int repair(opts *o)
     int rc = check_repair(o->path, lock_fd, &fns, &r);
     lock_release(lock_fd);
     if (rc != KV_OK) {
-        fprintf(stderr, "kvcheck: %s: %s%s\n", o->path, kv_errmsg(),
+        const char *msg = kv_errmsg();
+        int named = strncmp(msg, o->path, strlen(o->path)) == 0;
+        fprintf(stderr, "kvcheck: %s%s%s%s\n", named ? "" : o->path, named ? "" : ": ", msg,
                 r.steps > 0 && !r.done ? " (run kvcheck --repair again to finish)" : "");
         return rc == KV_EINVAL || rc == KV_EVERSION ? EXIT_USAGE : EXIT_DAMAGE;
     }
