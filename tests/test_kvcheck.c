@@ -18,7 +18,9 @@
 
 #include "check.h"
 #include "crc.h"
+#include "db.h"
 #include "entry.h"
+#include "faultio.h"
 #include "scan.h"
 
 #include <dirent.h>
@@ -1110,6 +1112,170 @@ static void test_usage(void)
               "stdout holds the summary only: \"%s\"", so);
 }
 
+/* ---- a crash at every I/O call of a repair --------------------------------------- */
+
+static fio *g_fio;           /* the layer the repair of g_fio_dir runs on */
+static const char *g_fio_dir;
+
+static int repair_factory(void *arg, const char *dir, int want, kv_io **out)
+{
+    (void)arg;
+    if (g_fio != NULL && strcmp(dir, g_fio_dir) == 0)
+        return fio_make_io(g_fio, want, out);
+    return kv_io_new(want, out);
+}
+
+/* kvcheck --repair --yes, in process. */
+static int repair_in_process(const char *dir, check_repair_result *res)
+{
+    int lock_fd;
+    int dirfd = open(dir, O_RDONLY | O_DIRECTORY);
+    KVT_CHECK_FATAL(dirfd >= 0, "open %s", dir);
+    int rc = lock_take(dirfd, dir, &lock_fd);
+    close(dirfd);
+    if (rc == KV_OK) {
+        rc = check_repair(dir, lock_fd, NULL, res);
+        lock_release(lock_fd);
+    }
+    return rc;
+}
+
+/* A damaged store for the crash test: a sealed segment damaged in a record (its
+ * seq in *lost), a damaged hint, a leftover; and either the active segment damaged
+ * in the middle (a new active pair) or the WAL cut (a torn tail). */
+static void damaged_store(const char *dir, model *m, int active_damage, uint64_t *lost,
+                          char *seg, size_t seglen)
+{
+    uint32_t sealed[16];
+    int nsealed;
+    char path[4096];
+    build_store(dir, m, 1);
+    uint32_t active = active_of(dir, sealed, &nsealed);
+    snprintf(seg, seglen, "%06u.seg", sealed[1]);
+    ent r = middle_put(dir, sealed[1]);
+    snprintf(path, sizeof path, "%s/%s", dir, seg);
+    poke(path, r.off + r.size - 1, 0xff);
+    *lost = r.seq;
+    snprintf(path, sizeof path, "%s/%06u.hint", dir, sealed[0]);
+    poke(path, 20, 0x01);
+    copy_file(dir, "MANIFEST", "MANIFEST.tmp");
+    if (active_damage) {
+        snprintf(path, sizeof path, "%s/%06u.seg", dir, active);
+        ent a = middle_put_in(path);
+        poke(path, a.off + 8, 0x01);
+    } else {
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%06u.wal", dir, active);
+        KVT_CHECK_FATAL(stat(path, &st) == 0, "stat %s", path);
+        cut_at(path, (uint64_t)st.st_size - 5);
+    }
+}
+
+/* No byte of the damaged segment is gone: it is there under its name or as a copy. */
+static int damaged_bytes_kept(const char *dir, const char *seg, const uint8_t *want, size_t n)
+{
+    char path[4096];
+    const char *names[] = {"", ".damaged", ".damaged.2"};
+    for (int i = 0; i < 3; i++) {
+        size_t len;
+        snprintf(path, sizeof path, "%s/%s%s", dir, seg, names[i]);
+        if (access(path, F_OK) != 0)
+            continue;
+        uint8_t *b = slurp(path, &len);
+        int same = len == n && memcmp(b, want, n) == 0;
+        free(b);
+        if (same)
+            return 1;
+    }
+    return 0;
+}
+
+/* A repair crashed at every I/O call it makes, each crash image taken as the crash
+ * model allows (durable state, page cache, a torn last write, random subsets and
+ * prefixes of what was pending): the damaged segment's bytes always survive (under
+ * its name or as its copy), and one more repair of the image leaves a store that
+ * checks clean, opens, and holds what the uninterrupted repair keeps. */
+static void test_repair_crash_at_every_call(void)
+{
+    static const fio_variant variants[] = {FIO_V_DURABLE, FIO_V_KERNEL, FIO_V_TEAR_LAST,
+                                           FIO_V_SUBSET, FIO_V_PREFIX};
+    char *img_dir = kvt_dir_new("check-crash-img");
+    unsigned images = 0, points = 0;
+    for (int active_damage = 0; active_damage < 2; active_damage++) {
+        char *dir = kvt_dir_new(active_damage ? "check-crash-act" : "check-crash-wal");
+        char seg[64], segpath[4096];
+        model m;
+        uint64_t lost;
+        size_t seglen;
+        check_repair_result res;
+        damaged_store(dir, &m, active_damage, &lost, seg, sizeof seg);
+        snprintf(segpath, sizeof segpath, "%s/%s", dir, seg);
+        uint8_t *segbytes = slurp(segpath, &seglen);
+        g_fio = fio_new(dir);
+        g_fio_dir = dir;
+        KVT_CHECK_FATAL(g_fio != NULL, "fio_new");
+        kv_io_set_factory(repair_factory, NULL);
+        int rc = repair_in_process(dir, &res);
+        kv_io_set_factory(NULL, NULL);
+        KVT_CHECK_FATAL(rc == KV_OK && res.done && fio_model_error(g_fio) == NULL,
+                        "the repair through the layer: rc %d (%s), done %d, model %s", rc,
+                        kv_errmsg(), res.done, fio_model_error(g_fio) ? fio_model_error(g_fio) : "ok");
+        uint64_t calls = fio_calls(g_fio);
+        fio_replay *rp = fio_replay_new(g_fio);
+        uint64_t last[FIO_V_COUNT][2] = {{0}};
+        for (uint64_t k = 0; k <= calls; k++) {
+            fio_replay_to(rp, k);
+            points++;
+            for (size_t v = 0; v < sizeof variants / sizeof *variants; v++) {
+                for (uint64_t seed = 1; seed <= (variants[v] >= FIO_V_TEAR_LAST ? 2u : 1u); seed++) {
+                    fio_image img;
+                    char call[96];
+                    int b = fio_image_build(rp, variants[v], k * 131 + seed, &img);
+                    KVT_CHECK_FATAL(b >= 0, "fio_image_build");
+                    if (b == 1 || (img.hash[0] == last[variants[v]][0] && img.hash[1] == last[variants[v]][1]
+                                   && seed == 1)) {
+                        fio_image_free(&img);
+                        continue;
+                    }
+                    last[variants[v]][0] = img.hash[0];
+                    last[variants[v]][1] = img.hash[1];
+                    KVT_CHECK_FATAL(kvt_rmtree(img_dir) == 0 && mkdir(img_dir, 0700) == 0
+                                        && fio_image_write(&img, img_dir) == 0, "writing an image");
+                    fio_image_free(&img);
+                    images++;
+                    fio_describe(g_fio, k, call, sizeof call);
+                    KVT_CHECK_FATAL(damaged_bytes_kept(img_dir, seg, segbytes, seglen),
+                                    "crash after call %s (%s): the damaged segment's bytes are gone",
+                                    call, fio_variant_name[variants[v]]);
+                    check_repair_result r2;
+                    rc = repair_in_process(img_dir, &r2);
+                    KVT_CHECK_FATAL(rc == KV_OK && (r2.steps == 0 || r2.done),
+                                    "crash after call %s (%s): the next repair: rc %d (%s)", call,
+                                    fio_variant_name[variants[v]], rc, kv_errmsg());
+                    check_summary sum;
+                    seen sn;
+                    KVT_CHECK_FATAL(check_in_process(img_dir, NULL, &sum, &sn) == KV_OK
+                                        && sum.damaged == 0,
+                                    "crash after call %s (%s), then a repair: %llu problems, the "
+                                    "first: %s", call, fio_variant_name[variants[v]],
+                                    (unsigned long long)sum.damaged, sn.first);
+                    check_contents(img_dir, &m, &lost, 1);
+                    KVT_CHECK_FATAL(damaged_bytes_kept(img_dir, seg, segbytes, seglen),
+                                    "crash after call %s (%s), then a repair: the damaged "
+                                    "segment's bytes are gone", call,
+                                    fio_variant_name[variants[v]]);
+                }
+            }
+        }
+        fio_replay_free(rp);
+        fio_free(g_fio);
+        g_fio = NULL;
+        free(segbytes);
+    }
+    kvt_note("repair crashed at %u points (every I/O call of two repairs): %u distinct crash "
+             "images, each repaired again to the same store", points, images);
+}
+
 static const kvt_test kvcheck_tests[] = {
     {"clean: a fresh store, exit 0, nothing changed", test_clean_fresh},
     {"clean: segments, hints, WAL, LZ4, tombstones, a batch: exact counts", test_clean_counts},
@@ -1129,6 +1295,8 @@ static const kvt_test kvcheck_tests[] = {
      test_held_by_writer},
     {"single files: segment, hint, MANIFEST, LOCK, a cut copy", test_single_files},
     {"usage, --help, --version, --repair without --yes", test_usage},
+    {"a crash at every I/O call of a repair: the next repair finishes it",
+     test_repair_crash_at_every_call},
     {NULL, NULL},
 };
 
