@@ -24,8 +24,10 @@
  *      number, with its hint (fdatasync, then the hint's own tmp/fdatasync/rename);
  *      tombstones that the damage took are written again from the segment's hint,
  *      which holds their key and sequence number; a damaged active segment or WAL
- *      file becomes a new active pair whose segment holds the union of their
- *      records (by sequence number) and whose WAL is empty;
+ *      file becomes a new active pair whose segment holds one copy of each record
+ *      the two files hold before their first damage — what recovery would read: in
+ *      the newest files a damaged stretch is a torn tail, whatever follows it, so
+ *      that a later write never outlives an earlier one — and whose WAL is empty;
  *   6. each damaged file (and its hint) is set aside: renamed NAME.damaged, never
  *      deleted;
  *   7. one MANIFEST names the outputs instead of the damaged files (tmp, fdatasync,
@@ -142,7 +144,10 @@ enum {
     CHECK_FROM_HINT = 1,  /* the segment's hint (checked whole): exact */
     CHECK_FROM_ENTRY,     /* the entry itself, which checks out (its batch is cut) */
     CHECK_FROM_DAMAGED,   /* a damaged entry whose header is sane: likely, unverified */
-    CHECK_FROM_NONE       /* bytes nothing can be told of: key unknown */
+    CHECK_FROM_NONE,      /* bytes nothing can be told of: key unknown */
+    CHECK_FROM_AFTER      /* a sound entry after the first damage of the active segment
+                             or WAL file: recovery would not read it either (it stays in
+                             the set-aside copy) */
 };
 
 typedef struct check_repair_fns {

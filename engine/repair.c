@@ -194,6 +194,8 @@ static int push_cand(salvage *sv, uint8_t src, uint64_t off, uint32_t size, uint
 typedef struct keep_ctx {
     salvage *sv;
     uint8_t src;
+    int past_damage;    /* the active pair: a damaged stretch was seen; what follows is
+                           not kept (the point-in-time rule, keep_record) */
     kept *batch;        /* the whole batch being read */
     size_t nbatch, capbatch;
     int batch_bad;      /* one of its values does not decompress */
@@ -202,10 +204,18 @@ typedef struct keep_ctx {
 } keep_ctx;
 
 /* A whole batch is kept when every value in it decompresses; a loose entry (inside a
- * damaged stretch) is a candidate for the lost list, told by what it says of itself. */
+ * damaged stretch) is a candidate for the lost list, told by what it says of itself.
+ * In the active segment and WAL file — the newest files — nothing after the first
+ * damaged stretch is kept: recovery treats everything from there on as a torn tail
+ * (docs/FORMAT.md), and so must the repair, or a later write could outlive an earlier
+ * one the damage took, a state no crash leaves (a power failure can keep a later
+ * page of the WAL and lose an earlier one). Such records stay in the set-aside copy. */
 static int keep_record(void *arg, const inspect_rec *r)
 {
     keep_ctx *k = arg;
+    if (r->whole && k->past_damage)
+        return push_cand(k->sv, k->src, r->off, r->e.size, r->e.seq, r->e.type, r->e.key,
+                         r->e.klen, CHECK_FROM_AFTER);
     if (!r->whole) {
         /* A damaged entry with a sane header accounts for its bytes as far as its
          * size says (keep_damage clamps that to the stretch). */
@@ -252,6 +262,7 @@ static int keep_record(void *arg, const inspect_rec *r)
 static int keep_damage(void *arg, const inspect_damage *d)
 {
     keep_ctx *k = arg;
+    k->past_damage = k->sv->active;
     uint64_t end = d->off + d->len;
     uint64_t from = k->loose_end > d->off ? (k->loose_end < end ? k->loose_end : end) : d->off;
     k->res->lost_bytes += d->len;
@@ -350,7 +361,8 @@ static void keep_finish(salvage *sv)
     w = 0;
     for (size_t i = 0; i < sv->ncand; i++) {
         cand *c = &sv->cands[i];
-        int found = c->source != CHECK_FROM_NONE && c->source != CHECK_FROM_HINT && c->seq != 0;
+        int found = (c->source == CHECK_FROM_ENTRY || c->source == CHECK_FROM_DAMAGED
+                     || c->source == CHECK_FROM_AFTER) && c->seq != 0;
         if (found) {
             size_t lo = 0, hi = sv->n;
             while (lo < hi) {
@@ -517,8 +529,9 @@ static int plan_active(plan *p, check_file *seg, check_file *wal)
     char out[64];
     file_name(out, sizeof out, sv->out, KV_FILE_SEG);
     rc = add_step(p, ST_WRITE, out, 0, 0, sv->out_size, "new active segment of %llu bytes: the "
-                  "%llu records that check out in %s%s%s (whole batches, one copy each, in "
-                  "sequence order, bytes unchanged); and %06u.wal, empty",
+                  "%llu records of %s%s%s up to their first damage, as recovery reads them (whole "
+                  "batches, one copy each, in sequence order, bytes unchanged); and %06u.wal, "
+                  "empty",
                   (unsigned long long)sv->out_size, (unsigned long long)sv->n,
                   nin > 0 ? sv->in[0]->source : "neither file", nin > 1 ? " and " : "",
                   nin > 1 ? sv->in[1]->source : "", sv->out);

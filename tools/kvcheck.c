@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -235,7 +236,9 @@ static void on_lost(void *arg, const check_lost *l)
     char path[4400];
     static const char *const from[] = {"", "from the hint",
                                        ("the entry checks out; its batch was cut"),
-                                       "a damaged entry: unverified", ""};
+                                       "a damaged entry: unverified", "",
+                                       ("after the first damage of the newest files, which "
+                                        "recovery does not read either; kept in the copy")};
     path_of(o, l->file, path, sizeof path);
     printf("kvcheck: will lose: %s: offset 0x%llx: ", path, (unsigned long long)l->off);
     if (l->source == CHECK_FROM_NONE) {
@@ -246,7 +249,7 @@ static void on_lost(void *arg, const check_lost *l)
     if (l->key != NULL)
         print_key(stdout, l->key, l->klen);
     printf(" (seq %llu, %u bytes; %s)\n", (unsigned long long)l->seq, l->size,
-           from[l->source > 0 && l->source <= CHECK_FROM_NONE ? l->source : 0]);
+           from[l->source > 0 && l->source <= CHECK_FROM_AFTER ? l->source : 0]);
 }
 
 static int on_confirm(void *arg)
@@ -402,5 +405,8 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     o.progress = !o.quiet && isatty(STDERR_FILENO);
+    /* A reader that goes away (kvcheck --repair ... | head) must not kill a repair
+     * half-way: writes to the pipe fail instead. */
+    signal(SIGPIPE, SIG_IGN);
     return o.repair ? repair(&o) : run_check(&o, &(check_summary){0}, 1);
 }
