@@ -466,29 +466,61 @@ static const char *leftover_why(const check_store *s, const inspect_dirent *d)
     }
 }
 
-/* LOCK holds a pid and a newline (or nothing yet). */
-static int check_lock(ctx *c, check_store *s)
+/* A LOCK file (name, relative to dirfd) holds a pid and a newline, or nothing yet.
+ * Returns KV_OK (*bad set when it does not; told under label), or an I/O error. A
+ * missing file is no problem. */
+static int check_lock_file(ctx *c, kv_io *io, int dirfd, const char *name, const char *label,
+                           int *bad)
 {
     uint8_t buf[64];
     long pid;
-    uint64_t bad;
-    int fd = s->io->ops->open(s->io, s->dirfd, "LOCK", O_RDONLY, 0);
+    uint64_t at;
+    *bad = 0;
+    int fd = io->ops->open(io, dirfd, name, O_RDONLY, 0);
     if (fd < 0)
-        return fd == -ENOENT ? KV_OK : kv_err_errno(-fd, "%s/LOCK: open", s->dir);
-    ssize_t got = io_pread_full(s->io, fd, buf, sizeof buf, 0);
-    s->io->ops->close(s->io, fd);
+        return fd == -ENOENT ? KV_OK : kv_err_errno(-fd, "%s: open", label);
+    ssize_t got = io_pread_full(io, fd, buf, sizeof buf, 0);
+    io->ops->close(io, fd);
     if (got < 0)
-        return kv_err_errno((int)-got, "%s/LOCK: read", s->dir);
+        return kv_err_errno((int)-got, "%s: read", label);
     c->sum->files++;
     c->sum->bytes += (uint64_t)got;
-    const char *why = inspect_check_lock(buf, (size_t)got, &pid, &bad);
+    const char *why = inspect_check_lock(buf, (size_t)got, &pid, &at);
     if (why != NULL && (size_t)got == sizeof buf)
         why = "LOCK is longer than a pid and a newline";
     if (why != NULL) {
-        s->lock_bad = 1;
-        add(c, "LOCK", CHECK_DAMAGE, 1, bad, 0, "%s (the next writer writes it again)", why);
+        *bad = 1;
+        add(c, label, CHECK_DAMAGE, 1, at, 0, "%s (the next writer writes it again)", why);
     }
     return KV_OK;
+}
+
+static int check_lock(ctx *c, check_store *s)
+{
+    return check_lock_file(c, s->io, s->dirfd, "LOCK", "LOCK", &s->lock_bad);
+}
+
+/* A hint checked on its own (no MANIFEST to say which segment size it must describe:
+ * the size its trailer states). Returns KV_OK (problems told under label), or an
+ * error; a newer format version is KV_EVERSION. */
+static int check_hint_alone(ctx *c, kv_io *io, int dirfd, const char *name, uint32_t number,
+                            const char *label)
+{
+    inspect_hint h;
+    int rc = inspect_hint_read(io, dirfd, name, number, 0, &h);
+    if (rc == KV_OK) {
+        c->sum->files++;
+        c->sum->bytes += h.size;
+        progress(c, h.size);
+        if (h.status == KV_EVERSION)
+            rc = kv_err(KV_EVERSION, "%s: %s", label, hint_why(&h));
+        else if (h.status == KV_OK)
+            c->sum->hint_records += h.count;
+        else
+            add(c, label, CHECK_HINT, 1, h.bad_off, 0, "%s", hint_why(&h));
+    }
+    inspect_hint_free(&h);
+    return rc;
 }
 
 /* Every directory entry the MANIFEST does not account for: leftovers, copies set
@@ -588,17 +620,7 @@ static int check_unnamed(ctx *c, check_store *s)
                 rc = check_record_file(c, s, &s->files[s->nfiles - 1], NULL, NULL, 0,
                                        " (a torn tail, if it is the newest segment or WAL file)");
         } else if (d->kind == INSPECT_HINT) {
-            inspect_hint h;
-            rc = inspect_hint_read(s->io, s->dirfd, d->name, d->number, 0, &h);
-            if (rc == KV_OK) {
-                c->sum->files++;
-                c->sum->bytes += h.size;
-                if (h.status == KV_OK)
-                    c->sum->hint_records += h.count;
-                else
-                    add(c, d->name, CHECK_HINT, 1, h.bad_off, 0, "%s", hint_why(&h));
-            }
-            inspect_hint_free(&h);
+            rc = check_hint_alone(c, s->io, s->dirfd, d->name, d->number, d->name);
         } else if (d->kind == INSPECT_LOCK) {
             rc = check_lock(c, s);
         } else if (d->kind == INSPECT_UNKNOWN) {
@@ -755,36 +777,23 @@ static int check_one(ctx *c, check_store *s, const char *path)
         c->sum->ok_up_to = f->hdr.status == INSPECT_HDR_OK ? f->walk.ok_up_to : 0;
         return rc == CHANGED ? kv_err(KV_EIO, "%s: vanished while read", path) : rc;
     }
-    c->sum->files++;
-    c->sum->bytes += id.size;
-    if (id.kind == INSPECT_HINT || id.kind == INSPECT_HINT_TMP) {
-        inspect_hint h;
-        rc = inspect_hint_read(s->io, AT_FDCWD, path, id.number, 0, &h);
-        if (rc == KV_OK && h.status != KV_OK)
-            add(c, path, CHECK_DAMAGE, 1, h.bad_off, 0, "%s", hint_why(&h));
-        else if (rc == KV_OK)
-            c->sum->hint_records += h.count;
-        inspect_hint_free(&h);
-    } else if (id.kind == INSPECT_MANIFEST || id.kind == INSPECT_MANIFEST_TMP) {
-        inspect_manifest m;
-        rc = inspect_manifest_read(s->io, AT_FDCWD, path, &m);
-        if (rc == KV_OK && m.status != KV_OK)
-            add(c, path, CHECK_DAMAGE, 1, m.bad_off, 0, "%s", m.why);
-        inspect_manifest_free(&m);
-    } else if (id.kind == INSPECT_LOCK) {
-        uint8_t buf[64];
-        long pid;
-        uint64_t bad;
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        ssize_t got = fd >= 0 ? pread(fd, buf, sizeof buf, 0) : -1;
-        if (fd >= 0)
-            close(fd);
-        if (got < 0)
-            return kv_err_errno(errno, "%s: read", path);
-        const char *why = inspect_check_lock(buf, (size_t)got, &pid, &bad);
-        if (why != NULL)
-            add(c, path, CHECK_DAMAGE, 1, bad, 0, "%s", why);
+    if (id.kind == INSPECT_HINT || id.kind == INSPECT_HINT_TMP)
+        return check_hint_alone(c, s->io, AT_FDCWD, path, id.number, path);
+    if (id.kind == INSPECT_LOCK) {
+        int bad;
+        return check_lock_file(c, s->io, AT_FDCWD, path, path, &bad);
     }
+    inspect_manifest m; /* INSPECT_MANIFEST or _TMP */
+    rc = inspect_manifest_read(s->io, AT_FDCWD, path, &m);
+    if (rc == KV_OK) {
+        c->sum->files++;
+        c->sum->bytes += m.size;
+        if (m.status == KV_EVERSION)
+            rc = kv_err(KV_EVERSION, "%s: %s", path, m.why);
+        else if (m.status != KV_OK)
+            add(c, path, CHECK_DAMAGE, 1, m.bad_off, 0, "%s", m.why);
+    }
+    inspect_manifest_free(&m);
     return rc;
 }
 

@@ -195,18 +195,6 @@ static void check_contents(const char *dir, const model *m, const uint64_t *lost
 
 /* ---- files, fingerprints, entries ------------------------------------------------------ */
 
-static uint8_t *slurp(const char *path, size_t *len)
-{
-    struct stat st;
-    int fd = open(path, O_RDONLY);
-    KVT_CHECK_FATAL(fd >= 0 && fstat(fd, &st) == 0, "open %s", path);
-    uint8_t *b = malloc((size_t)st.st_size + 1);
-    KVT_CHECK_FATAL(b != NULL && pread(fd, b, (size_t)st.st_size, 0) == st.st_size, "read %s", path);
-    close(fd);
-    *len = (size_t)st.st_size;
-    return b;
-}
-
 static void poke(const char *path, uint64_t off, uint8_t xor_with)
 {
     uint8_t c;
@@ -222,43 +210,6 @@ static void cut_at(const char *path, uint64_t size)
 {
     KVT_CHECK_FATAL(truncate(path, (off_t)size) == 0, "truncate %s", path);
 }
-
-/* Every file's name, size and bytes (FNV-1a, summed so that order does not count),
- * and how many there are. */
-typedef struct fingerprint {
-    uint64_t hash;
-    int files;
-} fingerprint;
-
-static fingerprint fp_of(const char *dir)
-{
-    fingerprint f = {0, 0};
-    DIR *d = opendir(dir);
-    struct dirent *de;
-    if (d == NULL)
-        return f;
-    while ((de = readdir(d)) != NULL) {
-        char path[4096];
-        uint64_t h = 1469598103934665603ull;
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        f.files++;
-        for (const char *c = de->d_name; *c; c++)
-            h = (h ^ (uint8_t)*c) * 1099511628211ull;
-        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-        FILE *fp = fopen(path, "rb");
-        int ch;
-        while (fp != NULL && (ch = fgetc(fp)) != EOF)
-            h = (h ^ (uint8_t)ch) * 1099511628211ull;
-        if (fp != NULL)
-            fclose(fp);
-        f.hash += h;
-    }
-    closedir(d);
-    return f;
-}
-
-static int same_fp(fingerprint a, fingerprint b) { return a.hash == b.hash && a.files == b.files; }
 
 /* Entries of a record file (the engine's scanner over its bytes). */
 typedef struct ent {
@@ -292,7 +243,7 @@ static void entries_of(const char *path, ent_list *l)
 {
     size_t len;
     kv_scan_result res;
-    uint8_t *b = slurp(path, &len);
+    uint8_t *b = kvt_slurp(path, &len);
     l->n = 0;
     KVT_RC_FATAL(kv_scan_buffer(b, len, KV_FILE_HDR_SIZE, ent_collect, l, &res), KV_OK);
     KVT_CHECK_FATAL(!res.stopped, "%s does not scan clean: %s", path, res.why);
@@ -305,7 +256,7 @@ static uint32_t active_of(const char *dir, uint32_t *sealed, int *nsealed)
     char path[4096];
     size_t len;
     snprintf(path, sizeof path, "%s/MANIFEST", dir);
-    uint8_t *b = slurp(path, &len);
+    uint8_t *b = kvt_slurp(path, &len);
     uint32_t n = kv_get32(b + 16), active = kv_get32(b + 20);
     *nsealed = 0;
     for (uint32_t i = 0; i < n && i < 16; i++)
@@ -354,21 +305,7 @@ static int kvcheck(char *out, size_t n, const char *fmt, ...)
     vsnprintf(args, sizeof args, fmt, ap);
     va_end(ap);
     snprintf(cmd, sizeof cmd, "'%s/kvcheck' %s </dev/null 2>&1", bin(), args);
-    FILE *p = popen(cmd, "r");
-    size_t len = 0;
-    char rest[4096];
-    KVT_CHECK_FATAL(p != NULL, "popen %s", cmd);
-    while (len + 1 < n) {
-        size_t got = fread(out + len, 1, n - 1 - len, p);
-        if (got == 0)
-            break;
-        len += got;
-    }
-    out[len] = '\0';
-    while (fread(rest, 1, sizeof rest, p) > 0) /* the rest, unread: no SIGPIPE */
-        ;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return kvt_run(cmd, out, n);
 }
 
 /* The value of name=... in the summary line of out, or -1. */
@@ -418,7 +355,7 @@ static void test_clean_fresh(void)
     seen sn;
     KVT_RC_FATAL(kvt_open_mode(dir, KV_SYNC_ALWAYS, KV_IO_AUTO, 0, &db), KV_OK);
     KVT_RC(kvt_close(db), KV_OK);
-    fingerprint before = fp_of(dir);
+    uint64_t before = kvt_dir_fingerprint(dir);
     KVT_RC(check_in_process(dir, NULL, &sum, &sn), KV_OK);
     struct stat st;
     KVT_CHECK_FATAL(stat(kvt_path(dir, "LOCK"), &st) == 0, "no LOCK in a fresh store");
@@ -431,7 +368,7 @@ static void test_clean_fresh(void)
     KVT_CHECK(rc == 0 && field(out, "files") == 4 && field(out, "records") == 0
                   && field(out, "damaged") == 0 && field(out, "lost_bytes") == 0,
               "kvcheck on a fresh store: exit %d, \"%s\"", rc, out);
-    KVT_CHECK(same_fp(before, fp_of(dir)), "kvcheck changed a fresh store");
+    KVT_CHECK(before == kvt_dir_fingerprint(dir), "kvcheck changed a fresh store");
 }
 
 /* Sealed segments with hints, a WAL, LZ4 values, tombstones and a batch: the
@@ -465,7 +402,7 @@ static void test_clean_counts(void)
         }
     }
     closedir(d);
-    fingerprint before = fp_of(dir);
+    uint64_t before = kvt_dir_fingerprint(dir);
     KVT_RC(check_in_process(dir, NULL, &sum, &sn), KV_OK);
     KVT_CHECK(sum.damaged == 0, "clean store: %llu problems, the first: %s",
               (unsigned long long)sum.damaged, sn.first);
@@ -489,11 +426,11 @@ static void test_clean_counts(void)
     rc = kvcheck(out, sizeof out, "--quiet '%s'", dir);
     KVT_CHECK(rc == 0 && out[0] == '\0', "kvcheck --quiet on a clean store: exit %d, \"%s\"", rc,
               out);
-    KVT_CHECK(same_fp(before, fp_of(dir)), "a clean check changed the store");
+    KVT_CHECK(before == kvt_dir_fingerprint(dir), "a clean check changed the store");
     rc = kvcheck(out, sizeof out, "--repair --yes '%s'", dir);
     KVT_CHECK(rc == 0 && strstr(out, "nothing to repair") != NULL,
               "--repair on a clean store: exit %d, \"%s\"", rc, out);
-    KVT_CHECK(same_fp(before, fp_of(dir)), "--repair changed a clean store (LOCK included)");
+    KVT_CHECK(before == kvt_dir_fingerprint(dir), "--repair changed a clean store (LOCK included)");
     kvt_note("clean store: %d files, %llu bytes, %d segment records, %d WAL records",
              files, (unsigned long long)bytes, m.n, act.n);
 }
@@ -529,7 +466,7 @@ static void test_every_byte_flip(void)
     model m;
     uint64_t tried[5] = {0}, found[5] = {0};
     build_store(dir, &m, 1);
-    fingerprint clean = fp_of(dir);
+    uint64_t clean = kvt_dir_fingerprint(dir);
     struct dirent **list;
     int n = scandir(dir, &list, NULL, alphasort);
     KVT_CHECK_FATAL(n > 0, "scandir %s", dir);
@@ -541,7 +478,7 @@ static void test_every_byte_flip(void)
         if (name[0] == '.')
             continue;
         snprintf(path, sizeof path, "%s/%s", dir, name);
-        uint8_t *orig = slurp(path, &len);
+        uint8_t *orig = kvt_slurp(path, &len);
         int fd = open(path, O_RDWR);
         KVT_CHECK_FATAL(fd >= 0, "open %s", path);
         int k = kind_index(name);
@@ -579,7 +516,7 @@ static void test_every_byte_flip(void)
     for (int i = 0; i < n; i++)
         free(list[i]);
     free(list);
-    KVT_CHECK(same_fp(clean, fp_of(dir)), "the store is not as it was after the flips");
+    KVT_CHECK(clean == kvt_dir_fingerprint(dir), "the store is not as it was after the flips");
     uint64_t all = 0, hit = 0;
     char by_kind[256] = "";
     for (int k = 0; k < 5; k++) {
@@ -895,9 +832,7 @@ static void write_file(const char *dir, const char *name, const void *p, size_t 
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    KVT_CHECK_FATAL(fd >= 0 && write(fd, p, n) == (ssize_t)n, "write %s", path);
-    close(fd);
+    kvt_spill(path, p, n);
 }
 
 static void copy_file(const char *dir, const char *from, const char *to)
@@ -905,7 +840,7 @@ static void copy_file(const char *dir, const char *from, const char *to)
     char path[4096];
     size_t n;
     snprintf(path, sizeof path, "%s/%s", dir, from);
-    uint8_t *b = slurp(path, &n);
+    uint8_t *b = kvt_slurp(path, &n);
     write_file(dir, to, b, n);
     free(b);
 }
@@ -925,7 +860,7 @@ static void test_hint_and_leftovers(void)
     uint32_t active = active_of(dir, sealed, &nsealed);
     snprintf(hint, sizeof hint, "%06u.hint", sealed[0]);
     snprintf(path, sizeof path, "%s/%s", dir, hint);
-    uint8_t *orig = slurp(path, &n0);
+    uint8_t *orig = kvt_slurp(path, &n0);
     poke(path, 40, 0x10);
     const char *left[4] = {"000090.seg", "MANIFEST.tmp", name, "000091.hint.tmp"};
     snprintf(name, sizeof name, "%06u.wal", sealed[1]);
@@ -955,7 +890,7 @@ static void test_hint_and_leftovers(void)
     }
     KVT_CHECK(access(kvt_path(dir, "notes.txt"), F_OK) == 0, "notes.txt was removed");
     snprintf(path, sizeof path, "%s/%s", dir, hint);
-    uint8_t *again = slurp(path, &n1);
+    uint8_t *again = kvt_slurp(path, &n1);
     KVT_CHECK(n0 == n1 && memcmp(orig, again, n0) == 0, "the rewritten hint differs from the "
               "original (%zu and %zu bytes)", n0, n1);
     free(orig);
@@ -973,7 +908,7 @@ static void set_version(const char *dir, const char *name, uint16_t version)
     char path[4096];
     size_t n;
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    uint8_t *b = slurp(path, &n);
+    uint8_t *b = kvt_slurp(path, &n);
     kv_put16(b + 4, version);
     kv_put32(b + 12, kv_crc32c(b, 12));
     write_file(dir, name, b, n);
@@ -985,7 +920,7 @@ static void set_version(const char *dir, const char *name, uint16_t version)
 static void bad_input(const char *label, const char *path, const char *fpdir, const char *why)
 {
     char out[8192];
-    fingerprint before = fp_of(fpdir);
+    uint64_t before = kvt_dir_fingerprint(fpdir);
     struct stat st;
     int is_file = stat(path, &st) == 0 && S_ISREG(st.st_mode);
     for (int repair = 0; repair < 2; repair++) {
@@ -994,7 +929,7 @@ static void bad_input(const char *label, const char *path, const char *fpdir, co
         KVT_CHECK(rc == 2 && strstr(out, path) != NULL && strstr(out, want) != NULL,
                   "%s: kvcheck%s: exit %d, \"%s\" (expected exit 2 saying \"%s\")", label,
                   repair ? " --repair" : "", rc, out, want);
-        KVT_CHECK(same_fp(before, fp_of(fpdir)), "%s: kvcheck%s changed or created a file",
+        KVT_CHECK(before == kvt_dir_fingerprint(fpdir), "%s: kvcheck%s changed or created a file",
                   label, repair ? " --repair" : "");
     }
 }
@@ -1041,7 +976,7 @@ static void test_held_by_writer(void)
     KVT_RC_FATAL(kvt_open(dir, &o, &db), KV_OK);
     for (int i = 0; i < 10; i++)
         KVT_RC(kvt_put_str(db, "held-key", "a value written while held"), KV_OK);
-    fingerprint before = fp_of(dir);
+    uint64_t before = kvt_dir_fingerprint(dir);
     int rc = kvcheck(out, sizeof out, "--verbose '%s'", dir);
     snprintf(pid, sizeof pid, "pid %d", (int)getpid());
     KVT_CHECK(rc == 0 && field(out, "damaged") == 0 && strstr(out, pid) != NULL,
@@ -1049,7 +984,7 @@ static void test_held_by_writer(void)
     rc = kvcheck(out, sizeof out, "--repair --yes '%s'", dir);
     KVT_CHECK(rc == 3 && strstr(out, pid) != NULL, "kvcheck --repair on a held store: exit %d, "
               "\"%s\" (expected 3 naming %s)", rc, out, pid);
-    KVT_CHECK(same_fp(before, fp_of(dir)), "kvcheck changed a store a writer holds");
+    KVT_CHECK(before == kvt_dir_fingerprint(dir), "kvcheck changed a store a writer holds");
     KVT_RC(kvt_close(db), KV_OK);
 }
 
@@ -1071,7 +1006,7 @@ static void test_single_files(void)
               "kvcheck on a segment: exit %d, \"%s\"", rc, out);
     entries_of(path, &l);
     size_t n;
-    uint8_t *b = slurp(path, &n);
+    uint8_t *b = kvt_slurp(path, &n);
     const ent *r = &l.v[l.n / 2];
     write_file(copies, "a-copy", b, (size_t)r->off + 3);
     free(b);
@@ -1109,20 +1044,16 @@ static void test_usage(void)
     rc = kvcheck(out, sizeof out, "'%s' '%s'", dir, dir);
     KVT_CHECK(rc == 2, "two paths: exit %d", rc);
     poke(kvt_path(dir, "000001.seg"), 100, 0xff);
-    fingerprint before = fp_of(dir);
+    uint64_t before = kvt_dir_fingerprint(dir);
     rc = kvcheck(out, sizeof out, "--repair '%s'", dir);
     KVT_CHECK(rc == 2 && strstr(out, "--yes") != NULL, "--repair without a terminal or --yes: "
               "exit %d, \"%s\"", rc, out);
-    KVT_CHECK(same_fp(before, fp_of(dir)), "--repair without --yes changed the store");
+    KVT_CHECK(before == kvt_dir_fingerprint(dir), "--repair without --yes changed the store");
     /* diagnostics on stderr, the summary on stdout */
-    char cmd[8192], so[8192] = "";
+    char cmd[8192], so[8192];
     snprintf(cmd, sizeof cmd, "'%s/kvcheck' '%s' 2>/dev/null", bin(), dir);
-    FILE *p = popen(cmd, "r");
-    KVT_CHECK_FATAL(p != NULL, "popen %s", cmd);
-    size_t got = fread(so, 1, sizeof so - 1, p);
-    so[got] = '\0';
-    int st = pclose(p);
-    KVT_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1 && strncmp(so, "files=", 6) == 0
+    rc = kvt_run(cmd, so, sizeof so);
+    KVT_CHECK(rc == 1 && strncmp(so, "files=", 6) == 0
                   && strstr(so, "kvcheck:") == NULL,
               "stdout holds the summary only: \"%s\"", so);
 }
@@ -1198,7 +1129,7 @@ static int damaged_bytes_kept(const char *dir, const char *seg, const uint8_t *w
         snprintf(path, sizeof path, "%s/%s%s", dir, seg, names[i]);
         if (access(path, F_OK) != 0)
             continue;
-        uint8_t *b = slurp(path, &len);
+        uint8_t *b = kvt_slurp(path, &len);
         int same = len == n && memcmp(b, want, n) == 0;
         free(b);
         if (same)
@@ -1227,7 +1158,7 @@ static void test_repair_crash_at_every_call(void)
         check_repair_result res;
         damaged_store(dir, &m, active_damage, &lost, seg, sizeof seg);
         snprintf(segpath, sizeof segpath, "%s/%s", dir, seg);
-        uint8_t *segbytes = slurp(segpath, &seglen);
+        uint8_t *segbytes = kvt_slurp(segpath, &seglen);
         g_fio = fio_new(dir);
         g_fio_dir = dir;
         KVT_CHECK_FATAL(g_fio != NULL, "fio_new");
