@@ -350,7 +350,8 @@ static int keep_from_hint(salvage *sv)
 static void keep_finish(salvage *sv)
 {
     size_t w = 0;
-    qsort(sv->recs, sv->n, sizeof *sv->recs, cmp_kept_seq);
+    if (sv->n > 1) /* recs is NULL when nothing is kept */
+        qsort(sv->recs, sv->n, sizeof *sv->recs, cmp_kept_seq);
     for (size_t i = 0; i < sv->n; i++)
         if (w == 0 || sv->recs[i].seq != sv->recs[w - 1].seq)
             sv->recs[w++] = sv->recs[i];
@@ -568,7 +569,8 @@ static int plan_manifest(plan *p)
         if (m->sealed[i].number != 0)
             m->sealed[w++] = m->sealed[i];
     m->nsealed = w;
-    qsort(m->sealed, m->nsealed, sizeof *m->sealed, cmp_man_seg);
+    if (m->nsealed > 1)
+        qsort(m->sealed, m->nsealed, sizeof *m->sealed, cmp_man_seg);
     m->next_file = p->next_file;
     for (uint32_t i = 0; i < m->nsealed && strlen(list) < sizeof list - 16; i++)
         snprintf(list + strlen(list), sizeof list - strlen(list), "%s%06u", i ? ", " : "",
@@ -610,7 +612,7 @@ static int make_plan(plan *p)
     if (rc == KV_OK && (p->n > 0 || s->lock_bad))
         rc = add_step(p, ST_LOCK, "LOCK", 0, 0, 0, "write this process's pid (%ld) into it: the "
                       "repair holds the writer lock", (long)getpid());
-    if (rc == KV_OK)
+    if (rc == KV_OK && p->n > 1)
         qsort(p->v, p->n, sizeof *p->v, cmp_step);
     return rc;
 }
