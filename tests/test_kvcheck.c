@@ -1138,6 +1138,52 @@ static int damaged_bytes_kept(const char *dir, const char *seg, const uint8_t *w
     return 0;
 }
 
+/* What one crash image must show (the image is in img_dir; call names the crash). */
+typedef struct crash_case {
+    const char *seg;         /* the damaged segment's name */
+    const uint8_t *segbytes; /* its bytes when damaged */
+    size_t seglen;
+    const model *m;
+    uint64_t lost;           /* the record its damage took */
+} crash_case;
+
+static void check_crash_image(const crash_case *cc, const char *img_dir, const char *call,
+                              const char *variant)
+{
+    check_repair_result r2;
+    check_summary sum;
+    seen sn;
+    KVT_CHECK_FATAL(damaged_bytes_kept(img_dir, cc->seg, cc->segbytes, cc->seglen),
+                    "crash after call %s (%s): the damaged segment's bytes are gone", call, variant);
+    int rc = repair_in_process(img_dir, &r2);
+    KVT_CHECK_FATAL(rc == KV_OK && (r2.steps == 0 || r2.done),
+                    "crash after call %s (%s): the next repair: rc %d (%s)", call, variant, rc,
+                    kv_errmsg());
+    KVT_CHECK_FATAL(check_in_process(img_dir, NULL, &sum, &sn) == KV_OK && sum.damaged == 0,
+                    "crash after call %s (%s), then a repair: %llu problems, the first: %s", call,
+                    variant, (unsigned long long)sum.damaged, sn.first);
+    check_contents(img_dir, cc->m, &cc->lost, 1);
+    KVT_CHECK_FATAL(damaged_bytes_kept(img_dir, cc->seg, cc->segbytes, cc->seglen),
+                    "crash after call %s (%s), then a repair: the damaged segment's bytes are "
+                    "gone", call, variant);
+}
+
+/* Repairs dir through the fault-injecting layer; returns the layer (its log). */
+static fio *repair_through_layer(const char *dir)
+{
+    check_repair_result res;
+    g_fio = fio_new(dir);
+    g_fio_dir = dir;
+    KVT_CHECK_FATAL(g_fio != NULL, "fio_new");
+    kv_io_set_factory(repair_factory, NULL);
+    int rc = repair_in_process(dir, &res);
+    kv_io_set_factory(NULL, NULL);
+    KVT_CHECK_FATAL(rc == KV_OK && res.done && fio_model_error(g_fio) == NULL,
+                    "the repair through the layer: rc %d (%s), done %d, model %s", rc, kv_errmsg(),
+                    res.done, fio_model_error(g_fio) ? fio_model_error(g_fio) : "ok");
+    return g_fio;
+}
+
 /* A repair crashed at every I/O call it makes, each crash image taken as the crash
  * model allows (durable state, page cache, a torn last write, random subsets and
  * prefixes of what was pending): the damaged segment's bytes always survive (under
@@ -1153,70 +1199,44 @@ static void test_repair_crash_at_every_call(void)
         char *dir = kvt_dir_new(active_damage ? "check-crash-act" : "check-crash-wal");
         char seg[64], segpath[4096];
         model m;
-        uint64_t lost;
-        size_t seglen;
-        check_repair_result res;
-        damaged_store(dir, &m, active_damage, &lost, seg, sizeof seg);
+        crash_case cc = {.seg = seg, .m = &m};
+        damaged_store(dir, &m, active_damage, &cc.lost, seg, sizeof seg);
         snprintf(segpath, sizeof segpath, "%s/%s", dir, seg);
-        uint8_t *segbytes = kvt_slurp(segpath, &seglen);
-        g_fio = fio_new(dir);
-        g_fio_dir = dir;
-        KVT_CHECK_FATAL(g_fio != NULL, "fio_new");
-        kv_io_set_factory(repair_factory, NULL);
-        int rc = repair_in_process(dir, &res);
-        kv_io_set_factory(NULL, NULL);
-        KVT_CHECK_FATAL(rc == KV_OK && res.done && fio_model_error(g_fio) == NULL,
-                        "the repair through the layer: rc %d (%s), done %d, model %s", rc,
-                        kv_errmsg(), res.done, fio_model_error(g_fio) ? fio_model_error(g_fio) : "ok");
-        uint64_t calls = fio_calls(g_fio);
-        fio_replay *rp = fio_replay_new(g_fio);
-        uint64_t last[FIO_V_COUNT][2] = {{0}};
-        for (uint64_t k = 0; k <= calls; k++) {
+        uint8_t *segbytes = kvt_slurp(segpath, &cc.seglen);
+        cc.segbytes = segbytes;
+        fio *f = repair_through_layer(dir);
+        uint64_t calls = fio_calls(f), last[FIO_V_COUNT][2] = {{0}};
+        fio_replay *rp = fio_replay_new(f);
+        for (uint64_t k = 0; k <= calls; k++, points++) {
             fio_replay_to(rp, k);
-            points++;
             for (size_t v = 0; v < sizeof variants / sizeof *variants; v++) {
-                for (uint64_t seed = 1; seed <= (variants[v] >= FIO_V_TEAR_LAST ? 2u : 1u); seed++) {
+                fio_variant var = variants[v];
+                for (uint64_t seed = 1; seed <= (var >= FIO_V_TEAR_LAST ? 2u : 1u); seed++) {
                     fio_image img;
                     char call[96];
-                    int b = fio_image_build(rp, variants[v], k * 131 + seed, &img);
+                    int b = fio_image_build(rp, var, k * 131 + seed, &img);
                     KVT_CHECK_FATAL(b >= 0, "fio_image_build");
-                    if (b == 1 || (img.hash[0] == last[variants[v]][0] && img.hash[1] == last[variants[v]][1]
-                                   && seed == 1)) {
-                        fio_image_free(&img);
-                        continue;
+                    int same = b == 0 && seed == 1 && img.hash[0] == last[var][0]
+                               && img.hash[1] == last[var][1];
+                    if (b == 0 && !same) {
+                        last[var][0] = img.hash[0];
+                        last[var][1] = img.hash[1];
+                        KVT_CHECK_FATAL(kvt_rmtree(img_dir) == 0 && mkdir(img_dir, 0700) == 0
+                                            && fio_image_write(&img, img_dir) == 0,
+                                        "writing an image");
                     }
-                    last[variants[v]][0] = img.hash[0];
-                    last[variants[v]][1] = img.hash[1];
-                    KVT_CHECK_FATAL(kvt_rmtree(img_dir) == 0 && mkdir(img_dir, 0700) == 0
-                                        && fio_image_write(&img, img_dir) == 0, "writing an image");
-                    fio_image_free(&img);
+                    if (b == 0)
+                        fio_image_free(&img);
+                    if (b != 0 || same)
+                        continue;
                     images++;
-                    fio_describe(g_fio, k, call, sizeof call);
-                    KVT_CHECK_FATAL(damaged_bytes_kept(img_dir, seg, segbytes, seglen),
-                                    "crash after call %s (%s): the damaged segment's bytes are gone",
-                                    call, fio_variant_name[variants[v]]);
-                    check_repair_result r2;
-                    rc = repair_in_process(img_dir, &r2);
-                    KVT_CHECK_FATAL(rc == KV_OK && (r2.steps == 0 || r2.done),
-                                    "crash after call %s (%s): the next repair: rc %d (%s)", call,
-                                    fio_variant_name[variants[v]], rc, kv_errmsg());
-                    check_summary sum;
-                    seen sn;
-                    KVT_CHECK_FATAL(check_in_process(img_dir, NULL, &sum, &sn) == KV_OK
-                                        && sum.damaged == 0,
-                                    "crash after call %s (%s), then a repair: %llu problems, the "
-                                    "first: %s", call, fio_variant_name[variants[v]],
-                                    (unsigned long long)sum.damaged, sn.first);
-                    check_contents(img_dir, &m, &lost, 1);
-                    KVT_CHECK_FATAL(damaged_bytes_kept(img_dir, seg, segbytes, seglen),
-                                    "crash after call %s (%s), then a repair: the damaged "
-                                    "segment's bytes are gone", call,
-                                    fio_variant_name[variants[v]]);
+                    check_crash_image(&cc, img_dir, fio_describe(f, k, call, sizeof call),
+                                      fio_variant_name[var]);
                 }
             }
         }
         fio_replay_free(rp);
-        fio_free(g_fio);
+        fio_free(f);
         g_fio = NULL;
         free(segbytes);
     }
