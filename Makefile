@@ -1,6 +1,7 @@
 # kv — every build, test, bench and install target.
 #
-#   make            build/libkv.a, build/libkv.so, build/bin/{kv,kvbench,kvdemo,kvcompact,kvdump}
+#   make            build/libkv.a, build/libkv.so,
+#                   build/bin/{kv,kvbench,kvdemo,kvcompact,kvdump,kvcheck}
 #   make run        install missing Debian packages, build, run the demo
 #   make test       replay the fuzz corpora, then the CUnit suite, then the same
 #                   suite under ASan+UBSan (the CUnit run summary is printed last)
@@ -47,9 +48,10 @@ TEST_SRC := $(wildcard tests/*.c)
 TEST_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SRC))
 
 TOOLS   := $(BUILD)/bin/kv $(BUILD)/bin/kvbench $(BUILD)/bin/kvdemo $(BUILD)/bin/kvcompact \
-           $(BUILD)/bin/kvdump
+           $(BUILD)/bin/kvdump $(BUILD)/bin/kvcheck
 # The tools make install installs (kvdemo only serves make run), and every man page.
-INSTALL_TOOLS := $(BUILD)/bin/kv $(BUILD)/bin/kvbench $(BUILD)/bin/kvcompact $(BUILD)/bin/kvdump
+INSTALL_TOOLS := $(BUILD)/bin/kv $(BUILD)/bin/kvbench $(BUILD)/bin/kvcompact $(BUILD)/bin/kvdump \
+                 $(BUILD)/bin/kvcheck
 MAN1    := $(wildcard docs/man/*.1)
 MAN3    := $(wildcard docs/man/*.3)
 
@@ -85,6 +87,10 @@ $(BUILD)/bin/kvcompact: $(BUILD)/obj/tools/kvcompact.o $(BUILD)/libkv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV)
 
+$(BUILD)/bin/kvcheck: $(BUILD)/obj/tools/kvcheck.o $(BUILD)/libkv.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV)
+
 $(BUILD)/bin/kvdemo: $(BUILD)/obj/tools/kvdemo.o $(BUILD)/libkv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV)
@@ -99,7 +105,7 @@ $(BUILD)/bin/lz4probe: $(BUILD)/obj/bench/lz4probe.o $(BUILD)/libkv.a
 	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV)
 
 $(BUILD)/bin/kvtest: $(TEST_OBJ) $(BUILD)/libkv.a $(BUILD)/bin/kv $(BUILD)/bin/kvcompact \
-                    $(BUILD)/bin/kvdump
+                    $(BUILD)/bin/kvdump $(BUILD)/bin/kvcheck
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_KV) -o $@ $(TEST_OBJ) $(BUILD)/libkv.a $(LDLIBS_KV) -lcunit
 

@@ -22,12 +22,10 @@ static long lock_holder(int fd)
     return n > 0 ? strtol(buf, NULL, 10) : 0;
 }
 
-int lock_acquire(int dirfd, const char *dir, int *out_fd)
+/* flock(LOCK_EX | LOCK_NB) on an open LOCK: KV_OK, or KV_ELOCKED naming the holder's
+ * pid, or KV_EIO; fd is closed on failure. */
+static int lock_fd_take(int fd, const char *dir)
 {
-    char pid[32];
-    int fd = openat(dirfd, "LOCK", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return kv_err_errno(errno, "%s/LOCK: open", dir);
     if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
         int e = errno;
         long holder = lock_holder(fd);
@@ -37,14 +35,41 @@ int lock_acquire(int dirfd, const char *dir, int *out_fd)
                           dir, holder);
         return kv_err_errno(e, "%s/LOCK: flock", dir);
     }
-    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-    if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
-        int e = errno;
-        close(fd);
-        return kv_err_errno(e, "%s/LOCK: writing our pid", dir);
-    }
-    *out_fd = fd;
     return KV_OK;
+}
+
+int lock_write_pid(int fd, const char *dir)
+{
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n)
+        return kv_err_errno(errno, "%s/LOCK: writing our pid", dir);
+    return KV_OK;
+}
+
+int lock_acquire(int dirfd, const char *dir, int *out_fd)
+{
+    int fd = openat(dirfd, "LOCK", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return kv_err_errno(errno, "%s/LOCK: open", dir);
+    int rc = lock_fd_take(fd, dir);
+    if (rc == KV_OK && (rc = lock_write_pid(fd, dir)) != KV_OK)
+        close(fd);
+    if (rc == KV_OK)
+        *out_fd = fd;
+    return rc;
+}
+
+int lock_take(int dirfd, const char *dir, int *out_fd)
+{
+    int fd = openat(dirfd, "LOCK", O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? kv_err(KV_NOTFOUND, "%s/LOCK: no such file", dir)
+                               : kv_err_errno(errno, "%s/LOCK: open", dir);
+    int rc = lock_fd_take(fd, dir);
+    if (rc == KV_OK)
+        *out_fd = fd;
+    return rc;
 }
 
 void lock_release(int fd)

@@ -6,6 +6,7 @@
 #include "kvtest.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <dirent.h>
 #include <signal.h>
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -461,4 +463,76 @@ void kvt_note(const char *fmt, ...)
 int kvt_put_str(kv_db *db, const char *key, const char *val)
 {
     return kv_put(db, key, strlen(key), val, strlen(val));
+}
+
+/* ---------------------------------------------------------------------------------
+ * 6. Files and tools
+ * ------------------------------------------------------------------------------ */
+
+uint8_t *kvt_slurp(const char *path, size_t *len)
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY);
+    KVT_CHECK_FATAL(fd >= 0 && fstat(fd, &st) == 0, "open %s: %s", path, strerror(errno));
+    uint8_t *b = malloc((size_t)st.st_size + 1);
+    KVT_CHECK_FATAL(b != NULL && pread(fd, b, (size_t)st.st_size, 0) == st.st_size, "read %s",
+                    path);
+    close(fd);
+    *len = (size_t)st.st_size;
+    return b;
+}
+
+void kvt_spill(const char *path, const void *buf, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    KVT_CHECK_FATAL(fd >= 0 && (len == 0 || pwrite(fd, buf, len, 0) == (ssize_t)len),
+                    "write %s: %s", path, strerror(errno));
+    close(fd);
+}
+
+uint64_t kvt_dir_fingerprint(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    uint64_t sum = 1469598103934665603ull;
+    if (d == NULL)
+        return 0;
+    while ((de = readdir(d)) != NULL) {
+        char path[4096];
+        struct stat st;
+        uint64_t h = 1469598103934665603ull;
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        for (const char *c = de->d_name; *c; c++)
+            h = (h ^ (uint8_t)*c) * 1099511628211ull;
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        FILE *f = stat(path, &st) == 0 && S_ISREG(st.st_mode) ? fopen(path, "rb") : NULL;
+        int ch;
+        while (f != NULL && (ch = fgetc(f)) != EOF)
+            h = (h ^ (uint8_t)ch) * 1099511628211ull;
+        if (f != NULL)
+            fclose(f);
+        sum += h;
+    }
+    closedir(d);
+    return sum;
+}
+
+int kvt_run(const char *cmd, char *out, size_t n)
+{
+    FILE *p = popen(cmd, "r");
+    size_t len = 0;
+    char rest[4096];
+    KVT_CHECK_FATAL(p != NULL, "popen %s", cmd);
+    while (len + 1 < n) {
+        size_t got = fread(out + len, 1, n - 1 - len, p);
+        if (got == 0)
+            break;
+        len += got;
+    }
+    out[len] = '\0';
+    while (fread(rest, 1, sizeof rest, p) > 0)
+        ;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }

@@ -10,6 +10,8 @@
  *      through it are released by the suite teardown, even when a _FATAL assertion
  *      ends a test early, so one failure does not leak into the next test
  *   5. Checks: formatted assertion messages (key, seed, step) and value helpers
+ *   6. Files and tools: whole files in and out, a fingerprint of a directory, a
+ *      command's exit status and output
  *
  * Threads: sections 2, 3 and the kvt_fmt/kvt_value_* helpers may be used from any
  * thread or from a forked child; the fixture and the assertion helpers belong to the
@@ -38,6 +40,7 @@ void kvt_register_crashsim(void);    /* tests/test_crashsim.c (with tests/faulti
 void kvt_register_lz4(void);         /* tests/test_lz4.c */
 void kvt_register_fuzz_regress(void); /* tests/test_fuzz_regress.c: bugs the fuzzers found */
 void kvt_register_kvdump(void);      /* tests/test_kvdump.c: kvdump, kv load/scan/stats --json */
+void kvt_register_kvcheck(void);     /* tests/test_kvcheck.c: kvcheck, check and repair */
 
 typedef struct kvt_test {
     const char *name; /* test name shown by CUnit */
@@ -189,5 +192,26 @@ void kvt_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Short helpers for NUL-terminated text keys and values. */
 int kvt_put_str(kv_db *db, const char *key, const char *val);
+
+/* ---------------------------------------------------------------------------------
+ * 6. Files and tools (the test thread; FATAL on failure)
+ * ------------------------------------------------------------------------------ */
+
+/* Reads the whole file at path into a malloc'd buffer (one byte more than *len, so
+ * an empty file gives a valid pointer); the caller frees it. */
+uint8_t *kvt_slurp(const char *path, size_t *len);
+
+/* Writes len bytes as the whole content of path (created or truncated). */
+void kvt_spill(const char *path, const void *buf, size_t len);
+
+/* A fingerprint of every entry of dir: names, and the bytes of regular files
+ * (FNV-1a per file, summed, so the order of readdir does not count). A file created,
+ * removed, renamed or changed changes it. */
+uint64_t kvt_dir_fingerprint(const char *dir);
+
+/* Runs cmd with popen and returns its exit status (-1 if it did not exit), and up to
+ * n - 1 bytes of its output in out (the rest is read and dropped, so the command
+ * never dies of SIGPIPE). */
+int kvt_run(const char *cmd, char *out, size_t n);
 
 #endif /* KVTEST_H */

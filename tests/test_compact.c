@@ -661,53 +661,6 @@ static void test_damaged_output_hint(void)
 
 /* ---- the kvcompact tool --------------------------------------------------------------- */
 
-/* A fingerprint of every file in dir: names, sizes and contents (FNV-1a). */
-static uint64_t dir_fingerprint(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *de;
-    uint64_t h = 1469598103934665603ull;
-    if (d == NULL)
-        return 0;
-    while ((de = readdir(d)) != NULL) {
-        char *p = kvt_path(dir, de->d_name);
-        FILE *f = fopen(p, "rb");
-        struct stat st;
-        if (f == NULL || stat(p, &st) != 0 || !S_ISREG(st.st_mode)) {
-            if (f != NULL)
-                fclose(f);
-            continue;
-        }
-        uint64_t fh = 1469598103934665603ull; /* per file, summed: order-free */
-        for (const char *c = de->d_name; *c; c++)
-            fh = (fh ^ (uint8_t)*c) * 1099511628211ull;
-        int ch;
-        while ((ch = fgetc(f)) != EOF)
-            fh = (fh ^ (uint8_t)ch) * 1099511628211ull;
-        fclose(f);
-        h += fh;
-    }
-    closedir(d);
-    return h;
-}
-
-/* Runs a command, returns its exit status and (up to n bytes of) its output. */
-static int run_cmd(const char *cmd, char *out, size_t n)
-{
-    FILE *p = popen(cmd, "r");
-    size_t len = 0;
-    KVT_CHECK_FATAL(p != NULL, "popen %s", cmd);
-    while (len + 1 < n) {
-        size_t got = fread(out + len, 1, n - 1 - len, p);
-        if (got == 0)
-            break;
-        len += got;
-    }
-    out[len] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static void test_kvcompact_tool(void)
 {
     const char *bin = getenv("KV_BIN");
@@ -721,27 +674,27 @@ static void test_kvcompact_tool(void)
 
     /* held by a writer: exit 3, the pid named, not a byte changed */
     kv_db *db = open_opts(dir, 8192, 0);
-    uint64_t fp = dir_fingerprint(dir);
+    uint64_t fp = kvt_dir_fingerprint(dir);
     snprintf(cmd, sizeof cmd, "'%s/kvcompact' '%s' 2>&1", bin, dir);
-    int rc = run_cmd(cmd, out, sizeof out);
+    int rc = kvt_run(cmd, out, sizeof out);
     char pid[32];
     snprintf(pid, sizeof pid, "%d", (int)getpid());
     KVT_CHECK(rc == 3 && strstr(out, pid) != NULL, "kvcompact on a held store: exit %d, "
               "output \"%s\" (expected exit 3 naming pid %s)", rc, out, pid);
-    KVT_CHECK(dir_fingerprint(dir) == fp, "kvcompact changed a store it could not lock");
+    KVT_CHECK(kvt_dir_fingerprint(dir) == fp, "kvcompact changed a store it could not lock");
     KVT_RC(kvt_close(db), KV_OK);
 
     /* --dry-run changes nothing and says what it would reclaim */
-    fp = dir_fingerprint(dir);
+    fp = kvt_dir_fingerprint(dir);
     snprintf(cmd, sizeof cmd, "'%s/kvcompact' --dry-run '%s' 2>&1", bin, dir);
-    rc = run_cmd(cmd, out, sizeof out);
+    rc = kvt_run(cmd, out, sizeof out);
     KVT_CHECK(rc == 0 && strstr(out, "would reclaim") != NULL, "--dry-run: exit %d, \"%s\"", rc,
               out);
-    KVT_CHECK(dir_fingerprint(dir) == fp, "kvcompact --dry-run changed the store");
+    KVT_CHECK(kvt_dir_fingerprint(dir) == fp, "kvcompact --dry-run changed the store");
 
     /* closed: compacted, smaller, same contents */
     snprintf(cmd, sizeof cmd, "'%s/kvcompact' '%s' 2>&1", bin, dir);
-    rc = run_cmd(cmd, out, sizeof out);
+    rc = kvt_run(cmd, out, sizeof out);
     KVT_CHECK(rc == 0 && strstr(out, "reclaimed") != NULL, "kvcompact: exit %d, \"%s\"", rc, out);
     uint64_t after = dir_bytes(dir);
     KVT_CHECK(after < before, "kvcompact left %llu bytes of %llu", (unsigned long long)after,
@@ -756,13 +709,13 @@ static void test_kvcompact_tool(void)
     const char *bad[] = {empty, "/nonexistent/kv-store"};
     for (int i = 0; i < 2; i++) {
         snprintf(cmd, sizeof cmd, "'%s/kvcompact' '%s' 2>&1", bin, bad[i]);
-        rc = run_cmd(cmd, out, sizeof out);
+        rc = kvt_run(cmd, out, sizeof out);
         KVT_CHECK(rc == 2 && strstr(out, bad[i]) != NULL, "kvcompact %s: exit %d, \"%s\"", bad[i],
                   rc, out);
     }
     KVT_CHECK(kvt_dir_count(empty) == 0, "kvcompact left files in an empty directory");
     snprintf(cmd, sizeof cmd, "'%s/kvcompact' --ratio 2 '%s' 2>&1", bin, dir);
-    KVT_CHECK(run_cmd(cmd, out, sizeof out) == 2, "--ratio 2 was accepted: \"%s\"", out);
+    KVT_CHECK(kvt_run(cmd, out, sizeof out) == 2, "--ratio 2 was accepted: \"%s\"", out);
     kvt_note("kvcompact: %llu -> %llu bytes", (unsigned long long)before, (unsigned long long)after);
 }
 

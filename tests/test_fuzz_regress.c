@@ -22,26 +22,15 @@
 
 /* ---- helpers ----------------------------------------------------------------------- */
 
-/* Reads dir/name whole (tracked by nothing: the caller frees). */
+/* dir/name read whole (the caller frees) and written back. */
 static uint8_t *slurp(const char *dir, const char *name, size_t *len)
 {
-    char *p = kvt_path(dir, name);
-    struct stat st;
-    int fd = open(p, O_RDONLY);
-    KVT_CHECK_FATAL(fd >= 0 && fstat(fd, &st) == 0, "open %s", p);
-    uint8_t *b = malloc((size_t)st.st_size + 1);
-    KVT_CHECK_FATAL(b != NULL && pread(fd, b, (size_t)st.st_size, 0) == st.st_size, "read %s", p);
-    close(fd);
-    *len = (size_t)st.st_size;
-    return b;
+    return kvt_slurp(kvt_path(dir, name), len);
 }
 
 static void spill(const char *dir, const char *name, const uint8_t *b, size_t len)
 {
-    char *p = kvt_path(dir, name);
-    int fd = open(p, O_WRONLY | O_TRUNC);
-    KVT_CHECK_FATAL(fd >= 0 && pwrite(fd, b, len, 0) == (ssize_t)len, "write %s", p);
-    close(fd);
+    kvt_spill(kvt_path(dir, name), b, len);
 }
 
 static off_t file_size(const char *dir, const char *name)

@@ -73,20 +73,6 @@ static uint8_t *make_value(size_t n, int pat, uint64_t seed)
     return v;
 }
 
-/* Reads a whole file into a malloc'd buffer. */
-static uint8_t *read_all(const char *path, size_t *len)
-{
-    struct stat st;
-    int fd = open(path, O_RDONLY);
-    KVT_CHECK_FATAL(fd >= 0 && fstat(fd, &st) == 0, "open %s", path);
-    uint8_t *buf = malloc((size_t)st.st_size + 1);
-    KVT_CHECK_FATAL(buf != NULL && pread(fd, buf, (size_t)st.st_size, 0) == st.st_size,
-                    "read %s", path);
-    close(fd);
-    *len = (size_t)st.st_size;
-    return buf;
-}
-
 /* Counts the records of a segment or WAL file, and those with KV_RECF_LZ4; every
  * record must scan clean. */
 typedef struct flag_count {
@@ -115,7 +101,7 @@ static void scan_file_flags(const char *dir, const char *name, flag_count *c)
 {
     size_t len;
     kv_scan_result res;
-    uint8_t *buf = read_all(kvt_path(dir, name), &len);
+    uint8_t *buf = kvt_slurp(kvt_path(dir, name), &len);
     KVT_CHECK(kv_scan_buffer(buf, len, KV_FILE_HDR_SIZE, count_flags, c, &res) == KV_OK
                   && !res.stopped, "%s scans clean (stopped at %llu: %s)", name,
               (unsigned long long)res.bad_off, res.why);
