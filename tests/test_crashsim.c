@@ -77,8 +77,10 @@ static void cs_key(unsigned k, char out[5])
 }
 
 /* The value operation id writes under key: header, then filler of a length in
- * [vmin, vmax] derived from both. */
-static size_t cs_value(unsigned key, uint64_t id, unsigned vmin, unsigned vmax, uint8_t *buf)
+ * [vmin, vmax] derived from both. Random filler, or for a workload that compresses
+ * (lz4) runs of 16 bytes from the same 8, which LZ4 keeps compressed. */
+static size_t cs_value(unsigned key, uint64_t id, unsigned vmin, unsigned vmax, int lz4,
+                       uint8_t *buf)
 {
     uint64_t h = kvt_mix64(id * 1000003u + key);
     size_t filler = vmin + (size_t)(h % (vmax - vmin + 1));
@@ -86,7 +88,7 @@ static size_t cs_value(unsigned key, uint64_t id, unsigned vmin, unsigned vmax, 
     buf[8] = (uint8_t)key;
     buf[9] = 0xa5;
     for (size_t i = 0; i < filler; i++) {
-        if (i % 8 == 0)
+        if (i % (lz4 ? 64 : 8) == 0)
             h = kvt_mix64(h);
         buf[CS_HDR + i] = (uint8_t)(h >> (8 * (i % 8)));
     }
@@ -118,6 +120,7 @@ typedef struct cs_workload {
     unsigned vmin, vmax;         /* value filler sizes */
     int mmap_reads;              /* options.mmap_reads */
     const char *from;            /* start from crash images of this workload, or NULL */
+    int lz4;                     /* options.compression = LZ4, compressible values */
 } cs_workload;
 
 struct cs_run {
@@ -227,7 +230,7 @@ static void cs_put(cs_run *r, unsigned key)
     op->n = 1;
     op->key[0] = (uint8_t)key;
     cs_key(key, k);
-    size_t vl = cs_value(key, op->id, r->wl->vmin, r->wl->vmax, v);
+    size_t vl = cs_value(key, op->id, r->wl->vmin, r->wl->vmax, r->wl->lz4, v);
     op->rc = kv_put(r->db, k, 4, v, vl);
     op->after = run_calls(r);
     after_write(r, op, "kv_put");
@@ -274,7 +277,8 @@ static void cs_batch(cs_run *r, unsigned n, unsigned pct_del)
         cs_key(op->key[i], k);
         int rc = op->del[i] ? kv_batch_delete(b, k, 4)
                             : kv_batch_put(b, k, 4, v,
-                                           cs_value(op->key[i], op->id, r->wl->vmin, r->wl->vmax, v));
+                                           cs_value(op->key[i], op->id, r->wl->vmin, r->wl->vmax,
+                                                    r->wl->lz4, v));
         KVT_CHECK_FATAL(rc == KV_OK, "building a batch: %s", kv_strerror(rc));
     }
     op->before = run_calls(r);
@@ -309,8 +313,9 @@ static void cs_get(cs_run *r, unsigned key)
     }
     if (rc < 0 && r->error_run) {
         r->saw_error = 1;
-    } else if (rc == KV_OK && known && (id == 0 || cs_value(key, id, r->wl->vmin, r->wl->vmax, want) != vl
-                                        || memcmp(want, v, vl) != 0)) {
+    } else if (rc == KV_OK && known
+               && (id == 0 || cs_value(key, id, r->wl->vmin, r->wl->vmax, r->wl->lz4, want) != vl
+                   || memcmp(want, v, vl) != 0)) {
         run_fail(r, "kv_get(%s) returned a value other than the last write's (op id %llu)", k,
                  (unsigned long long)id);
     } else if (rc == KV_NOTFOUND && known && id != 0) {
@@ -430,7 +435,7 @@ static void after_write(cs_run *r, cs_op *op, const char *what)
     cs_op *probe = op_new(r, OP_PUT);
     probe->n = 1;
     probe->key[0] = 0;
-    size_t vl = cs_value(0, probe->id, r->wl->vmin, r->wl->vmax, v);
+    size_t vl = cs_value(0, probe->id, r->wl->vmin, r->wl->vmax, r->wl->lz4, v);
     probe->rc = kv_put(r->db, "cs00", 4, v, vl);
     probe->after = run_calls(r);
     if (probe->rc != failed_rc)
@@ -627,19 +632,45 @@ static void wl_compact(cs_run *r)
         run_fail(r, "kv_compact dropped no record: the workload does not compact");
 }
 
+/* LZ4 values through every path that moves them: single puts, batches, rolls (the
+ * WAL's and the segment's copies are the same compressed bytes), compaction (which
+ * copies them verbatim) and recovery. */
+static void wl_lz4(cs_run *r)
+{
+    for (int i = 0; i < 12; i++) {
+        if (i % 4 == 3)
+            cs_batch(r, 3, 20);
+        else
+            cs_put_rnd(r);
+    }
+    kv_stats st;
+    if (!r->error_run && r->db != NULL && kv_stat(r->db, &st) == KV_OK && st.values_compressed == 0)
+        run_fail(r, "no value was stored compressed: the workload does not exercise LZ4");
+    cs_del(r, 1);
+    cs_sync(r);
+    cs_compact(r);
+    for (int i = 0; i < 4; i++)
+        cs_put_rnd(r);
+    cs_pause(r);
+    cs_reopen(r);
+    cs_put_rnd(r);
+    cs_pause(r);
+}
+
 static const cs_workload cs_workloads[] = {
-    {"puts", wl_puts, 0, 6, 0, 120, 0, NULL},
-    {"deletes", wl_deletes, 0, 8, 0, 60, 1, NULL},
-    {"batches", wl_batches, 0, 10, 0, 90, 1, NULL},
-    {"rolls", wl_rolls, 4096, 12, 150, 400, 1, NULL},
-    {"hints", wl_hints, 4096, 10, 200, 500, 1, NULL},
-    {"manifest", wl_manifest, 4096, 6, 1200, 1800, 1, NULL},
-    {"wal_delete", wl_wal_delete, 4096, 8, 300, 600, 1, NULL},
-    {"recovery_batches", wl_recovery, 0, 10, 0, 90, 1, "batches"},
-    {"recovery_rolls", wl_recovery, 4096, 12, 150, 400, 0, "rolls"},
-    {"compaction", wl_compact, 4096, 6, 150, 400, 1, NULL},
-    {"recovery_compaction", wl_recovery, 4096, 6, 150, 400, 1, "compaction"},
-    {NULL, NULL, 0, 0, 0, 0, 0, NULL},
+    {"puts", wl_puts, 0, 6, 0, 120, 0, NULL, 0},
+    {"deletes", wl_deletes, 0, 8, 0, 60, 1, NULL, 0},
+    {"batches", wl_batches, 0, 10, 0, 90, 1, NULL, 0},
+    {"rolls", wl_rolls, 4096, 12, 150, 400, 1, NULL, 0},
+    {"hints", wl_hints, 4096, 10, 200, 500, 1, NULL, 0},
+    {"manifest", wl_manifest, 4096, 6, 1200, 1800, 1, NULL, 0},
+    {"wal_delete", wl_wal_delete, 4096, 8, 300, 600, 1, NULL, 0},
+    {"recovery_batches", wl_recovery, 0, 10, 0, 90, 1, "batches", 0},
+    {"recovery_rolls", wl_recovery, 4096, 12, 150, 400, 0, "rolls", 0},
+    {"compaction", wl_compact, 4096, 6, 150, 400, 1, NULL, 0},
+    {"recovery_compaction", wl_recovery, 4096, 6, 150, 400, 1, "compaction", 0},
+    {"lz4", wl_lz4, 4096, 6, 150, 700, 1, NULL, 1},
+    {NULL, NULL, 0, 0, 0, 0, 0, NULL, 0},
 };
 
 static const cs_workload *wl_find(const char *name)
@@ -680,7 +711,7 @@ static int obs_cb(void *arg, const void *k, size_t kl, const void *v, size_t vl)
     }
     if (ok) {
         memcpy(&id, v, 8);
-        ok = id != 0 && cs_value(key, id, c->wl->vmin, c->wl->vmax, want) == vl
+        ok = id != 0 && cs_value(key, id, c->wl->vmin, c->wl->vmax, c->wl->lz4, want) == vl
              && memcmp(want, v, vl) == 0;
     }
     if (ok && c->o->id[key] == 0) {
@@ -1097,6 +1128,10 @@ static void run_init(cs_run *r, const cs_workload *wl, int mode, const char *dir
     r->opts.sync_interval_ms = 1;
     r->opts.mmap_reads = wl->mmap_reads;
     r->opts.auto_compact = 0; /* compaction runs where a workload calls kv_compact */
+    if (wl->lz4) {
+        r->opts.compression = KV_COMPRESS_LZ4;
+        r->opts.compress_min_bytes = 16;
+    }
     kvt_rng_seed(&r->rng, kvt_mix64(wl->name[0] * 131u + strlen(wl->name)));
     r->next_id = 1;
 }
@@ -2183,6 +2218,7 @@ CS_WORKLOAD_TESTS(recovery_batches)
 CS_WORKLOAD_TESTS(recovery_rolls)
 CS_WORKLOAD_TESTS(compaction)
 CS_WORKLOAD_TESTS(recovery_compaction)
+CS_WORKLOAD_TESTS(lz4)
 
 static void test_summary(void)
 {
@@ -2216,6 +2252,7 @@ static const kvt_test crashsim_tests[] = {
     {"power failure at every call: compaction", test_power_compaction},
     {"power failure at every call: recovery of crashed compactions",
      test_power_recovery_compaction},
+    {"power failure at every call: LZ4 values", test_power_lz4},
     {"I/O error at every call: puts", test_errors_puts},
     {"I/O error at every call: deletes", test_errors_deletes},
     {"I/O error at every call: batches", test_errors_batches},
@@ -2228,6 +2265,7 @@ static const kvt_test crashsim_tests[] = {
     {"I/O error at every call: compaction", test_errors_compaction},
     {"I/O error at every call: recovery of crashed compactions",
      test_errors_recovery_compaction},
+    {"I/O error at every call: LZ4 values", test_errors_lz4},
     {"self-test: catches skipping the directory fsync", test_mutant_syncdir},
     {"self-test: catches skipping the seal fdatasync", test_mutant_seal},
     {"self-test: catches acknowledging before the WAL fdatasync", test_mutant_wal_sync},
