@@ -661,3 +661,25 @@ void dump_keys_free(dump_keys *kl)
     free(kl->refs);
     memset(kl, 0, sizeof *kl);
 }
+
+/* ---------------------------------------------------------------------------------
+ * 5. Messages
+ * ------------------------------------------------------------------------------ */
+
+void tool_usage_error(const char *prog, const char *usage, const char *msg, const char *arg)
+{
+    if (msg != NULL)
+        fprintf(stderr, "%s: %s%s%s\n", prog, msg, arg ? ": " : "", arg ? arg : "");
+    fputs(usage, stderr);
+}
+
+void tool_store_error(const char *prog, const char *dir, int rc)
+{
+    char detail[1024];
+
+    snprintf(detail, sizeof detail, "%s", kv_errmsg());
+    if (detail[0] != '\0')
+        fprintf(stderr, "%s: %s: %s: %s\n", prog, dir, kv_strerror(rc), detail);
+    else
+        fprintf(stderr, "%s: %s: %s\n", prog, dir, kv_strerror(rc));
+}

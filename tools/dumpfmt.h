@@ -21,7 +21,7 @@
  * other byte as "\xHH" (lowercase). A reader also takes uppercase hex digits.
  *
  * Sections: 1. encoding and decoding bytes, 2. writing a dump, 3. reading a dump,
- * 4. sorted key lists (the dump order).
+ * 4. sorted key lists (the dump order), 5. the tools' error messages.
  */
 #ifndef KV_DUMPFMT_H
 #define KV_DUMPFMT_H
@@ -158,5 +158,15 @@ int dump_has_prefix(const void *key, size_t klen, const void *prefix, size_t ple
 
 /* Byte-order comparison used for the dump order (memcmp, then length). */
 int dump_keycmp(const void *a, size_t alen, const void *b, size_t blen);
+
+/* ---------------------------------------------------------------------------------
+ * 5. Messages of the tools that link this file (kv, kvdump)
+ * ------------------------------------------------------------------------------ */
+
+/* "PROG: MSG: ARG" (when msg is given), then the usage text, on stderr. */
+void tool_usage_error(const char *prog, const char *usage, const char *msg, const char *arg);
+/* "PROG: DIR: <kv_strerror(rc)>: <kv_errmsg>" on stderr. kv_errmsg is copied first,
+ * since its text is only promised until the next kv_* call. */
+void tool_store_error(const char *prog, const char *dir, int rc);
 
 #endif

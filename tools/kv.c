@@ -121,24 +121,15 @@ static const char usage_text[] =
  * usage exit code so callers can `return usage_error(...)`. */
 static int usage_error(const char *msg, const char *arg)
 {
-    if (msg != NULL)
-        fprintf(stderr, "kv: %s%s%s\n", msg, arg ? ": " : "", arg ? arg : "");
-    fputs(usage_text, stderr);
+    tool_usage_error("kv", usage_text, msg, arg);
     return EXIT_USAGE;
 }
 
-/* Prints "kv: DIR: <kv_strerror>: <kv_errmsg>" for status rc. kv_errmsg is copied
- * before kv_strerror is called, since its text is only promised until the next
- * kv_* call. Returns the store exit code. */
+/* Prints "kv: DIR: <kv_strerror>: <kv_errmsg>" for status rc. Returns the store
+ * exit code. */
 static int store_error(const char *dir, int rc)
 {
-    char detail[1024];
-
-    snprintf(detail, sizeof detail, "%s", kv_errmsg());
-    if (detail[0] != '\0')
-        fprintf(stderr, "kv: %s: %s: %s\n", dir, kv_strerror(rc), detail);
-    else
-        fprintf(stderr, "kv: %s: %s\n", dir, kv_strerror(rc));
+    tool_store_error("kv", dir, rc);
     return EXIT_STORE;
 }
 

@@ -94,9 +94,7 @@ struct args {
 
 static int usage_error(const char *msg, const char *arg)
 {
-    if (msg != NULL)
-        fprintf(stderr, "kvdump: %s%s%s\n", msg, arg ? ": " : "", arg ? arg : "");
-    fputs(usage_text, stderr);
+    tool_usage_error("kvdump", usage_text, msg, arg);
     return EXIT_USAGE;
 }
 
@@ -105,13 +103,7 @@ static int usage_error(const char *msg, const char *arg)
  * anything else 3. */
 static int store_error(const char *dir, int rc)
 {
-    char detail[1024];
-
-    snprintf(detail, sizeof detail, "%s", kv_errmsg());
-    if (detail[0] != '\0')
-        fprintf(stderr, "kvdump: %s: %s: %s\n", dir, kv_strerror(rc), detail);
-    else
-        fprintf(stderr, "kvdump: %s: %s\n", dir, kv_strerror(rc));
+    tool_store_error("kvdump", dir, rc);
     return rc == KV_EINVAL || rc == KV_EVERSION ? EXIT_USAGE : EXIT_STORE;
 }
 
