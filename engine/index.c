@@ -546,6 +546,8 @@ static int bulk_apply_queue(idx_bulk *b, idx_shard *sh, bulk_queue *q, unsigned 
     }
     if (q->n == 0)
         return 0;
+    /* Room for every queued record as a new key; bulk_work gives back what the keys
+     * seen more than once did not take. */
     if (shard_reserve(sh, q->n) != 0)
         return -ENOMEM;
     uint32_t mask = sh->cap - 1;
@@ -603,7 +605,17 @@ static void *bulk_work(void *arg)
         int rc = 0;
         for (unsigned p = 0; p < b->nprod && rc == 0; p++)
             rc = bulk_apply_queue(b, sh, &b->prod[p].q[s], w->id);
-        maybe_repack(sh);
+        /* Records that lost left their nodes behind: once garbage is over half, copy
+         * the live ones out now, whatever the amount (REPACK_MIN spares a running
+         * store frequent copies; a flush happens once per 2M records). */
+        if (sh->garbage > 0 && sh->garbage * 2 > sh->used)
+            shard_repack(sh);
+        /* and the table shrinks to what an insert of its keys one by one gives */
+        uint64_t fit = 64;
+        while ((uint64_t)sh->count * 4 > fit * 3)
+            fit *= 2;
+        if (rc == 0 && fit < sh->cap)
+            (void)shard_resize(sh, (uint32_t)fit); /* out of memory: stays larger */
         if (rc != 0) {
             int zero = 0;
             atomic_compare_exchange_strong(&b->err, &zero, rc);

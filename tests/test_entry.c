@@ -644,6 +644,36 @@ static void test_index_bulk_matches(void)
     free(key);
 }
 
+/* A store that overwrote a few keys many times hands recovery many records of the
+ * same keys: the index it builds must be sized for its keys, not its records. */
+static void test_index_bulk_few_keys(void)
+{
+    kv_index *ref, *ix;
+    idx_bulk *b;
+    const unsigned nkeys = 200, per_key = kvt_scaled(500, 100);
+    KVT_CHECK_FATAL(idx_new(&ref) == 0 && idx_new(&ix) == 0, "idx_new");
+    KVT_CHECK_FATAL(idx_bulk_new(ix, 2, NULL, NULL, &b) == 0, "idx_bulk_new");
+    uint64_t seq = 0;
+    for (unsigned r = 0; r < per_key; r++)
+        for (unsigned k = 0; k < nkeys; k++) {
+            char key[16];
+            int n = snprintf(key, sizeof key, "key%u", k);
+            idx_loc loc = {++seq, 1, (uint32_t)seq, 100, 0};
+            uint64_t h = idx_hash(key, (size_t)n);
+            idx_change ch;
+            KVT_CHECK_FATAL(idx_set_locked(ref, key, (size_t)n, h, &loc, 1, &ch) == 0, "reference");
+            KVT_CHECK_FATAL(idx_bulk_add(b, k % 2, key, (size_t)n, h, &loc) == 0, "bulk add");
+        }
+    KVT_CHECK_FATAL(idx_bulk_flush(b) == 0, "bulk flush");
+    idx_bulk_free(b);
+    KVT_CHECK(idx_count(ix) == nkeys, "%llu keys, want %u", (unsigned long long)idx_count(ix), nkeys);
+    KVT_CHECK(idx_bytes(ix) <= 2 * idx_bytes(ref), "%u records of %u keys: the bulk-built index "
+              "holds %llu bytes, one built key by key %llu", nkeys * per_key, nkeys,
+              (unsigned long long)idx_bytes(ix), (unsigned long long)idx_bytes(ref));
+    idx_free(ref);
+    idx_free(ix);
+}
+
 /* Live and dead bytes are rebuilt at open: from hints, from a scan of the segments,
  * they must equal what the running store counted before it was closed. */
 static void test_live_bytes_after_reopen(void)
@@ -718,6 +748,7 @@ void kvt_register_entry(void)
         {"get of a record damaged after open: KV_ECORRUPT (pread)", test_get_damage_pread},
         {"index: deleting most keys gives the arena memory back", test_index_arena_repack},
         {"index: bulk loading builds the same index as one by one", test_index_bulk_matches},
+        {"index: bulk loading many records of few keys stays small", test_index_bulk_few_keys},
         {"live and dead bytes after reopen, with and without hints", test_live_bytes_after_reopen},
         {NULL, NULL},
     };
