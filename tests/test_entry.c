@@ -658,7 +658,8 @@ static void test_index_bulk_few_keys(void)
         for (unsigned k = 0; k < nkeys; k++) {
             char key[16];
             int n = snprintf(key, sizeof key, "key%u", k);
-            idx_loc loc = {++seq, 1, (uint32_t)seq, 100, 0};
+            seq++;
+            idx_loc loc = {seq, 1, (uint32_t)seq, 100, 0};
             uint64_t h = idx_hash(key, (size_t)n);
             idx_change ch;
             KVT_CHECK_FATAL(idx_set_locked(ref, key, (size_t)n, h, &loc, 1, &ch) == 0, "reference");
