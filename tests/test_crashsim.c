@@ -2131,20 +2131,30 @@ static void test_reg_cut_tail_durable(void)
 
 static const int cs_modes[] = {KV_SYNC_ALWAYS, KV_SYNC_NONE, KV_SYNC_INTERVAL};
 
-static void power_test(const char *name)
+typedef unsigned (*cs_workload_fn)(const cs_workload *wl, int mode, const char *scratch,
+                                   cs_stats *st, char *first, size_t n);
+
+/* Runs workload name under every sync mode through run (power failures or I/O
+ * errors at every call); the figures go to the summary. */
+static void workload_test(const char *name, cs_workload_fn run, cs_stats *st)
 {
     const cs_workload *wl = wl_find(name);
     char *scratch = cs_scratch();
-    uint64_t t0 = kvt_now_ms();
-    cs_stats st = {0};
     kv_io_set_factory(cs_factory, NULL);
     for (size_t m = 0; m < sizeof cs_modes / sizeof *cs_modes; m++) {
         char first[1024];
-        unsigned v = power_workload(wl, cs_modes[m], scratch, &st, first, sizeof first);
+        unsigned v = run(wl, cs_modes[m], scratch, st, first, sizeof first);
         KVT_CHECK(v == 0, "%u violations; the first: %s", v, first);
     }
     kv_io_set_factory(NULL, NULL);
-    add_stats(&g_total, &st);
+    add_stats(&g_total, st);
+}
+
+static void power_test(const char *name)
+{
+    uint64_t t0 = kvt_now_ms();
+    cs_stats st = {0};
+    workload_test(name, power_workload, &st);
     g_power_tests++;
     kvt_note("%s: %llu crash points, %llu images, %llu distinct states opened, %.1f s", name,
              (unsigned long long)st.points, (unsigned long long)st.images,
@@ -2153,18 +2163,9 @@ static void power_test(const char *name)
 
 static void error_test(const char *name)
 {
-    const cs_workload *wl = wl_find(name);
-    char *scratch = cs_scratch();
     uint64_t t0 = kvt_now_ms();
     cs_stats st = {0};
-    kv_io_set_factory(cs_factory, NULL);
-    for (size_t m = 0; m < sizeof cs_modes / sizeof *cs_modes; m++) {
-        char first[1024];
-        unsigned v = error_workload(wl, cs_modes[m], scratch, &st, first, sizeof first);
-        KVT_CHECK(v == 0, "%u violations; the first: %s", v, first);
-    }
-    kv_io_set_factory(NULL, NULL);
-    add_stats(&g_total, &st);
+    workload_test(name, error_workload, &st);
     g_error_tests++;
     kvt_note("%s: %llu I/O error points, %.1f s", name, (unsigned long long)st.error_points,
              (double)(kvt_now_ms() - t0) / 1000.0);
