@@ -190,9 +190,14 @@ static void tell_stretches(rf_ctx *x, int tail_is_torn, int live, const char *al
         if (tail_is_torn && live)
             add(x->c, f->source, 0, 1, s->off, s->len, "incomplete last record (%s%s; %llu "
                 "bytes): a write in progress", s->why, at, (unsigned long long)s->len);
-        else if (tail_is_torn)
+        else if (tail_is_torn && end >= f->size)
             add(x->c, f->source, CHECK_TORN_TAIL, 1, s->off, s->len, "torn tail: %s%s; %llu "
                 "bytes to the end of the file (recovery cuts them at open)", s->why, at,
+                (unsigned long long)s->len);
+        else if (tail_is_torn)
+            add(x->c, f->source, CHECK_TORN_TAIL, 1, s->off, s->len, "torn tail: %s%s; %llu "
+                "bytes hold no whole record, and no fence after them proves they were "
+                "durable (recovery cuts from here at open; --repair keeps a copy)", s->why, at,
                 (unsigned long long)s->len);
         else if (end >= f->size)
             add(x->c, f->source, CHECK_DAMAGE, 1, s->off, s->len, "%s%s; the last %llu bytes "
@@ -218,6 +223,22 @@ static uint64_t hint_rec_off(const inspect_hint *h, const inspect_hint_rec *hr)
 
 /* Opens f->source, checks its header and walks it, comparing with hint when given.
  * Returns KV_OK, CHANGED (it vanished: a writer removed it), or an error. */
+/* Damage that is nothing but a tail: one stretch, running to the end of the file. */
+static int pure_tail(const check_file *f)
+{
+    return f->walk.regions == 1 && f->walk.tail;
+}
+
+/* Whether f's damage is told as a torn tail (f one of the active pair): the active
+ * segment's when it is a pure tail; the WAL file's as recovery decides it, unless a
+ * fence after the damage proves it was durable (scan.h, "torn tail or damage"), even
+ * with whole records after it (a power failure can keep a later page and lose an
+ * earlier one of what was never synced). */
+static int told_torn(const check_file *f)
+{
+    return f->role == ROLE_ACTIVE_SEG ? pure_tail(f) : f->walk.torn_tail;
+}
+
 static int check_record_file(ctx *c, check_store *s, check_file *f, const inspect_hint *hint,
                              const char *hint_name, int torn_ok, const char *alone)
 {
@@ -250,7 +271,7 @@ static int check_record_file(ctx *c, check_store *s, check_file *f, const inspec
             c->sum->seg_records += f->walk.records;
         c->sum->records += f->walk.records;
         c->sum->lost_bytes += f->walk.lost_bytes;
-        tell_stretches(x, torn_ok && f->walk.torn_tail, s->writer_pid != 0, alone);
+        tell_stretches(x, torn_ok && told_torn(f), s->writer_pid != 0, alone);
         if (x->mismatches > 0 && f->walk.regions == 0) {
             const inspect_hint_rec *hr = inspect_hint_at(hint, x->first_mis);
             f->hint = HINT_WRONG;
@@ -563,7 +584,7 @@ static int needs_salvage(const check_file *f)
         return 1;
     if (f->role == ROLE_SEALED)
         return f->walk.regions > 0 || f->size != f->expect;
-    return f->walk.regions > 0 && !f->walk.torn_tail;
+    return f->walk.regions > 0 && !pure_tail(f);
 }
 
 static const char *role_name(int role)

@@ -138,10 +138,9 @@ kv_file *ftab_remove(kv_db *db, uint32_t number)
     return f;
 }
 
-int ftab_add(kv_db *db, kv_file *f)
+static int ftab_insert_locked(kv_db *db, kv_file *f)
 {
     int rc = KV_OK;
-    pthread_rwlock_wrlock(&db->ftab_lock);
     if (db->nfiles == db->fcap) {
         uint32_t ncap = db->fcap ? db->fcap * 2 : 16;
         kv_file **nf = realloc(db->files, ncap * sizeof *nf);
@@ -161,13 +160,26 @@ int ftab_add(kv_db *db, kv_file *f)
         db->files[i] = f;
         db->nfiles++;
     }
+    return rc;
+}
+
+int ftab_add(kv_db *db, kv_file *f)
+{
+    pthread_rwlock_wrlock(&db->ftab_lock);
+    int rc = ftab_insert_locked(db, f);
     pthread_rwlock_unlock(&db->ftab_lock);
     return rc;
 }
 
 /* ---- publishing a MANIFEST --------------------------------------------------------- */
 
-int db_publish_manifest(kv_db *db, kv_manifest *m, int *renamed)
+/* Stores m; on success, under one hold of the file table's write lock, makes it the
+ * MANIFEST in force and, for a roll (seg != NULL), adds seg to the table and makes
+ * seg and wal the active pair (*old_wal: the WAL file they replace). One hold, not
+ * three: a writer waiting for the lock stops every new reader, so each hold costs
+ * the wait for the readers already inside, one of which may be preempted. */
+static int publish(kv_db *db, kv_manifest *m, int *renamed, kv_file *seg, kv_file *wal,
+                   kv_file **old_wal)
 {
     m->next_file = atomic_load(&db->next_file);
     int rc = manifest_store(db->io, db->dirfd, m, renamed);
@@ -178,8 +190,23 @@ int db_publish_manifest(kv_db *db, kv_manifest *m, int *renamed)
     pthread_rwlock_wrlock(&db->ftab_lock);
     free(db->man.sealed);
     db->man = *m;
+    if (seg != NULL && (rc = ftab_insert_locked(db, seg)) == KV_OK) {
+        db->active = seg;
+        *old_wal = db->wal_file;
+        db->wal_file = wal;
+    }
     pthread_rwlock_unlock(&db->ftab_lock);
-    return KV_OK;
+    return rc;
+}
+
+int db_publish_manifest(kv_db *db, kv_manifest *m, int *renamed)
+{
+    return publish(db, m, renamed, NULL, NULL, NULL);
+}
+
+int db_publish_roll(kv_db *db, kv_manifest *m, kv_file *seg, kv_file *wal, kv_file **old_wal)
+{
+    return publish(db, m, NULL, seg, wal, old_wal);
 }
 
 /* ---- creating a store -------------------------------------------------------------- */
@@ -315,8 +342,13 @@ static int open_store(kv_db *db, const char *dir)
         rc = kv_io_for(dir, db->opts.io, &db->io);
     if (rc == KV_OK && idx_new(&db->idx) != 0)
         rc = kv_err(KV_ENOMEM, "kv_open: allocating the index");
-    if (rc == KV_OK && !db->opts.read_only)
-        rc = lock_acquire(db->dirfd, dir, &db->lock_fd);
+    /* The lock is taken now, but LOCK gets our pid only once recovery has passed
+     * its checks (db_recover): an open refused for damage changes no byte. */
+    if (rc == KV_OK && !db->opts.read_only) {
+        rc = lock_take(db->dirfd, dir, &db->lock_fd);
+        if (rc == KV_NOTFOUND)
+            rc = lock_acquire(db->dirfd, dir, &db->lock_fd);
+    }
     if (rc == KV_OK)
         rc = manifest_load(db->io, db->dirfd, &db->man);
     if (rc == KV_OK)
@@ -359,7 +391,7 @@ int kv_open(const char *dir, const kv_options *opts, kv_db **out)
     }
     db->dirfd = -1;
     db->lock_fd = -1;
-    pthread_rwlock_init(&db->ftab_lock, NULL);
+    kv_rwlock_init(&db->ftab_lock);
     pthread_mutex_init(&db->man_mu, NULL);
     pthread_mutex_init(&db->compact_mu, NULL);
     pthread_mutex_init(&db->bg_mu, NULL);

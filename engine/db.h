@@ -90,6 +90,12 @@ int ftab_add(kv_db *db, kv_file *f);
  * force; next_file is taken from db. The caller holds man_mu. On failure m->sealed
  * is freed and db->man is unchanged; *renamed as manifest_store. */
 int db_publish_manifest(kv_db *db, kv_manifest *m, int *renamed);
+/* The same for a roll: with the MANIFEST (which names seg's number as the active
+ * one), seg enters the file table and seg and wal become the active pair, in one
+ * critical section; *old_wal is the WAL file replaced (the caller deletes it). On a
+ * failure after the MANIFEST was stored (KV_ENOMEM growing the table) the caller
+ * must fail the store. */
+int db_publish_roll(kv_db *db, kv_manifest *m, kv_file *seg, kv_file *wal, kv_file **old_wal);
 
 /* Recovery (recover.c): rebuilds the index from the MANIFEST's segments and the WAL.
  * Leaves db->active and db->wal_file open and next_seq_at_open set. */

@@ -115,7 +115,7 @@ const char *file_header_check(const uint8_t *p, const char *magic, uint32_t *num
         return "bad magic (not a kv file of this kind)";
     if (kv_get32(p + 12) != kv_crc32c(p, 12))
         return "file header checksum mismatch";
-    if (kv_get16(p + 4) != KV_FORMAT_VERSION) {
+    if (kv_get16(p + 4) < KV_FORMAT_VERSION_MIN || kv_get16(p + 4) > KV_FORMAT_VERSION) {
         *version_too_new = kv_get16(p + 4) > KV_FORMAT_VERSION;
         return "unsupported format version";
     }

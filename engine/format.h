@@ -17,7 +17,9 @@
  *     0  u32  CRC32C of bytes 4..end of entry
  *     4  u64  sequence number
  *     12 u8   type: 1 put, 2 delete
- *     13 u8   flags: 0x01 batch (more entries of this batch follow), 0x02 LZ4 value
+ *     13 u8   flags: 0x01 batch (more entries of this batch follow), 0x02 LZ4 value,
+ *             0x04 fence (WAL: every byte before this entry was durable when it was
+ *             written; see KV_RECF_FENCE)
  *     14 u16  key length, 1..65535
  *     16 u32  stored value length (0 for a delete)
  *     20      key, then value (with flag 0x02: u32 raw length, then an LZ4 block)
@@ -28,7 +30,11 @@
 #include <stdint.h>
 #include <string.h>
 
-#define KV_FORMAT_VERSION 1
+/* Files are written with KV_FORMAT_VERSION and read from KV_FORMAT_VERSION_MIN up.
+ * Version 2 added the fence flag: a version-1 library would take a fenced entry for
+ * damage (unknown flag), so it must refuse the file by its version instead. */
+#define KV_FORMAT_VERSION 2
+#define KV_FORMAT_VERSION_MIN 1
 
 #define KV_FILE_HDR_SIZE 16
 #define KV_MAGIC_SEG "KVSG"
@@ -48,7 +54,14 @@
 
 #define KV_RECF_BATCH 0x01 /* another entry of the same batch follows this one */
 #define KV_RECF_LZ4 0x02   /* value is [u32 raw length][LZ4 block] (compress.h) */
-#define KV_RECF_KNOWN (KV_RECF_BATCH | KV_RECF_LZ4)
+/* The first entry of a WAL group written when every earlier byte of the WAL file had
+ * been made durable (fdatasync) is a fence. Recovery uses it to tell a torn tail from
+ * damage: bytes before a fence were durable, so damage followed by a whole entry that
+ * continues the sequence and is a fence is damage to durable data (KV_ECORRUPT),
+ * never a crash artefact to cut. The group-commit leader sets it; seal_req clears it
+ * on every entry it seals. Segments hold the same bytes, where it means nothing. */
+#define KV_RECF_FENCE 0x04
+#define KV_RECF_KNOWN (KV_RECF_BATCH | KV_RECF_LZ4 | KV_RECF_FENCE)
 
 /* An LZ4 value (puts only): u32 raw length (0..KV_MAX_VALUE), then one LZ4 block
  * (lz4 block format) that decodes to exactly that many bytes. The entry's vlen is

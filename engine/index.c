@@ -6,6 +6,8 @@
  */
 #include "index.h"
 
+#include "kv_int.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -308,7 +310,7 @@ int idx_new(kv_index **out)
         return -ENOMEM;
     for (int i = 0; i < IDX_SHARDS; i++) {
         idx_shard *sh = &ix->shards[i];
-        pthread_rwlock_init(&sh->lock, NULL);
+        kv_rwlock_init(&sh->lock);
         sh->cap = 64;
         sh->slots = big_alloc((size_t)sh->cap * sizeof *sh->slots, 1);
         if (sh->slots == NULL) {

@@ -167,7 +167,7 @@ int inspect_check_header(const uint8_t *p, size_t len, int kind, uint32_t number
                  KV_FORMAT_VERSION);
         return hdr_set(h, INSPECT_HDR_NEWER, 4, msg);
     }
-    if (h->version != KV_FORMAT_VERSION)
+    if (h->version < KV_FORMAT_VERSION_MIN || h->version > KV_FORMAT_VERSION)
         return hdr_set(h, INSPECT_HDR_VERSION, 4, why);
     return hdr_set(h, INSPECT_HDR_FLAGS, 6, why);
 }
@@ -249,6 +249,8 @@ typedef struct walk_ctx {
     uint64_t batch_off;   /* first entry of the batch being delivered */
     uint32_t batch_index; /* position of the next entry in it */
     int more;             /* the last entry delivered said "more follows" */
+    int damaged;          /* a damaged stretch was reported */
+    uint64_t seq_before;  /* the highest sequence number before the first one */
 } walk_ctx;
 
 static int walk_deliver(walk_ctx *c, const kv_entry *e, uint64_t off, int crc_ok, int whole)
@@ -261,6 +263,13 @@ static int walk_deliver(walk_ctx *c, const kv_entry *e, uint64_t off, int crc_ok
     r.batch_off = c->batch_off;
     r.batch_index = c->batch_index++;
     c->more = crc_ok && (e->flags & KV_RECF_BATCH);
+    if (whole && !c->damaged && e->seq > c->seq_before)
+        c->seq_before = e->seq;
+    if (whole && c->damaged && !c->res->fenced && (e->flags & KV_RECF_FENCE)
+        && e->seq > c->seq_before) {
+        c->res->fenced = 1; /* the rule of scan.h: proof the damage was durable */
+        c->res->fence_off = off;
+    }
     if (whole) {
         c->res->record_bytes += e->size;
         if (c->res->min_seq == 0 || e->seq < c->res->min_seq)
@@ -288,6 +297,7 @@ static int walk_damage(void *arg, uint64_t off, uint64_t len, uint64_t bad_off, 
     walk_ctx *c = arg;
     inspect_damage d = {off, len, bad_off, off + len >= c->end, why};
     c->more = 0; /* whatever follows a stretch starts a batch of its own */
+    c->damaged = 1;
     return c->fns->damage != NULL ? c->fns->damage(c->fns->arg, &d) : 0;
 }
 
@@ -299,7 +309,7 @@ static void walk_totals(inspect_walk_result *res, const kv_scan_walk_result *sw,
     res->regions = sw->regions;
     res->lost_bytes = sw->lost_bytes;
     res->tail = sw->tail;
-    res->torn_tail = sw->regions == 1 && sw->tail;
+    res->torn_tail = sw->regions > 0 && !res->fenced;
 }
 
 static int walk_common(kv_io *io, int fd, const char *name, const uint8_t *buf, uint64_t end,

@@ -190,8 +190,12 @@ typedef struct inspect_walk_result {
     uint64_t regions;      /* damaged stretches */
     uint64_t lost_bytes;   /* their bytes */
     int tail;              /* the last stretch runs to the end of the file */
-    int torn_tail;         /* the only stretch runs to the end of the file: in the
-                              newest files, a torn tail recovery cuts at ok_up_to */
+    int fenced;            /* a whole batch after the first damaged stretch starts
+                              with a fence and continues the sequence (scan.h) */
+    uint64_t fence_off;    /* the offset of the first such fence */
+    int torn_tail;         /* damage, and no fence after it: in the newest WAL file a
+                              torn tail that recovery cuts at ok_up_to (scan.h: torn
+                              tail or damage); with a fence it is damage */
 } inspect_walk_result;
 
 /* Walks the record file open as fd (named `name` in messages) up to `size` bytes.

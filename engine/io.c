@@ -23,31 +23,53 @@
 
 /* ---- POSIX operations -------------------------------------------------------------- */
 
+/* Signals are normal in a host program (timers, SIGCHLD, profilers): a call that a
+ * signal interrupted before it did anything is made again, never reported. pread and
+ * pwrite on a regular file are not interrupted once they have moved a byte (they then
+ * return the short count, which the callers' loops finish). close is the exception:
+ * on Linux the descriptor is gone even when close reports EINTR, so it is not retried. */
+#define KV_RESTART(call) ({                                                               \
+    __typeof__(call) r_;                                                                 \
+    do                                                                                   \
+        r_ = (call);                                                                     \
+    while (r_ < 0 && errno == EINTR);                                                    \
+    r_;                                                                                  \
+})
+
 static int px_open(kv_io *io, int dirfd, const char *name, int flags, int mode)
 {
-    int fd = openat(dirfd, name, flags | O_CLOEXEC, mode);
+    int fd = KV_RESTART(openat(dirfd, name, flags | O_CLOEXEC, mode));
     return fd < 0 ? -errno : fd;
 }
 
-static int px_close(kv_io *io, int fd) { return close(fd) < 0 ? -errno : 0; }
+static int px_close(kv_io *io, int fd)
+{
+    return close(fd) < 0 && errno != EINTR ? -errno : 0;
+}
 
 static ssize_t px_pread(kv_io *io, int fd, void *buf, size_t n, uint64_t off)
 {
-    ssize_t r = pread(fd, buf, n, (off_t)off);
+    ssize_t r = KV_RESTART(pread(fd, buf, n, (off_t)off));
     return r < 0 ? -errno : r;
 }
 
 static ssize_t px_pwrite(kv_io *io, int fd, const void *buf, size_t n, uint64_t off)
 {
-    ssize_t r = pwrite(fd, buf, n, (off_t)off);
+    ssize_t r = KV_RESTART(pwrite(fd, buf, n, (off_t)off));
     return r < 0 ? -errno : r;
 }
 
-static int px_fdatasync(kv_io *io, int fd) { return fdatasync(fd) < 0 ? -errno : 0; }
+/* EINTR from fdatasync means it was interrupted before it finished, not that
+ * writeback failed: a real write-back error is still reported by the next call on
+ * this descriptor, so calling again is not the retry invariant 6 forbids. */
+static int px_fdatasync(kv_io *io, int fd)
+{
+    return KV_RESTART(fdatasync(fd)) < 0 ? -errno : 0;
+}
 
 static int px_ftruncate(kv_io *io, int fd, uint64_t size)
 {
-    return ftruncate(fd, (off_t)size) < 0 ? -errno : 0;
+    return KV_RESTART(ftruncate(fd, (off_t)size)) < 0 ? -errno : 0;
 }
 
 static int px_fsize(kv_io *io, int fd, uint64_t *size)
@@ -61,15 +83,15 @@ static int px_fsize(kv_io *io, int fd, uint64_t *size)
 
 static int px_rename(kv_io *io, int dirfd, const char *from, const char *to)
 {
-    return renameat(dirfd, from, dirfd, to) < 0 ? -errno : 0;
+    return KV_RESTART(renameat(dirfd, from, dirfd, to)) < 0 ? -errno : 0;
 }
 
 static int px_unlink(kv_io *io, int dirfd, const char *name)
 {
-    return unlinkat(dirfd, name, 0) < 0 ? -errno : 0;
+    return KV_RESTART(unlinkat(dirfd, name, 0)) < 0 ? -errno : 0;
 }
 
-static int px_syncdir(kv_io *io, int dirfd) { return fsync(dirfd) < 0 ? -errno : 0; }
+static int px_syncdir(kv_io *io, int dirfd) { return KV_RESTART(fsync(dirfd)) < 0 ? -errno : 0; }
 
 static int px_map(kv_io *io, int fd, size_t len, const void **out)
 {
@@ -111,7 +133,7 @@ static int px_write_group(kv_io *io, int fd, const struct iovec *iov, int iovcnt
     size_t total = 0;
     for (int i = 0; i < iovcnt; i++)
         total += iov[i].iov_len;
-    ssize_t w = pwritev(fd, iov, iovcnt, (off_t)off);
+    ssize_t w = KV_RESTART(pwritev(fd, iov, iovcnt, (off_t)off));
     if (w < 0)
         return -errno;
     if ((size_t)w < total) {
@@ -123,6 +145,33 @@ static int px_write_group(kv_io *io, int fd, const struct iovec *iov, int iovcnt
 }
 
 /* ---- io_uring write_group ---------------------------------------------------------- */
+
+/* Submits the queued entries and waits until `want` completions are there, whatever
+ * signals arrive. io_uring_submit_and_wait reports -EINTR when a signal interrupts
+ * its wait, and the entries may then be in flight already: what is still queued is
+ * read off the ring (io_uring_sq_ready), submitted again if anything is, and the
+ * wait made again. Returning early would let the kernel read iovecs and buffers
+ * from stack frames that are gone, and report as failed a write that lands. */
+static int ur_submit_wait(struct io_uring *ring, unsigned want)
+{
+    for (;;) {
+        int r = io_uring_submit_and_wait(ring, want);
+        if (r >= 0 || (r != -EINTR && r != -EAGAIN))
+            return r < 0 ? r : 0;
+        if (io_uring_sq_ready(ring) == 0)
+            return 0; /* submitted; only the wait was cut short */
+    }
+}
+
+/* Takes one completion, waiting again after a signal. */
+static int ur_wait_one(struct io_uring *ring, struct io_uring_cqe **cqe)
+{
+    int r;
+    do
+        r = io_uring_wait_cqe(ring, cqe);
+    while (r == -EINTR || r == -EAGAIN);
+    return r;
+}
 
 /* With sync: one submission, writev and a linked fdatasync that runs only after the
  * write completed in full. A short write cancels the link; the remainder then goes
@@ -140,7 +189,7 @@ static int ur_write_group(kv_io *io, int fd, const struct iovec *iov, int iovcnt
     struct io_uring_sqe *sqe;
     struct io_uring_cqe *cqe;
     size_t total = 0;
-    int wres = 0, sres = 0, want = sync ? 2 : 1;
+    int wres = 0, sres = 0;
 
     for (int i = 0; i < iovcnt; i++)
         total += iov[i].iov_len;
@@ -149,17 +198,15 @@ static int ur_write_group(kv_io *io, int fd, const struct iovec *iov, int iovcnt
         return -EBUSY;
     io_uring_prep_writev(sqe, fd, iov, (unsigned)iovcnt, off);
     sqe->user_data = 1;
-    if (sync) {
-        sqe->flags |= IOSQE_IO_LINK;
-        sqe = io_uring_get_sqe(ring);
-        io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
-        sqe->user_data = 2;
-    }
-    int r = io_uring_submit_and_wait(ring, (unsigned)want);
+    sqe->flags |= IOSQE_IO_LINK;
+    sqe = io_uring_get_sqe(ring);
+    io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
+    sqe->user_data = 2;
+    int r = ur_submit_wait(ring, 2);
     if (r < 0)
         return r;
-    for (int got = 0; got < want; got++) {
-        r = io_uring_wait_cqe(ring, &cqe);
+    for (int got = 0; got < 2; got++) {
+        r = ur_wait_one(ring, &cqe);
         if (r < 0)
             return r;
         if (cqe->user_data == 1)
@@ -172,9 +219,7 @@ static int ur_write_group(kv_io *io, int fd, const struct iovec *iov, int iovcnt
         return wres;
     if ((size_t)wres < total) {
         r = write_rest(io, fd, iov, iovcnt, off, (size_t)wres);
-        if (r < 0)
-            return r;
-        return sync ? io->ops->fdatasync(io, fd) : 0;
+        return r < 0 ? r : io->ops->fdatasync(io, fd);
     }
     return sres < 0 ? sres : 0;
 }
@@ -272,6 +317,8 @@ int io_pwrite_full(kv_io *io, int fd, const void *buf, size_t n, uint64_t off)
     size_t done = 0;
     while (done < n) {
         ssize_t r = io->ops->pwrite(io, fd, (const char *)buf + done, n - done, off + done);
+        if (r == -EINTR)
+            continue;
         if (r < 0)
             return (int)r;
         if (r == 0)

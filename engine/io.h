@@ -5,7 +5,10 @@
  * fault-injecting implementation in its place (drop unsynced writes, tear a write,
  * fail the n-th call). The contract of every operation:
  *   - paths are names relative to a directory descriptor (dirfd);
- *   - a negative return is -errno; nothing is retried after an error;
+ *   - a negative return is -errno; nothing is retried after an error, but EINTR is
+ *     not an error: the default layer restarts a call a signal interrupted (and waits
+ *     again for an io_uring completion it already submitted), so it never returns
+ *     -EINTR, and the io_* helpers below restart it should another layer return it;
  *   - pread/pwrite may transfer fewer bytes than asked (the io_* helpers below loop);
  *   - write_group writes iov at off and, when sync is set, then fdatasyncs the file,
  *     as one io_uring submission (write linked to fsync) when the ring is in use;

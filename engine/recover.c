@@ -27,6 +27,13 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Stretches of the WAL file whose records a writer replays into the active segment,
+ * in file order (one, unless sequence numbers jumped about). */
+typedef struct replay_runs {
+    uint64_t (*v)[2]; /* {offset, length} */
+    size_t n, cap;
+} replay_runs;
+
 typedef struct rec_ctx {
     kv_db *db;
     kv_file *file;    /* the file being scanned */
@@ -34,6 +41,10 @@ typedef struct rec_ctx {
     uint64_t max_seq; /* highest seq seen anywhere */
     uint64_t replayed;
     hint_buf *hint;   /* collects hint records of the file being scanned, or NULL */
+    uint64_t seg_base;     /* WAL replay (writer): where the active segment ends once
+                              its torn tail is cut, the first replayed record's place */
+    uint64_t replay_bytes; /* bytes of records replayed so far */
+    replay_runs runs;      /* the WAL bytes they come from */
 } rec_ctx;
 
 /* One thread's state while it indexes sealed segments (see recover_sealed). */
@@ -150,21 +161,44 @@ static void bulk_dead(void *arg, unsigned worker, const idx_loc *loc)
         d->dead[(size_t)worker * m->nsealed + lo] += loc->len;
 }
 
-/* WAL records past the segments: a writer appends them to the active segment. */
+static int runs_add(replay_runs *r, uint64_t off, uint64_t len)
+{
+    if (r->n > 0 && r->v[r->n - 1][0] + r->v[r->n - 1][1] == off) {
+        r->v[r->n - 1][1] += len;
+        return KV_OK;
+    }
+    if (r->n == r->cap) {
+        size_t ncap = r->cap ? r->cap * 2 : 4;
+        void *nv = realloc(r->v, ncap * sizeof *r->v);
+        if (nv == NULL)
+            return kv_err(KV_ENOMEM, "recovery: replaying the WAL");
+        r->v = nv;
+        r->cap = ncap;
+    }
+    r->v[r->n][0] = off;
+    r->v[r->n][1] = len;
+    r->n++;
+    return KV_OK;
+}
+
+/* WAL records past the segments. A writer indexes each where it is going to be in
+ * the active segment and notes the bytes to copy there: nothing is written before
+ * the WAL file has passed the torn-tail-or-damage check (copy_replayed does it). A
+ * read-only handle indexes them in place. */
 static int replay_entry(void *arg, const kv_entry *e, uint64_t off)
 {
     rec_ctx *c = arg;
     kv_db *db = c->db;
-    uint64_t seg_off;
     if (e->seq <= c->min_seq)
         return 0;
     c->replayed++;
     if (db->opts.read_only)
         return recover_entry(arg, e, off);
-    const uint8_t *raw = e->key - KV_ENTRY_HDR;
-    int rc = file_append(db->active, raw, e->size, &seg_off);
+    uint64_t seg_off = c->seg_base + c->replay_bytes;
+    int rc = runs_add(&c->runs, off, e->size);
     if (rc != KV_OK)
         return rc;
+    c->replay_bytes += e->size;
     if (e->seq > c->max_seq)
         c->max_seq = e->seq;
     hint_add(&db->active_hint, e, seg_off);
@@ -307,20 +341,65 @@ static int scan_active(kv_db *db, rec_ctx *c, kv_scan_result *res)
     return rc;
 }
 
-static int replay_wal(kv_db *db, rec_ctx *c)
+/* Scans the WAL file: indexes the records past the segments (replay_entry) and
+ * leaves in *res where a torn tail, if any, starts. Changes no file. */
+static int replay_wal(kv_db *db, rec_ctx *c, kv_scan_result *res)
 {
-    kv_scan_result res = {0}; /* read below even when the scan never ran (no buffer) */
-    int rc = KV_OK;
-    if (!db->opts.read_only)
-        rc = file_enable_buffer(db->active, KV_SEG_WBUF);
+    memset(res, 0, sizeof *res);
     c->file = db->wal_file;
     c->min_seq = c->max_seq;
-    if (rc == KV_OK)
-        rc = kv_scan_file(db->io, db->wal_file->fd, db->wal_file->name, KV_FILE_HDR_SIZE,
-                          db->wal_file->size, replay_entry, c, &res);
-    db->recovery_records += res.records;
+    int rc = kv_scan_file(db->io, db->wal_file->fd, db->wal_file->name, KV_FILE_HDR_SIZE,
+                          db->wal_file->size, replay_entry, c, res);
+    db->recovery_records += res->records;
     db->recovery_replayed = c->replayed;
-    return rc == KV_OK ? cut_tail(db, db->wal_file, &res) : rc;
+    return rc;
+}
+
+/* Where the WAL scan stopped before the end: a torn tail, or damage to records that
+ * were durable (the rule is in scan.h). Damage refuses the open before any file is
+ * changed, so kvcheck and kvcheck --repair see the store as it was. */
+static int wal_verdict(kv_db *db, const kv_scan_result *res)
+{
+    kv_file *w = db->wal_file;
+    kv_scan_fence fence;
+    int rc = kv_scan_find_fence(db->io, w->fd, w->name, w->size, res, &fence);
+    if (rc != KV_OK || !fence.found)
+        return rc;
+    return kv_err(KV_ECORRUPT, "%s: offset %llu: %s; whole records written after it was durable "
+                  "follow (a fence, seq %llu, at offset %llu): this is damage, not a torn tail, "
+                  "and nothing was cut (kvcheck reports it, kvcheck --repair decides)", w->name,
+                  (unsigned long long)res->bad_off, res->why, (unsigned long long)fence.seq,
+                  (unsigned long long)fence.off);
+}
+
+/* Writer: appends the replayed records to the active segment, where replay_entry
+ * indexed them (its end once the torn tail was cut). */
+static int copy_replayed(kv_db *db, const rec_ctx *c)
+{
+    size_t cap = 1u << 20;
+    uint8_t *buf = NULL;
+    int rc = file_enable_buffer(db->active, KV_SEG_WBUF);
+    if (rc == KV_OK && c->runs.n > 0 && (buf = malloc(cap)) == NULL)
+        rc = kv_err(KV_ENOMEM, "%s: replaying the WAL", db->dir);
+    KV_ASSERT(rc != KV_OK || db->active->size == c->seg_base);
+    for (size_t i = 0; i < c->runs.n && rc == KV_OK; i++) {
+        uint64_t off = c->runs.v[i][0], left = c->runs.v[i][1], at;
+        while (left > 0 && rc == KV_OK) {
+            size_t n = left < cap ? (size_t)left : cap;
+            ssize_t r = io_pread_full(db->io, db->wal_file->fd, buf, n, off);
+            if (r != (ssize_t)n)
+                rc = r < 0 ? kv_err_errno((int)-r, "%s: reading %zu bytes at offset %llu",
+                                          db->wal_file->name, n, (unsigned long long)off)
+                           : kv_err(KV_EIO, "%s: offset %llu: file shrank while replayed",
+                                    db->wal_file->name, (unsigned long long)off);
+            else
+                rc = file_append(db->active, buf, n, &at);
+            off += n;
+            left -= n;
+        }
+    }
+    free(buf);
+    return rc;
 }
 
 /* The writer makes the recovered active segment durable before anything is
@@ -415,17 +494,27 @@ int db_recover(kv_db *db)
 {
     rec_ctx c = {.db = db};
     int rc = recover_sealed(db, &c);
-    kv_scan_result active_res;
+    kv_scan_result active_res, wal_res;
     if (rc == KV_OK)
         rc = scan_active(db, &c, &active_res);
-    /* Nothing is cut before the last check has passed (the WAL file's header): a
-     * refused open leaves the segment and WAL files as it found them. */
+    /* Nothing is changed before the last check has passed (the WAL file's header,
+     * then its records): a refused open leaves every file as it found it. */
     if (rc == KV_OK)
         rc = open_tail_file(db, KV_FILE_WAL, &db->wal_file);
+    c.seg_base = active_res.valid_end;
+    if (rc == KV_OK)
+        rc = replay_wal(db, &c, &wal_res);
+    if (rc == KV_OK)
+        rc = wal_verdict(db, &wal_res);
+    if (rc == KV_OK && !db->opts.read_only)
+        rc = lock_write_pid(db->lock_fd, db->dir); /* the first change to the store */
     if (rc == KV_OK)
         rc = cut_tail(db, db->active, &active_res);
+    if (rc == KV_OK && !db->opts.read_only)
+        rc = copy_replayed(db, &c);
     if (rc == KV_OK)
-        rc = replay_wal(db, &c);
+        rc = cut_tail(db, db->wal_file, &wal_res);
+    free(c.runs.v);
     if (rc == KV_OK && !db->opts.read_only)
         rc = settle_active(db);
     if (rc == KV_OK && db->opts.mmap_reads) {

@@ -327,6 +327,54 @@ int kv_scan_walk_buffer(const uint8_t *buf, size_t len, uint64_t start,
     return walk_loop(&w, start, fns, res);
 }
 
+/* ---- torn tail or damage ------------------------------------------------------------ */
+
+#define FENCE_FOUND 0x4643 /* a batch callback's return that stops the walk: found */
+
+typedef struct fence_ctx {
+    uint64_t after_seq;
+    kv_scan_fence *out;
+} fence_ctx;
+
+static int fence_entry(void *arg, const kv_entry *e, uint64_t off)
+{
+    fence_ctx *c = arg;
+    if (!(e->flags & KV_RECF_FENCE) || e->seq <= c->after_seq)
+        return 0;
+    c->out->found = 1;
+    c->out->off = off;
+    c->out->seq = e->seq;
+    return FENCE_FOUND;
+}
+
+static int find_fence(window *w, const kv_scan_result *res, kv_scan_fence *out)
+{
+    fence_ctx c = {res->max_seq, out};
+    kv_scan_walk_fns fns = {.batch = fence_entry, .arg = &c};
+    kv_scan_walk_result wr;
+    memset(out, 0, sizeof *out);
+    if (!res->stopped)
+        return KV_OK;
+    int rc = walk_loop(w, res->valid_end, &fns, &wr);
+    return rc == FENCE_FOUND ? KV_OK : rc;
+}
+
+int kv_scan_find_fence(kv_io *io, int fd, const char *name, uint64_t end,
+                       const kv_scan_result *res, kv_scan_fence *out)
+{
+    window w = {.io = io, .fd = fd, .name = name, .end = end};
+    int rc = find_fence(&w, res, out);
+    free(w.buf);
+    return rc;
+}
+
+int kv_scan_find_fence_buffer(const uint8_t *buf, size_t len, const kv_scan_result *res,
+                              kv_scan_fence *out)
+{
+    window w = {.name = "buffer", .mem = buf, .end = len};
+    return find_fence(&w, res, out);
+}
+
 /* ---- entry points ------------------------------------------------------------------ */
 
 int kv_scan_file(kv_io *io, int fd, const char *name, uint64_t start, uint64_t end,

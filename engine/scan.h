@@ -36,6 +36,32 @@ int kv_scan_file(kv_io *io, int fd, const char *name, uint64_t start, uint64_t e
 int kv_scan_buffer(const uint8_t *buf, size_t len, uint64_t start, kv_scan_fn fn,
                    void *arg, kv_scan_result *res);
 
+/* ---- torn tail or damage --------------------------------------------------------------
+ *
+ * The rule for the newest WAL file (docs/FORMAT.md, "Torn tail or damage"): where a
+ * scan stops before the end, the bytes from there on are a torn tail, and may be cut,
+ * unless a whole batch further on is proof that they had been durable: its first
+ * entry is a fence (KV_RECF_FENCE: every earlier byte of the file was durable when it
+ * was written) and its sequence numbers continue those before the damage (above the
+ * scan's max_seq). With such proof it is damage to durable records: KV_ECORRUPT,
+ * and nothing is cut. A crash leaves no such proof: the bytes a power failure may
+ * lose or garble all lie after the last completed fdatasync, and every fence is
+ * written after the fdatasync that covers the bytes before it. */
+typedef struct kv_scan_fence {
+    int found;          /* 1: proof found */
+    uint64_t off;       /* offset of the fence entry */
+    uint64_t seq;       /* its sequence number */
+} kv_scan_fence;
+
+/* Looks for that proof after a scan of [.., end) of fd stopped (res->stopped).
+ * Returns KV_OK (see out->found), KV_EIO or KV_ENOMEM. Reads from res->valid_end to
+ * the first fence at most. */
+int kv_scan_find_fence(kv_io *io, int fd, const char *name, uint64_t end,
+                       const kv_scan_result *res, kv_scan_fence *out);
+/* The same over a whole file image in memory. */
+int kv_scan_find_fence_buffer(const uint8_t *buf, size_t len, const kv_scan_result *res,
+                              kv_scan_fence *out);
+
 /* ---- walking past damage (the tools, through inspect.h) ------------------------------
  *
  * Where the scan stops for good, the walk goes on: it is the scan loop above,

@@ -35,9 +35,10 @@ static int seal_active(kv_db *db)
     return rc;
 }
 
-/* Adds the active segment to the sealed list and names num the active one. The
- * caller holds man_mu (compaction publishes MANIFESTs too). */
-static int publish_roll_locked(kv_db *db, uint32_t num)
+/* Adds the active segment to the sealed list and makes seg and wal the active pair
+ * (number num). The caller holds man_mu (compaction publishes MANIFESTs too). */
+static int publish_roll_locked(kv_db *db, uint32_t num, kv_file *seg, kv_file *wal,
+                               kv_file **old_wal)
 {
     kv_manifest m = db->man;
     kv_manifest_seg *ns = malloc((m.nsealed + 1) * sizeof *ns);
@@ -55,20 +56,20 @@ static int publish_roll_locked(kv_db *db, uint32_t num)
     m.sealed = ns;
     m.nsealed++;
     m.active = num;
-    return db_publish_manifest(db, &m, NULL);
+    return db_publish_roll(db, &m, seg, wal, old_wal);
 }
 
-static int publish_roll(kv_db *db, uint32_t num)
+static int publish_roll(kv_db *db, uint32_t num, kv_file *seg, kv_file *wal, kv_file **old_wal)
 {
     pthread_mutex_lock(&db->man_mu);
-    int rc = publish_roll_locked(db, num);
+    int rc = publish_roll_locked(db, num, seg, wal, old_wal);
     pthread_mutex_unlock(&db->man_mu);
     return rc;
 }
 
 static int roll(kv_db *db)
 {
-    kv_file *seg = NULL, *wal = NULL;
+    kv_file *seg = NULL, *wal = NULL, *old = NULL;
     uint32_t num = atomic_fetch_add(&db->next_file, 1);
     int rc = seal_active(db);
     if (rc == KV_OK) {
@@ -86,19 +87,12 @@ static int roll(kv_db *db)
     if (rc == KV_OK && db->opts.mmap_reads)
         file_map(seg, db_active_map_len(db));
     if (rc == KV_OK)
-        rc = publish_roll(db, num);
-    if (rc == KV_OK)
-        rc = ftab_add(db, seg);
+        rc = publish_roll(db, num, seg, wal, &old);
     if (rc != KV_OK) {
         file_unref(seg);
         file_unref(wal);
         return rc;
     }
-    pthread_rwlock_wrlock(&db->ftab_lock);
-    db->active = seg;
-    kv_file *old = db->wal_file;
-    db->wal_file = wal;
-    pthread_rwlock_unlock(&db->ftab_lock);
     wal_switch(&db->wal, wal->fd, num);
     db->io->ops->unlink(db->io, db->dirfd, old->name); /* leftover if it fails: open removes it */
     file_unref(old);

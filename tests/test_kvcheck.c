@@ -952,11 +952,15 @@ static void test_bad_input(void)
     write_file(other, "data.bin", "\x01\x02\x03", 3);
     bad_input("someone else's files", other, other, "not a kv store");
     build_store(newer, &m, 0);
-    set_version(newer, "MANIFEST", 2);
-    bad_input("a newer MANIFEST", newer, newer, "newer format version 2, this build reads 1");
+    set_version(newer, "MANIFEST", KV_FORMAT_VERSION + 1);
+    char want[96];
+    snprintf(want, sizeof want, "newer format version %d, this build reads %d",
+             KV_FORMAT_VERSION + 1, KV_FORMAT_VERSION);
+    bad_input("a newer MANIFEST", newer, newer, want);
     build_store(newseg, &m, 0);
-    set_version(newseg, "000001.seg", 3);
-    bad_input("a newer segment", newseg, newseg, "000001.seg: newer format version 3");
+    set_version(newseg, "000001.seg", KV_FORMAT_VERSION + 2);
+    snprintf(want, sizeof want, "000001.seg: newer format version %d", KV_FORMAT_VERSION + 2);
+    bad_input("a newer segment", newseg, newseg, want);
 }
 
 /* ---- a store held by a writer -------------------------------------------------------- */

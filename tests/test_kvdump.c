@@ -36,6 +36,7 @@
 #include "kvtest.h"
 
 #include "crc.h"
+#include "format.h"
 
 #include <dirent.h>
 #include <stdarg.h>
@@ -1283,7 +1284,7 @@ static void test_all_refusals_and_writer(void)
 
     char *other = kvt_path(work, "notes.txt"), *newer = kvt_path(work, "000009.seg");
     spit(other, "KVS? no\n", 8);
-    copy_with_version(kvt_path(dir, "000002.seg"), newer, 2);
+    copy_with_version(kvt_path(dir, "000002.seg"), newer, KV_FORMAT_VERSION + 1);
     const char *bad[] = {other, "/nonexistent/000001.seg", newer};
     const char *why[] = {"not a kv file", "does not exist", "newer"};
     for (int i = 0; i < 3; i++) {

@@ -7,9 +7,12 @@
  * make test-valgrind); KV_TEST_VALGRIND=1 says valgrind runs the suite (kvtest.h);
  * KV_TEST_KEEP=1 keeps the temporary store directories; KV_TEST_TIMEOUT=<s> sets the
  * per-test watchdog; KV_PROPERTY_SEED=<n> runs the property test for one seed;
- * KV_TEST_SUITE=<suite> [KV_TEST_NAME=<test>] runs one suite [one test of it].
+ * KV_TEST_SUITE=<suite> [KV_TEST_NAME=<test>] runs one suite [one test of it];
+ * KV_TEST_SIGSTORM=<hz>[,norestart] runs it all under a signal storm (sigstorm.h).
  */
 #include "kvtest.h"
+
+#include "sigstorm.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +66,8 @@ int main(void)
     kvt_register_kvdump();
     kvt_register_crashsim();
     kvt_register_kvcheck();
+    kvt_register_signals();
+    kvt_register_tail();
     if (CU_get_error() != CUE_SUCCESS) {
         fprintf(stderr, "kvtest: registering suites: %s\n", CU_get_error_msg());
         CU_cleanup_registry();
@@ -84,7 +89,19 @@ int main(void)
         CU_set_fail_on_inactive(CU_FALSE);
     }
     CU_basic_set_mode(CU_BRM_VERBOSE);
+    unsigned storm_hz = 0;
+    int storm_restart = 1;
+    if (kvt_storm_from_env(&storm_hz, &storm_restart)
+        && kvt_storm_start(storm_hz, storm_restart) != 0) {
+        fprintf(stderr, "kvtest: KV_TEST_SIGSTORM: cannot start the storm\n");
+        CU_cleanup_registry();
+        return 2;
+    }
     err = run_selected();
+    if (storm_hz > 0)
+        printf("\nkvtest: signal storm: %llu signals handled (%u Hz to every thread, "
+               "SA_RESTART %s)\n", (unsigned long long)kvt_storm_stop(), storm_hz,
+               storm_restart ? "on" : "off");
     failed_tests = CU_get_number_of_tests_failed();
     failed_suites = CU_get_number_of_suites_failed();
     printf("\n");

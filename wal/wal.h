@@ -16,6 +16,11 @@
  * (at most a quarter of a typical fdatasync) until as many requests have arrived as
  * the last group released. A lone writer never waits: it is the one that returns.
  *
+ * Fences: when every byte before a group is durable (KV_SYNC_ALWAYS: always, since
+ * the previous group's fdatasync completed first; KV_SYNC_INTERVAL: the first group
+ * after a sync), the leader marks the group's first entry KV_RECF_FENCE (format.h),
+ * which lets recovery tell damage to durable records from a torn tail.
+ *
  * A failed write or fsync is final (invariant 6): the writer remembers the status
  * and every later commit fails with it until the store is reopened.
  */
@@ -62,8 +67,13 @@ typedef struct wal_writer {
     pthread_mutex_t fd_mu;    /* the current file, for syncs from other threads */
     int fd;
     uint32_t number;
-    uint64_t off;             /* end of the WAL file */
-    _Atomic int dirty;        /* written since the last fdatasync */
+    _Atomic uint64_t off;     /* end of the WAL file: every byte below it is written
+                                 (only the leader changes it, after its write) */
+    _Atomic uint64_t synced;  /* every byte below it is durable (fdatasync returned
+                                 after it was captured); synced <= off. A sync
+                                 covers the offset read before it starts, never a
+                                 flag cleared after it, so a write that lands
+                                 during an fdatasync stays owed a sync */
     _Atomic int failed;       /* sticky status after a write/fsync error */
     char failmsg[256];        /* its message, for every later caller */
     _Atomic uint64_t groups, syncs;
@@ -97,7 +107,9 @@ int wal_commit(wal_writer *w, wal_req *r);
  * writes around it), as kv_compact does before compacting. */
 int wal_roll(wal_writer *w);
 
-/* fdatasync of the current WAL file (kv_sync). */
+/* Makes every byte written to the current WAL file before the call durable
+ * (kv_sync, compaction, the KV_SYNC_INTERVAL thread): an fdatasync, unless an earlier
+ * one already covered them. */
 int wal_sync(wal_writer *w);
 
 /* Leader only (from before_group): makes fd the current WAL file. Returns the old fd. */

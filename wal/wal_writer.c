@@ -54,16 +54,47 @@ void wal_req_init(wal_req *r, uint8_t *buf, size_t len, uint32_t nent, uint64_t 
 
 void wal_req_destroy(wal_req *r) { pthread_cond_destroy(&r->cv); }
 
-/* Gives r's entries consecutive sequence numbers from first and checksums them. */
+/* Gives r's entries consecutive sequence numbers from first and checksums them. A
+ * fence flag left by an earlier commit of the same buffer (a reused batch) is
+ * cleared: only the leader may say that a group starts at a fence. */
 static void seal_req(wal_req *r, uint64_t first)
 {
     uint8_t *p = r->buf, *end = r->buf + r->len;
     r->first_seq = first;
     while (p < end) {
         size_t size = entry_size(kv_get16(p + KV_ENTRY_OFF_KLEN), kv_get32(p + KV_ENTRY_OFF_VLEN));
+        p[KV_ENTRY_OFF_FLAGS] &= (uint8_t)~KV_RECF_FENCE;
         entry_seal(p, size, first++);
         p += size;
     }
+}
+
+/* Leader, before writing a group that starts with request first: when every byte
+ * of the file before the group is durable, its first entry becomes a fence (wal.h),
+ * sealed again since the flag is covered by its CRC. */
+static void mark_fence(wal_writer *w, wal_req *first, wal_req *last)
+{
+    if (atomic_load(&w->synced) != atomic_load(&w->off))
+        return;
+    for (wal_req *q = first;; q = q->next) {
+        if (q->len > 0) {
+            uint8_t *p = q->buf;
+            size_t size = entry_size(kv_get16(p + KV_ENTRY_OFF_KLEN), kv_get32(p + KV_ENTRY_OFF_VLEN));
+            p[KV_ENTRY_OFF_FLAGS] |= KV_RECF_FENCE;
+            entry_seal(p, size, kv_get64(p + KV_ENTRY_OFF_SEQ));
+            return;
+        }
+        if (q == last)
+            return;
+    }
+}
+
+/* Raises synced to at least upto (the syncer and the leader both advance it). */
+static void note_synced(wal_writer *w, uint64_t upto)
+{
+    uint64_t cur = atomic_load(&w->synced);
+    while (cur < upto && !atomic_compare_exchange_weak(&w->synced, &cur, upto))
+        ;
 }
 
 /* ---- the leader's group write ------------------------------------------------------ */
@@ -101,17 +132,19 @@ static int write_group(wal_writer *w, wal_req *first, wal_req *last, struct iove
     if (bytes == 0)
         return KV_OK; /* only roll requests */
     int sync = w->sync_mode == KV_SYNC_ALWAYS;
-    int r = w->io->ops->write_group(w->io, w->fd, iov, iovcnt, w->off, sync);
+    uint64_t off = atomic_load(&w->off);
+    mark_fence(w, first, last);
+    int r = w->io->ops->write_group(w->io, w->fd, iov, iovcnt, off, sync);
     if (r < 0)
         return wal_fail(w, kv_err_errno(-r, "%06u.wal: %s of %zu bytes at offset %llu", w->number,
                                         sync ? "write+fdatasync" : "write", bytes,
-                                        (unsigned long long)w->off));
-    w->off += bytes;
+                                        (unsigned long long)off));
+    atomic_store(&w->off, off + bytes);
     atomic_fetch_add(&w->groups, 1);
-    if (sync)
+    if (sync) {
+        note_synced(w, off + bytes);
         atomic_fetch_add(&w->syncs, 1);
-    else
-        w->dirty = 1;
+    }
     for (wal_req *q = first;; q = q->next) {
         rc = w->hooks.apply(w->hooks.arg, q);
         if (rc != KV_OK)
@@ -202,8 +235,8 @@ int wal_switch(wal_writer *w, int fd, uint32_t number)
     int old = w->fd;
     w->fd = fd;
     w->number = number;
-    w->off = KV_FILE_HDR_SIZE;
-    w->dirty = 0;
+    atomic_store(&w->off, KV_FILE_HDR_SIZE);
+    atomic_store(&w->synced, KV_FILE_HDR_SIZE); /* file_create synced the header */
     pthread_mutex_unlock(&w->fd_mu);
     return old;
 }
@@ -223,11 +256,19 @@ int wal_sync(wal_writer *w)
     int rc = wal_check(w);
     if (rc != KV_OK)
         return rc;
+    /* fd_mu keeps the file from being switched (and closed) under the fdatasync;
+     * the target is read before it starts: a group written meanwhile may or may not
+     * be covered, so it stays owed. */
     pthread_mutex_lock(&w->fd_mu);
-    int r = w->io->ops->fdatasync(w->io, w->fd);
+    uint64_t target = atomic_load(&w->off);
     uint32_t number = w->number;
+    if (target <= atomic_load(&w->synced)) {
+        pthread_mutex_unlock(&w->fd_mu);
+        return KV_OK;
+    }
+    int r = w->io->ops->fdatasync(w->io, w->fd);
     if (r == 0)
-        w->dirty = 0;
+        note_synced(w, target);
     pthread_mutex_unlock(&w->fd_mu);
     if (r < 0)
         return wal_fail(w, kv_err_errno(-r, "%06u.wal: fdatasync", number));
@@ -251,7 +292,8 @@ static void *syncer_main(void *arg)
             ts.tv_nsec -= 1000000000L;
         }
         pthread_cond_timedwait(&w->stop_cv, &w->mu, &ts);
-        if (w->stop || !w->dirty || atomic_load(&w->failed))
+        if (w->stop || atomic_load(&w->synced) >= atomic_load(&w->off)
+            || atomic_load(&w->failed))
             continue;
         pthread_mutex_unlock(&w->mu);
         wal_sync(w); /* a failure is recorded in w and returned to the next writer */
@@ -273,6 +315,9 @@ int wal_init(wal_writer *w, kv_io *io, int sync_mode, unsigned interval_ms, int 
     w->fd = fd;
     w->number = number;
     w->off = off;
+    /* What an earlier process wrote may still be only in the page cache: nothing
+     * counts as durable until this writer's first sync, which covers the whole file. */
+    w->synced = off > KV_FILE_HDR_SIZE ? KV_FILE_HDR_SIZE : off;
     w->next_seq = next_seq;
     w->hooks = *hooks;
     pthread_mutex_init(&w->mu, NULL);
