@@ -191,6 +191,15 @@ typedef struct check_repair_result {
 int check_repair(const char *dir, int lock_fd, const check_repair_fns *fns,
                  check_repair_result *res);
 
+/* Refuses a store directory (open as dirfd) in which a name kv gives its files (a
+ * segment, WAL, hint or temp file, MANIFEST, LOCK, a copy set aside) is not a
+ * regular file (a FIFO, a device, a directory, a dangling link): the repair would
+ * block on it or fail on its name at every run. Nothing is opened (fstatat only).
+ * Returns KV_OK, KV_EINVAL (the message names the first such file and what it is),
+ * KV_EIO or KV_ENOMEM (the directory cannot be listed). check_repair calls it first;
+ * kvcheck calls it before its first check too. */
+int check_repair_special(int dirfd);
+
 /* ---------------------------------------------------------------------------------
  * Internals shared by check.c and repair.c
  * ------------------------------------------------------------------------------ */

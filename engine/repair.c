@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* ---- the plan ------------------------------------------------------------------------ */
@@ -619,10 +620,38 @@ static int make_plan(plan *p)
 
 /* ---- carrying out the steps -------------------------------------------------------- */
 
+/* What a file that is not regular is, for messages. */
+static const char *file_type_name(mode_t m)
+{
+    return S_ISFIFO(m) ? "a FIFO" : S_ISDIR(m) ? "a directory" : S_ISSOCK(m) ? "a socket"
+         : S_ISCHR(m) ? "a character device" : S_ISBLK(m) ? "a block device"
+         : S_ISLNK(m) ? "a dangling symbolic link" : "not a file";
+}
+
+/* Opens name (relative to the store) for the repair's own reads and cuts. O_NONBLOCK
+ * and the S_ISREG check: something put in a file's place since the check (a FIFO)
+ * is refused rather than waited on. Returns the fd or a negative errno (-EINVAL for a
+ * file that is not regular, with the message set). */
+static int open_regular(plan *p, const char *name, int flags)
+{
+    kv_io *io = p->s->io;
+    struct stat st;
+    int fd = io->ops->open(io, p->s->dirfd, name, flags | O_NONBLOCK, 0);
+    if (fd < 0)
+        return fd;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+        return fd;
+    io->ops->close(io, fd);
+    kv_err(KV_EINVAL, "%s: not a regular file (%s)", name, file_type_name(st.st_mode));
+    return -EINVAL;
+}
+
 static int do_cut(plan *p, const step *st)
 {
     kv_io *io = p->s->io;
-    int fd = io->ops->open(io, p->s->dirfd, st->file, O_RDWR, 0);
+    int fd = open_regular(p, st->file, O_RDWR);
+    if (fd == -EINVAL)
+        return KV_EINVAL;
     int r = fd < 0 ? fd : io->ops->ftruncate(io, fd, st->off);
     if (r == 0)
         r = io->ops->fdatasync(io, fd);
@@ -712,12 +741,13 @@ static int fetch_kept(plan *p, const salvage *sv, const kept *k, const int *fds,
 
 static int open_inputs(plan *p, const salvage *sv, int *fds)
 {
-    kv_io *io = p->s->io;
     for (int i = 0; i < 2; i++) {
         fds[i] = -1;
         if (sv->in[i] == NULL)
             continue;
-        fds[i] = io->ops->open(io, p->s->dirfd, sv->in[i]->source, O_RDONLY, 0);
+        fds[i] = open_regular(p, sv->in[i]->source, O_RDONLY);
+        if (fds[i] == -EINVAL)
+            return KV_EINVAL;
         if (fds[i] < 0)
             return kv_err_errno(-fds[i], "%s: open", sv->in[i]->source);
     }
@@ -826,6 +856,39 @@ static int run_steps(plan *p)
     return rc;
 }
 
+/* ---- files that are not regular ------------------------------------------------------ */
+
+/* Policy: every name kv gives its files (segments, WAL files, hints and their temp
+ * files, MANIFEST and MANIFEST.tmp, LOCK, copies set aside) is the store's, and the
+ * repair reads, creates, renames or removes any of them. Something other than a
+ * regular file under such a name — a FIFO, a device, a directory, a dangling link —
+ * is not kv's doing: opening it can block for ever, creating its name fails with
+ * EEXIST on every run, and taking a FIFO in place of a segment for a missing file
+ * would drop the segment's records. So the repair refuses the store, naming it,
+ * before it changes anything; the operator moves it away. Only fstatat and lstat
+ * look at it: nothing is opened. */
+int check_repair_special(int dirfd)
+{
+    inspect_dirent *ents = NULL;
+    size_t n = 0;
+    int rc = inspect_list_dir(dirfd, &ents, &n);
+    for (size_t i = 0; i < n && rc == KV_OK; i++) {
+        struct stat st;
+        const inspect_dirent *d = &ents[i];
+        if (d->regular || d->kind == INSPECT_UNKNOWN)
+            continue;
+        if (fstatat(dirfd, d->name, &st, 0) != 0 && fstatat(dirfd, d->name, &st,
+                                                              AT_SYMLINK_NOFOLLOW) != 0)
+            st.st_mode = 0;
+        rc = kv_err(KV_EINVAL, "%s: not a regular file (%s), under a name kv uses for the "
+                    "store's own files: kvcheck --repair refuses to work beside it; nothing "
+                    "was changed (move it out of the store, then repair)", d->name,
+                    file_type_name(st.st_mode));
+    }
+    free(ents);
+    return rc;
+}
+
 /* ---- check_repair ------------------------------------------------------------------ */
 
 static void tell_plan(const plan *p, const check_repair_fns *fns)
@@ -864,7 +927,9 @@ int check_repair(const char *dir, int lock_fd, const check_repair_fns *fns,
         return kv_err(errno == ENOENT || errno == ENOTDIR ? KV_EINVAL : KV_EIO,
                       "not a store directory: %s", strerror(errno));
     /* the I/O layer a store in dir gets (the crash tests put theirs in its place) */
-    int rc = kv_io_for(dir, KV_IO_PSYNC, &io);
+    int rc = check_repair_special(dirfd);
+    if (rc == KV_OK)
+        rc = kv_io_for(dir, KV_IO_PSYNC, &io);
     if (rc == KV_OK)
         rc = check_store_run(dir, dirfd, io, NULL, &sum, &s, 1);
     if (rc == KV_OK && sum.damaged > 0 && s.man_state != KV_OK)

@@ -41,6 +41,8 @@ void kvt_register_lz4(void);         /* tests/test_lz4.c */
 void kvt_register_fuzz_regress(void); /* tests/test_fuzz_regress.c: bugs the fuzzers found */
 void kvt_register_kvdump(void);      /* tests/test_kvdump.c: kvdump, kv load/scan/stats --json */
 void kvt_register_kvcheck(void);     /* tests/test_kvcheck.c: kvcheck, check and repair */
+void kvt_register_repair(void);      /* tests/test_repair2.c: repair never un-deletes in
+                                        silence; FIFOs in the store */
 
 typedef struct kvt_test {
     const char *name; /* test name shown by CUnit */

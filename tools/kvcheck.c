@@ -326,6 +326,15 @@ static int repair(opts *o)
                 o->path);
         return EXIT_USAGE;
     }
+    int dirfd = open(o->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dirfd >= 0) { /* a FIFO under a store file's name: refused before any read */
+        int rc = check_repair_special(dirfd);
+        close(dirfd);
+        if (rc != KV_OK) {
+            fprintf(stderr, "kvcheck: %s: %s\n", o->path, kv_errmsg());
+            return EXIT_USAGE;
+        }
+    }
     int ex = run_check(o, &sum, 0);
     if (ex == EXIT_USAGE)
         return ex;
