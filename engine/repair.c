@@ -1204,7 +1204,7 @@ static int push_revert(plan *p, int kind, const salvage *sv, const cand *c, cons
     va_end(ap);
     const char *file = sv->in[c->src] != NULL ? sv->in[c->src]->source : sv->name;
     r->r = (check_revert){kind, file, c->off, r->key, key != NULL ? klen : 0, seq, old_seq,
-                          r->why};
+                          NULL}; /* why: set when told (rv moves as it grows) */
     r->count = count;
     p->nrv++;
     if (kind != CHECK_KEPT_DELETED)
@@ -1520,8 +1520,10 @@ static void tell_plan(const plan *p, const check_repair_fns *fns)
                 fns->lost(fns->arg, &l);
         }
     }
-    for (size_t i = 0; fns != NULL && fns->revert != NULL && i < p->nrv; i++)
+    for (size_t i = 0; fns != NULL && fns->revert != NULL && i < p->nrv; i++) {
+        p->rv[i].r.why = p->rv[i].why; /* rv moved as it grew */
         fns->revert(fns->arg, &p->rv[i].r);
+    }
 }
 
 int check_repair(const char *dir, int lock_fd, const check_repair_fns *fns,
