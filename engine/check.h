@@ -36,6 +36,11 @@
  *      repair salvages from them; the outputs are leftovers it removes first;
  *   8. the clean twin of a rebuilt active pair goes (its records are in the new
  *      segment), and the directory is fsynced.
+ * Before it asks, the repair also decides the keys of the records it loses (repair.c,
+ * "the keys of lost records"): a lost delete it knows, newer than its key's surviving
+ * put, is written again into the salvage's segment; every other lost record that may
+ * bring back an older put of its key is told (check_revert). Never in silence.
+ * A name kv uses held by something not a regular file (a FIFO) is refused first.
  * Copies keep their sequence numbers and bytes, so newest-wins still decides by
  * sequence number (invariant 3): a salvaged record never shadows a newer one, and a
  * tombstone written again hides exactly what it hid.
