@@ -36,6 +36,11 @@
  *      repair salvages from them; the outputs are leftovers it removes first;
  *   8. the clean twin of a rebuilt active pair goes (its records are in the new
  *      segment), and the directory is fsynced.
+ * Before it asks, the repair also decides the keys of the records it loses (repair.c,
+ * "the keys of lost records"): a lost delete it knows, newer than its key's surviving
+ * put, is written again into the salvage's segment; every other lost record that may
+ * bring back an older put of its key is told (check_revert). Never in silence.
+ * A name kv uses held by something not a regular file (a FIFO) is refused first.
  * Copies keep their sequence numbers and bytes, so newest-wins still decides by
  * sequence number (invariant 3): a salvaged record never shadows a newer one, and a
  * tombstone written again hides exactly what it hid.
@@ -150,6 +155,30 @@ enum {
                              the set-aside copy) */
 };
 
+/* A key whose state the repair changes because a record of it is lost: the lost
+ * record was (or may have been) newer than the key's newest record that survives
+ * (docs/FORMAT.md, "Repair and the keys of lost records"). */
+enum {
+    CHECK_KEPT_DELETED = 1, /* a lost delete is written again (its key and sequence number
+                               are known): the key stays deleted */
+    CHECK_UNDELETES,        /* a lost delete cannot be written again: the older put
+                               (old_seq) comes back */
+    CHECK_REVERTS,          /* a lost put: the key goes back to its older value (old_seq) */
+    CHECK_MAY_REVERT        /* a lost record whose key or sequence number cannot be known:
+                               the key may come back or go back to its value of old_seq */
+};
+
+typedef struct check_revert {
+    int kind;           /* CHECK_KEPT_DELETED .. CHECK_MAY_REVERT */
+    const char *file;   /* the damaged file the lost record was in */
+    uint64_t off;       /* its offset there */
+    const uint8_t *key; /* the key concerned */
+    uint32_t klen;
+    uint64_t seq;       /* the lost record's sequence number (0: unknown) */
+    uint64_t old_seq;   /* the key's newest record that survives (0: none) */
+    const char *why;    /* how the key was found and what decides it, one line */
+} check_revert;
+
 typedef struct check_repair_fns {
     /* One step of the plan, before anything is done: the file, the byte range (when
      * has_off) and what will be done to it and why. */
@@ -161,6 +190,9 @@ typedef struct check_repair_fns {
      * NULL goes on. */
     int (*confirm)(void *arg);
     void *arg;
+    /* A key whose state the plan changes (told after the lost records, before
+     * confirm; may be NULL). */
+    void (*revert)(void *arg, const check_revert *r);
 } check_repair_fns;
 
 typedef struct check_repair_result {
@@ -174,6 +206,8 @@ typedef struct check_repair_result {
     uint32_t segments_written; /* new segments holding salvaged records */
     uint64_t records_salvaged; /* records copied from damaged files */
     uint64_t tombstones_rewritten; /* tombstones written again from hints */
+    uint64_t tombstones_kept;  /* lost deletes written again from their damaged entry */
+    uint64_t keys_reverted;    /* keys told as un-deleted, reverted, or that may be */
     uint64_t records_lost;     /* records known to be lost */
     uint64_t lost_bytes;       /* bytes of damaged files not carried over */
 } check_repair_result;
@@ -190,6 +224,15 @@ typedef struct check_repair_result {
  *                what was done before, and the store is as a crash there leaves it. */
 int check_repair(const char *dir, int lock_fd, const check_repair_fns *fns,
                  check_repair_result *res);
+
+/* Refuses a store directory (open as dirfd) in which a name kv gives its files (a
+ * segment, WAL, hint or temp file, MANIFEST, LOCK, a copy set aside) is not a
+ * regular file (a FIFO, a device, a directory, a dangling link): the repair would
+ * block on it or fail on its name at every run. Nothing is opened (fstatat only).
+ * Returns KV_OK, KV_EINVAL (the message names the first such file and what it is),
+ * KV_EIO or KV_ENOMEM (the directory cannot be listed). check_repair calls it first;
+ * kvcheck calls it before its first check too. */
+int check_repair_special(int dirfd);
 
 /* ---------------------------------------------------------------------------------
  * Internals shared by check.c and repair.c

@@ -43,6 +43,8 @@ void kvt_register_kvdump(void);      /* tests/test_kvdump.c: kvdump, kv load/sca
 void kvt_register_kvcheck(void);     /* tests/test_kvcheck.c: kvcheck, check and repair */
 void kvt_register_signals(void);     /* tests/test_signals.c: signal storms, slow fdatasync */
 void kvt_register_tail(void);        /* tests/test_tail.c: torn tail or damage in the WAL */
+void kvt_register_repair(void);      /* tests/test_repair2.c: repair never un-deletes in
+                                        silence; FIFOs in the store */
 
 typedef struct kvt_test {
     const char *name; /* test name shown by CUnit */

@@ -68,6 +68,7 @@ int main(void)
     kvt_register_kvcheck();
     kvt_register_signals();
     kvt_register_tail();
+    kvt_register_repair();
     if (CU_get_error() != CUE_SUCCESS) {
         fprintf(stderr, "kvtest: registering suites: %s\n", CU_get_error_msg());
         CU_cleanup_registry();

@@ -189,12 +189,13 @@ static void print_summary(const opts *o, const check_summary *s, const check_rep
     if (r != NULL)
         printf(",\"repair\":{\"steps\":%u,\"cut_bytes\":%llu,\"hints_written\":%u,"
                "\"files_removed\":%u,\"files_set_aside\":%u,\"segments_written\":%u,"
-               "\"records_salvaged\":%llu,\"tombstones_rewritten\":%llu,\"records_lost\":%llu,"
-               "\"lost_bytes\":%llu}", r->steps, (unsigned long long)r->cut_bytes,
+               "\"records_salvaged\":%llu,\"tombstones_rewritten\":%llu,\"tombstones_kept\":%llu,"
+               "\"records_lost\":%llu,\"lost_bytes\":%llu,\"keys_reverted\":%llu}", r->steps, (unsigned long long)r->cut_bytes,
                r->hints_written, r->files_removed, r->files_set_aside, r->segments_written,
                (unsigned long long)r->records_salvaged,
-               (unsigned long long)r->tombstones_rewritten, (unsigned long long)r->records_lost,
-               (unsigned long long)r->lost_bytes);
+               (unsigned long long)r->tombstones_rewritten,
+               (unsigned long long)r->tombstones_kept, (unsigned long long)r->records_lost,
+               (unsigned long long)r->lost_bytes, (unsigned long long)r->keys_reverted);
     printf("}\n");
 }
 
@@ -250,6 +251,25 @@ static void on_lost(void *arg, const check_lost *l)
         print_key(stdout, l->key, l->klen);
     printf(" (seq %llu, %u bytes; %s)\n", (unsigned long long)l->seq, l->size,
            from[l->source > 0 && l->source <= CHECK_FROM_AFTER ? l->source : 0]);
+}
+
+/* A key whose state the plan changes: kept deleted, un-deleted, reverted, or that may
+ * be (one line each, on stdout with the plan, before the question). */
+static void on_revert(void *arg, const check_revert *r)
+{
+    opts *o = arg;
+    char path[4400];
+    static const char *const verb[] = {"", "will keep deleted", "will un-delete",
+                                       "will revert to an older value",
+                                       "may un-delete or revert"};
+    path_of(o, r->file, path, sizeof path);
+    printf("kvcheck: %s: ", verb[r->kind >= CHECK_KEPT_DELETED && r->kind <= CHECK_MAY_REVERT
+                                 ? r->kind : 0]);
+    if (r->key != NULL) {
+        print_key(stdout, r->key, r->klen);
+        printf(" (its newest surviving record: seq %llu): ", (unsigned long long)r->old_seq);
+    }
+    printf("%s: offset 0x%llx: %s\n", path, (unsigned long long)r->off, r->why);
 }
 
 static int on_confirm(void *arg)
@@ -326,6 +346,15 @@ static int repair(opts *o)
                 o->path);
         return EXIT_USAGE;
     }
+    int dirfd = open(o->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dirfd >= 0) { /* a FIFO under a store file's name: refused before any read */
+        int rc = check_repair_special(dirfd);
+        close(dirfd);
+        if (rc != KV_OK) {
+            fprintf(stderr, "kvcheck: %s: %s\n", o->path, kv_errmsg());
+            return EXIT_USAGE;
+        }
+    }
     int ex = run_check(o, &sum, 0);
     if (ex == EXIT_USAGE)
         return ex;
@@ -336,7 +365,8 @@ static int repair(opts *o)
             printf("kvcheck: %s: nothing to repair\n", o->path);
         return EXIT_CLEAN;
     }
-    check_repair_fns fns = {on_step, on_lost, on_confirm, o};
+    check_repair_fns fns = {.step = on_step, .lost = on_lost, .confirm = on_confirm,
+                            .revert = on_revert, .arg = o};
     int rc = check_repair(o->path, lock_fd, &fns, &r);
     lock_release(lock_fd);
     if (rc != KV_OK) {
@@ -358,12 +388,13 @@ static int repair(opts *o)
     if (!o->quiet && !o->json)
         printf("kvcheck: %s: repaired: %u steps; %llu bytes cut, %u hints written, %u files "
                "removed, %u set aside, %u segments written with %llu records salvaged and "
-               "%llu tombstones rebuilt; %llu records lost (%llu damaged bytes not carried "
-               "over)\n", o->path,
-               r.steps, (unsigned long long)r.cut_bytes, r.hints_written, r.files_removed,
-               r.files_set_aside, r.segments_written, (unsigned long long)r.records_salvaged,
-               (unsigned long long)r.tombstones_rewritten, (unsigned long long)r.records_lost,
-               (unsigned long long)r.lost_bytes);
+               "%llu tombstones rebuilt, %llu lost deletes kept; %llu records lost (%llu damaged "
+               "bytes not carried over); %llu keys un-deleted, reverted, or that may be\n",
+               o->path, r.steps, (unsigned long long)r.cut_bytes, r.hints_written,
+               r.files_removed, r.files_set_aside, r.segments_written,
+               (unsigned long long)r.records_salvaged, (unsigned long long)r.tombstones_rewritten,
+               (unsigned long long)r.tombstones_kept, (unsigned long long)r.records_lost,
+               (unsigned long long)r.lost_bytes, (unsigned long long)r.keys_reverted);
     return verify(o, &r);
 }
 
