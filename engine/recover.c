@@ -1,7 +1,8 @@
 /*
  * recover.c — rebuilding the index at kv_open.
  *
- * Steps, in order:
+ * Steps, in order (after every file the MANIFEST names has been opened, the active
+ * segment and WAL file first: see db_recover):
  *   1. every sealed segment the MANIFEST names: its size must match the MANIFEST
  *      and every record must be valid — any damage is KV_ECORRUPT (invariant 4);
  *   2. the active segment: records up to the first invalid one are kept; the rest is
@@ -284,9 +285,8 @@ static int open_tail_file(kv_db *db, int kind, kv_file **out)
     return rc;
 }
 
-/* Scans the active segment; its torn tail, if any, is left for the caller to cut
- * (res) once the WAL file has passed its checks too. */
-static int scan_active(kv_db *db, rec_ctx *c, kv_scan_result *res)
+/* Opens the active segment (into the file table) and its WAL file. */
+static int open_active_pair(kv_db *db)
 {
     int rc = open_tail_file(db, KV_FILE_SEG, &db->active);
     if (rc == KV_OK) {
@@ -296,12 +296,19 @@ static int scan_active(kv_db *db, rec_ctx *c, kv_scan_result *res)
             db->active = NULL;
         }
     }
-    if (rc != KV_OK)
-        return rc;
+    if (rc == KV_OK)
+        rc = open_tail_file(db, KV_FILE_WAL, &db->wal_file);
+    return rc;
+}
+
+/* Scans the active segment; its torn tail, if any, is left for the caller to cut
+ * (res) once the WAL file has passed its checks too. */
+static int scan_active(kv_db *db, rec_ctx *c, kv_scan_result *res)
+{
     c->file = db->active;
     c->hint = db->opts.read_only ? NULL : &db->active_hint;
-    rc = kv_scan_file(db->io, db->active->fd, db->active->name, KV_FILE_HDR_SIZE,
-                      db->active->size, recover_entry, c, res);
+    int rc = kv_scan_file(db->io, db->active->fd, db->active->name, KV_FILE_HDR_SIZE,
+                          db->active->size, recover_entry, c, res);
     c->hint = NULL;
     db->recovery_records += res->records;
     return rc;
@@ -414,14 +421,20 @@ static int recover_sealed(kv_db *db, rec_ctx *rc_ctx)
 int db_recover(kv_db *db)
 {
     rec_ctx c = {.db = db};
-    int rc = recover_sealed(db, &c);
     kv_scan_result active_res;
+    /* Every file the MANIFEST names is opened before any is read, the active pair
+     * first (each roll removes a WAL file; compaction removes sealed segments): an
+     * open file stays readable whatever a writer beside a read-only handle removes,
+     * so the store can move on under this recovery only in that short window, and
+     * kv_open tries again when it did. */
+    int rc = open_active_pair(db);
+    if (rc == KV_OK)
+        rc = recover_sealed(db, &c);
     if (rc == KV_OK)
         rc = scan_active(db, &c, &active_res);
-    /* Nothing is cut before the last check has passed (the WAL file's header): a
-     * refused open leaves the segment and WAL files as it found them. */
-    if (rc == KV_OK)
-        rc = open_tail_file(db, KV_FILE_WAL, &db->wal_file);
+    /* Nothing is cut before the last check has passed (the WAL file's header, and
+     * every sealed segment): a refused open leaves the segment and WAL files as it
+     * found them. */
     if (rc == KV_OK)
         rc = cut_tail(db, db->active, &active_res);
     if (rc == KV_OK)
