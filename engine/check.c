@@ -5,7 +5,8 @@
  * it finds, then tells it. Sections: the findings list; one record file (header,
  * the walk with its LZ4 and hint cross-checks, its damaged stretches); hints; the
  * MANIFEST and the directory (is it a store, roles, leftovers, LOCK); the store (a
- * pass, repeated when a writer changed the MANIFEST meanwhile); one file; check_path.
+ * pass: the MANIFEST, then the directory, then each file); a store a writer changes
+ * (what a pass may tell, and when to pass again); one file; check_path.
  */
 #include "check.h"
 
