@@ -13,12 +13,20 @@
  *   - the tools: `kv get`, `kvdump` (its output checked pair by pair), `kvdump --all`
  *     (the store opens for it) and `kvcheck` (exit 0, no problem line);
  *   - damage that stays is still reported: a read-only open of a store whose WAL
- *     file is really missing is KV_ECORRUPT naming it, kvcheck exits 1.
+ *     file is really missing is KV_ECORRUPT naming it, kvcheck exits 1;
+ *   - the read-only open's rule, made deterministic through the io factory hook
+ *     (engine/io.h) with a layer that makes files look removed: a file gone once is
+ *     retried and the open succeeds; gone the same way twice in a row is
+ *     KV_ECORRUPT after exactly two attempts; a different file gone at every attempt
+ *     is KV_EIO after 16.
  * Counts: 1,000 opens and 360 tool runs (KV_TEST_QUICK: 200 and 90).
  *
- * Sections: the writer child; checks of what a reader sees; the tests.
+ * Sections: the writer child; checks of what a reader sees; an I/O layer whose
+ * files vanish; the tests.
  */
 #include "kvtest.h"
+
+#include "io.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -223,6 +231,140 @@ static long dump_pairs(char *out, char *why, size_t n)
     return end && key == NULL ? pairs : -1;
 }
 
+/* ---- an I/O layer whose files vanish ----------------------------------------------------- */
+
+/* The default layer, except that opening a file whose name ends in suffix fails
+ * with ENOENT, as after a writer removed it: the first `left` such opens (once),
+ * or with alternate set, every such open of a name other than the one that failed
+ * last (so each attempt of an open misses another file). */
+typedef struct vanish_io {
+    kv_io io;           /* first: what kv_open gets */
+    kv_io *inner;       /* the default layer everything else goes to */
+    char suffix[8];
+    unsigned left;
+    int alternate;
+    char last[64];      /* the name whose open failed last */
+    unsigned failed;    /* opens made to fail */
+} vanish_io;
+
+static vanish_io g_vanish; /* the one layer in use (the factory hands it out once) */
+static const char *g_vanish_dir;
+
+static kv_io *inner_of(kv_io *io) { return ((vanish_io *)io)->inner; }
+
+static int v_open(kv_io *io, int dirfd, const char *name, int flags, int mode)
+{
+    vanish_io *v = (vanish_io *)io;
+    size_t n = strlen(name), sl = strlen(v->suffix);
+    if (n >= sl && strcmp(name + n - sl, v->suffix) == 0
+        && (v->alternate ? strcmp(name, v->last) != 0 : v->left > 0)) {
+        v->left -= v->left > 0;
+        v->failed++;
+        snprintf(v->last, sizeof v->last, "%s", name);
+        return -ENOENT;
+    }
+    return v->inner->ops->open(v->inner, dirfd, name, flags, mode);
+}
+static int v_close(kv_io *io, int fd) { return inner_of(io)->ops->close(inner_of(io), fd); }
+static ssize_t v_pread(kv_io *io, int fd, void *buf, size_t n, uint64_t off)
+{
+    return inner_of(io)->ops->pread(inner_of(io), fd, buf, n, off);
+}
+static ssize_t v_pwrite(kv_io *io, int fd, const void *buf, size_t n, uint64_t off)
+{
+    return inner_of(io)->ops->pwrite(inner_of(io), fd, buf, n, off);
+}
+static int v_fdatasync(kv_io *io, int fd) { return inner_of(io)->ops->fdatasync(inner_of(io), fd); }
+static int v_ftruncate(kv_io *io, int fd, uint64_t size)
+{
+    return inner_of(io)->ops->ftruncate(inner_of(io), fd, size);
+}
+static int v_fsize(kv_io *io, int fd, uint64_t *size)
+{
+    return inner_of(io)->ops->fsize(inner_of(io), fd, size);
+}
+static int v_rename(kv_io *io, int dirfd, const char *from, const char *to)
+{
+    return inner_of(io)->ops->rename(inner_of(io), dirfd, from, to);
+}
+static int v_unlink(kv_io *io, int dirfd, const char *name)
+{
+    return inner_of(io)->ops->unlink(inner_of(io), dirfd, name);
+}
+static int v_syncdir(kv_io *io, int dirfd) { return inner_of(io)->ops->syncdir(inner_of(io), dirfd); }
+static int v_write_group(kv_io *io, int fd, const struct iovec *iov, int iovcnt, uint64_t off,
+                         int sync)
+{
+    return inner_of(io)->ops->write_group(inner_of(io), fd, iov, iovcnt, off, sync);
+}
+static int v_map(kv_io *io, int fd, size_t len, const void **out)
+{
+    return inner_of(io)->ops->map(inner_of(io), fd, len, out);
+}
+static void v_unmap(kv_io *io, const void *p, size_t len)
+{
+    inner_of(io)->ops->unmap(inner_of(io), p, len);
+}
+
+static const kv_io_ops vanish_ops = {
+    .open = v_open,           .close = v_close,         .pread = v_pread,
+    .pwrite = v_pwrite,       .fdatasync = v_fdatasync, .ftruncate = v_ftruncate,
+    .fsize = v_fsize,         .rename = v_rename,       .unlink = v_unlink,
+    .syncdir = v_syncdir,     .write_group = v_write_group, .map = v_map,
+    .unmap = v_unmap,
+};
+
+static void v_destroy(kv_io *io)
+{
+    kv_io_free(inner_of(io));
+    ((vanish_io *)io)->inner = NULL;
+}
+
+static int vanish_factory(void *arg, const char *dir, int want, kv_io **out)
+{
+    (void)arg;
+    if (strcmp(dir, g_vanish_dir) != 0 || g_vanish.inner != NULL)
+        return kv_io_new(want, out);
+    int rc = kv_io_new(KV_IO_PSYNC, &g_vanish.inner);
+    if (rc != KV_OK)
+        return rc;
+    g_vanish.io.ops = &vanish_ops;
+    g_vanish.io.backend = KV_IO_PSYNC;
+    g_vanish.io.destroy = v_destroy;
+    *out = &g_vanish.io;
+    return KV_OK;
+}
+
+/* Opens dir read-only through a vanishing layer (suffix, left, alternate); returns
+ * kv_open's status, the opens made to fail in *failed, and the handle's key count
+ * (or 0). The message of a failure stays in kv_errmsg. */
+static int open_vanishing(const char *dir, const char *suffix, unsigned left, int alternate,
+                          unsigned *failed, uint64_t *keys)
+{
+    kv_options o;
+    kv_db *db;
+    memset(&g_vanish, 0, sizeof g_vanish);
+    snprintf(g_vanish.suffix, sizeof g_vanish.suffix, "%s", suffix);
+    g_vanish.left = left;
+    g_vanish.alternate = alternate;
+    g_vanish_dir = dir;
+    kv_options_init(&o);
+    o.read_only = 1;
+    o.create = 0;
+    kv_io_set_factory(vanish_factory, NULL);
+    int rc = kvt_open(dir, &o, &db);
+    kv_io_set_factory(NULL, NULL);
+    *failed = g_vanish.failed;
+    *keys = 0;
+    if (rc == KV_OK) {
+        kv_stats st;
+        kv_stat(db, &st);
+        *keys = st.keys;
+        kvt_close(db);
+    }
+    return rc;
+}
+
 /* ---- the tests --------------------------------------------------------------------------- */
 
 /* Read-only kv_open again and again beside the writer: none fails, every value read
@@ -288,7 +430,7 @@ static int tool_run(const char *dir, unsigned i, char *out, size_t n, char *why,
         rc = kvt_run(cmd, out, n);
         char bad[160] = "";
         if (rc != 0 || dump_pairs(out, bad, sizeof bad) <= 0)
-            return snprintf(why, wn, "kvdump: exit %d: %s: %.300s", rc, bad, out), -1;
+            return snprintf(why, wn, "kvdump: exit %d: %.60s: %.250s", rc, bad, out), -1;
         return 0;
     }
     if (kind == 2) {
@@ -354,7 +496,7 @@ static void test_real_damage_still_reported(void)
     KVT_CHECK_FATAL(kvt_run(cmd, out, sizeof out) == 0 && strlen(out) > 4, "no WAL file: %s", out);
     out[strcspn(out, "\n")] = '\0';
     char wal[64];
-    snprintf(wal, sizeof wal, "%s", out);
+    snprintf(wal, sizeof wal, "%.40s", out);
     KVT_CHECK_FATAL(unlink(kvt_path(dir, wal)) == 0, "unlink %s: %s", wal, strerror(errno));
     o.read_only = 1;
     o.create = 0;
@@ -372,6 +514,48 @@ static void test_real_damage_still_reported(void)
               "kvcheck on a store whose WAL file is missing: exit %d, \"%s\"", rc, out);
 }
 
+/* The read-only open's rule, each branch: a file gone once (the store moved on) is
+ * retried; the same file gone twice in a row is damage (two attempts, KV_ECORRUPT
+ * naming it); another file gone at every attempt is a store that keeps changing
+ * (KV_EIO after 16 attempts). Every reset between attempts runs under ASan too. */
+static void test_ro_open_rule(void)
+{
+    char *dir = kvt_dir_new("live-rule");
+    kv_db *db;
+    kv_options o;
+    unsigned failed;
+    uint64_t keys;
+    kvt_options(&o, KV_SYNC_NONE, KV_IO_AUTO, 4096);
+    KVT_RC_FATAL(kvt_open(dir, &o, &db), KV_OK);
+    for (unsigned i = 0; i < 100; i++) {
+        char k[16], v[300];
+        snprintf(k, sizeof k, "k%04u", i);
+        snprintf(v, sizeof v, "%s=%u;%0200u", k, i, i);
+        KVT_RC_FATAL(kvt_put_str(db, k, v), KV_OK);
+    }
+    KVT_RC_FATAL(kvt_close(db), KV_OK);
+
+    KVT_RC(open_vanishing(dir, ".wal", 1, 0, &failed, &keys), KV_OK);
+    KVT_CHECK(failed == 1 && keys == 100, "WAL file gone once: %u opens failed, %llu keys",
+              failed, (unsigned long long)keys);
+
+    KVT_RC(open_vanishing(dir, ".seg", 1, 0, &failed, &keys), KV_OK);
+    KVT_CHECK(failed == 1 && keys == 100, "a segment gone once: %u opens failed, %llu keys",
+              failed, (unsigned long long)keys);
+
+    KVT_RC(open_vanishing(dir, ".wal", 1000, 0, &failed, &keys), KV_ECORRUPT);
+    KVT_CHECK(failed == 2 && strstr(kv_errmsg(), "WAL file") != NULL
+              && strstr(kv_errmsg(), "missing") != NULL,
+              "WAL file gone for good: %u attempts, \"%s\"", failed, kv_errmsg());
+
+    uint64_t t0 = kvt_now_ms();
+    KVT_RC(open_vanishing(dir, ".seg", 0, 1, &failed, &keys), KV_EIO);
+    KVT_CHECK(failed == 16 && strstr(kv_errmsg(), "kept changing") != NULL,
+              "another segment gone at every attempt: %u attempts, \"%s\"", failed, kv_errmsg());
+    kvt_note("16 attempts of a store that keeps changing: %llu ms",
+             (unsigned long long)(kvt_now_ms() - t0));
+}
+
 static const kvt_test live_tests[] = {
     {"read-only opens beside a writer rolling every 4 KiB and compacting: none fails, every "
      "value belongs to its key", test_ro_opens_beside_writer},
@@ -379,6 +563,8 @@ static const kvt_test live_tests[] = {
      test_tools_beside_writer},
     {"damage that stays is still reported: a missing WAL file (open and kvcheck)",
      test_real_damage_still_reported},
+    {"the read-only open's rule: a file gone once is retried, twice in a row is "
+     "KV_ECORRUPT, a different one each time is KV_EIO after 16 attempts", test_ro_open_rule},
     {NULL, NULL},
 };
 
