@@ -5,7 +5,8 @@
  * it finds, then tells it. Sections: the findings list; one record file (header,
  * the walk with its LZ4 and hint cross-checks, its damaged stretches); hints; the
  * MANIFEST and the directory (is it a store, roles, leftovers, LOCK); the store (a
- * pass, repeated when a writer changed the MANIFEST meanwhile); one file; check_path.
+ * pass: the MANIFEST, then the directory, then each file); a store a writer changes
+ * (what a pass may tell, and when to pass again); one file; check_path.
  */
 #include "check.h"
 
@@ -24,7 +25,7 @@
 #include <unistd.h>
 
 #define CHANGED 2          /* internal: a writer changed the store during a pass */
-#define PASSES 3           /* passes before the store is taken as it was read */
+#define PASSES 16          /* passes before giving up on a store that keeps changing */
 #define STRETCHES_TOLD 100 /* damaged stretches told one by one per file */
 #define PROGRESS_STEP (4u << 20) /* progress is told every this many bytes */
 
@@ -618,6 +619,12 @@ static int check_named(ctx *c, check_store *s, check_file *f)
     if (rc == KV_OK && f->source[0] != '\0')
         rc = check_record_file(c, s, f, h.status == KV_OK && h.buf != NULL ? &h : NULL,
                                f->hint_source, f->role != ROLE_SEALED, "");
+    if (rc == CHANGED) { /* removed since the directory was listed */
+        rc = KV_OK;
+        f->missing = 1;
+        add(c, f->name, CHECK_MISSING, 0, 0, 0, "%s named by the MANIFEST vanished while it "
+            "was read", role_name(f->role));
+    }
     if (rc == KV_OK && f->role == ROLE_SEALED && !f->missing && f->size != f->expect)
         add(c, f->name, CHECK_SIZE, 1, f->size < f->expect ? f->size : f->expect, 0,
             "sealed segment has %llu bytes, the MANIFEST says %llu", (unsigned long long)f->size,
@@ -660,10 +667,10 @@ static uint64_t bytes_to_read(const check_store *s)
     return t;
 }
 
-/* Reads the MANIFEST and tells what is wrong with it. */
-static int check_manifest(ctx *c, check_store *s)
+/* Tells what is wrong with the MANIFEST, read (rc: inspect_manifest_read's return)
+ * before the directory was listed. */
+static int check_manifest(ctx *c, check_store *s, int rc)
 {
-    int rc = inspect_manifest_read(s->io, s->dirfd, KV_MANIFEST_NAME, &s->man);
     if (rc == KV_NOTFOUND) {
         s->man_state = KV_NOTFOUND;
         add(c, KV_MANIFEST_NAME, CHECK_MISSING, 0, 0, 0, "MANIFEST is missing: which segments "
@@ -700,17 +707,22 @@ static void store_reset(check_store *s)
     s->lock_bad = 0;
 }
 
-/* One pass over the store. Returns KV_OK, CHANGED (a writer changed it meanwhile:
- * pass again), or an error. */
-static int store_pass(ctx *c, check_store *s, int locked)
+/* One pass over the store: the MANIFEST first, then the directory (so every file it
+ * names that a writer has not removed since is listed), then each file. *now gets
+ * the MANIFEST as it is once the pass ended. Returns KV_OK, CHANGED (a file without
+ * a usable MANIFEST vanished: pass again), or an error. */
+static int store_pass(ctx *c, check_store *s, int locked, inspect_manifest *now)
 {
     long pid = 0;
     store_reset(s);
+    int man_rc = inspect_manifest_read(s->io, s->dirfd, KV_MANIFEST_NAME, &s->man);
     int rc = inspect_list_dir(s->dirfd, &s->ents, &s->nents);
     if (rc == KV_OK)
         rc = is_store(s);
     if (rc == KV_OK)
         rc = refuse_newer(s);
+    if (rc == KV_OK && man_rc != KV_NOTFOUND)
+        rc = man_rc;
     if (rc != KV_OK)
         return rc;
     c->total = bytes_to_read(s);
@@ -720,41 +732,152 @@ static int store_pass(ctx *c, check_store *s, int locked)
         add(c, "", 0, 0, 0, 0, "a writer (pid %ld) holds the store: its active "
             "segment and WAL file are read up to their size when the check began",
             s->writer_pid);
-    rc = check_manifest(c, s);
+    rc = check_manifest(c, s, man_rc);
     if (rc == KV_OK && s->man_state != KV_OK)
-        return check_unnamed(c, s);
-    if (rc == KV_OK)
+        rc = check_unnamed(c, s);
+    else if (rc == KV_OK)
         rc = assign_roles(s);
-    for (size_t i = 0; i < s->nfiles && rc == KV_OK; i++)
+    for (size_t i = 0; i < s->nfiles && rc == KV_OK && s->man_state == KV_OK; i++)
         rc = check_named(c, s, &s->files[i]);
-    if (rc == KV_OK)
+    if (rc == KV_OK && s->man_state == KV_OK)
         rc = check_others(c, s);
-    if (rc == KV_OK && find_ent(s, "LOCK") != NULL)
+    if (rc == KV_OK && s->man_state == KV_OK && find_ent(s, "LOCK") != NULL)
         rc = check_lock(c, s);
-    if (rc == KV_OK) { /* a MANIFEST a writer replaced meanwhile: pass again */
-        inspect_manifest now;
-        if (inspect_manifest_read(s->io, s->dirfd, KV_MANIFEST_NAME, &now) == KV_OK
-            && now.status == KV_OK && now.m.generation != s->man.m.generation)
-            rc = CHANGED;
-        inspect_manifest_free(&now);
-    }
+    if (rc == KV_OK && inspect_manifest_read(s->io, s->dirfd, KV_MANIFEST_NAME, now) != KV_OK)
+        now->status = KV_NOTFOUND; /* unreadable now: not usable */
     return rc;
+}
+
+/* ---- a store a writer changes -------------------------------------------------------- */
+
+/* Whether the MANIFEST a pass began with (s) and the one in force after it (now)
+ * differ: a writer published a new one meanwhile. */
+static int manifest_moved(const check_store *s, const inspect_manifest *now)
+{
+    int was = s->man_state == KV_OK, is = now->status == KV_OK;
+    return was != is || (was && now->m.generation != s->man.m.generation);
+}
+
+/* Whether m names file `name` (a segment, its WAL file or its hint) as part of the
+ * store: sealed (segment, hint), or the active pair (segment, WAL file). */
+static int manifest_names(const kv_manifest *m, const char *name)
+{
+    uint32_t num;
+    int kind = file_parse_name(name, &num);
+    int sealed = 0;
+    for (uint32_t i = 0; i < m->nsealed && !sealed; i++)
+        sealed = m->sealed[i].number == num;
+    if (kind == KV_FILE_SEG)
+        return sealed || m->active == num;
+    if (kind == KV_FILE_WAL)
+        return m->active == num;
+    return kind == KV_FILE_HINT && sealed;
+}
+
+/* After a pass during which a writer published a new MANIFEST: a problem of a file
+ * the pass's MANIFEST named and the new one does not (a WAL file a roll removed, a
+ * segment or hint a compaction removed, missing or vanished while read) is no
+ * damage — the store moved on — and becomes a note. */
+static void drop_moved_on(ctx *c, const check_store *s, const inspect_manifest *now)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        finding *f = &c->v[i];
+        char what[sizeof f->what];
+        if (f->kind == 0 || !manifest_names(&s->man.m, f->file)
+            || (now->status == KV_OK && manifest_names(&now->m, f->file)))
+            continue;
+        snprintf(what, sizeof what, "%s", f->what);
+        snprintf(f->what, sizeof f->what, "%.200s; a writer has since replaced the MANIFEST, "
+                 "which no longer names it: not part of the store any more", what);
+        f->kind = 0;
+        c->sum->damaged--;
+    }
+}
+
+/* Whether the problems of this pass are those of the one before it (prev, np): the
+ * same files, kinds and offsets, in the same order. */
+static int same_problems(const ctx *c, const finding *prev, size_t np)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        const finding *f = &c->v[i];
+        if (f->kind == 0)
+            continue;
+        if (k == np || strcmp(f->file, prev[k].file) != 0 || f->kind != prev[k].kind
+            || f->has_off != prev[k].has_off || f->off != prev[k].off)
+            return 0;
+        k++;
+    }
+    return k == np;
+}
+
+/* Keeps the problems of this pass in *prev (*np of them) for the next one. */
+static int keep_problems(const ctx *c, finding **prev, size_t *np)
+{
+    *np = 0;
+    free(*prev);
+    *prev = malloc((c->n ? c->n : 1) * sizeof **prev);
+    if (*prev == NULL)
+        return KV_ENOMEM;
+    for (size_t i = 0; i < c->n; i++)
+        if (c->v[i].kind != 0)
+            (*prev)[(*np)++] = c->v[i];
+    return KV_OK;
+}
+
+/* One pass and its verdict: KV_OK when what it found can be told, CHANGED when it
+ * must pass again, or an error. A pass is told when it found no problem (after
+ * drop_moved_on), when nothing can have changed the store under it (no writer held
+ * it and the MANIFEST stayed the same), or when the pass before it found the same
+ * problems: damage is only reported once two passes in a row saw it. */
+static int judged_pass(ctx *c, check_store *st, int locked, finding **prev, size_t *np,
+                       int pass)
+{
+    inspect_manifest now;
+    memset(&now, 0, sizeof now);
+    forget(c);
+    memset(c->sum, 0, sizeof *c->sum);
+    int rc = store_pass(c, st, locked, &now);
+    int moved = rc == KV_OK && manifest_moved(st, &now);
+    if (moved)
+        drop_moved_on(c, st, &now);
+    inspect_manifest_free(&now);
+    if (rc != KV_OK && rc != CHANGED)
+        return rc;
+    if (rc == KV_OK && (c->sum->damaged == 0 || (!moved && st->writer_pid == 0)
+                        || (pass > 0 && same_problems(c, *prev, *np))))
+        return KV_OK;
+    if (keep_problems(c, prev, np) != KV_OK)
+        return kv_err(KV_ENOMEM, "%s: keeping the problems found", st->dir);
+    return CHANGED;
+}
+
+/* Pauses before pass `pass` + 1 (1, 2, 4 ... 32 ms), whatever signals arrive. */
+static void pass_backoff(int pass)
+{
+    unsigned ms = pass < 5 ? 1u << pass : 32u;
+    struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)ms * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
 }
 
 int check_store_run(const char *dir, int dirfd, kv_io *io, const check_fns *fns,
                     check_summary *sum, check_store *st, int locked)
 {
     ctx c = {.fns = fns, .sum = sum};
+    finding *prev = NULL;
+    size_t np = 0;
     memset(st, 0, sizeof *st);
     st->dir = dir;
     st->dirfd = dirfd;
     st->io = io;
     int rc = CHANGED;
     for (int pass = 0; pass < PASSES && rc == CHANGED; pass++) {
-        forget(&c);
-        memset(sum, 0, sizeof *sum);
-        rc = store_pass(&c, st, locked);
+        if (pass > 0)
+            pass_backoff(pass - 1);
+        rc = judged_pass(&c, st, locked, &prev, &np, pass);
     }
+    free(prev);
     if (rc == CHANGED)
         rc = kv_err(KV_EIO, "%s: the store kept changing while it was read (%d passes)", dir,
                     PASSES);

@@ -116,15 +116,19 @@ typedef struct check_summary {
 } check_summary;
 
 /* Checks path: a store directory, or one kv file (segment, WAL, hint, MANIFEST,
- * LOCK, or a copy set aside). Problems go to fns after the check (a store a writer
- * changes while it is read — a roll, a compaction — is checked again, up to three
- * times, so that problems of files that came and went are not reported).
+ * LOCK, or a copy set aside). Problems go to fns after the check. A store a writer
+ * changes while it is read (a roll, a compaction) is no damage: a problem of a file
+ * the MANIFEST named and a newer MANIFEST no longer names is a note, and the other
+ * problems are told only when nothing can have changed the store (no writer, the
+ * same MANIFEST throughout) or two passes in a row found them (16 passes at most;
+ * see check.c, "a store a writer changes").
  * Returns:
  *   KV_OK        the check ran; sum->damaged problems were found;
  *   KV_EINVAL    path is missing, not a directory or regular file, an empty
  *                directory, a directory without a kv store, or not a kv file;
  *   KV_EVERSION  a file of a newer format version (message names it): not checked;
- *   KV_EIO       a file or the directory cannot be read;
+ *   KV_EIO       a file or the directory cannot be read, or a writer changed the
+ *                store under every pass;
  *   KV_ENOMEM.
  * The message (kv_errmsg) names the path and what was wrong with it. */
 int check_path(const char *path, const check_fns *fns, check_summary *sum);

@@ -333,6 +333,87 @@ static int precheck_dir(kv_db *db, const char *dir)
     return check_empty_dir(db, 0);
 }
 
+/* Reads the MANIFEST (or creates the store) and rebuilds the index from the files
+ * it names. */
+static int load_store(kv_db *db, const char *dir)
+{
+    int rc = manifest_load(db->io, db->dirfd, &db->man);
+    if (rc == KV_NOTFOUND) {
+        if (db->opts.read_only || !db->opts.create)
+            rc = kv_err(KV_EINVAL, "kv_open: %s holds no kv store (no MANIFEST)%s", dir,
+                        db->opts.read_only ? "" : " and create is 0");
+        else
+            rc = create_store(db);
+    }
+    db->next_file = db->man.next_file;
+    if (rc == KV_OK)
+        rc = db_recover(db);
+    return rc;
+}
+
+/* ---- opening read-only beside a writer --------------------------------------------- */
+
+/* Forgets what a refused recovery built — the file table and the active pair (each
+ * file closed and unmapped), the index, the MANIFEST, the recovery figures — so it
+ * can run again on this handle as on a new one. */
+static int recovery_reset(kv_db *db)
+{
+    for (uint32_t i = 0; i < db->nfiles; i++)
+        file_unref(db->files[i]);
+    db->nfiles = 0;
+    db->active = NULL; /* the table's reference, just dropped, was its only one */
+    file_unref(db->wal_file);
+    db->wal_file = NULL;
+    idx_free(db->idx);
+    db->idx = NULL;
+    hint_free(&db->active_hint);
+    manifest_free(&db->man);
+    memset(&db->man, 0, sizeof db->man);
+    db->recovery_records = db->recovery_replayed = db->recovery_cut = 0;
+    db->recovery_hints = db->recovery_hints_rewritten = 0;
+    db->next_seq_at_open = 0;
+    if (idx_new(&db->idx) != 0)
+        return kv_err(KV_ENOMEM, "kv_open: allocating the index");
+    return KV_OK;
+}
+
+/* Sleeps ms milliseconds, the whole of them whatever signals arrive. */
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000u, .tv_nsec = (long)(ms % 1000u) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* Recovery of a read-only handle, which a writer may change the store under: a
+ * roll publishes a new MANIFEST and then removes the old WAL file, a compaction
+ * publishes one and then removes its inputs and their hints. So a file the MANIFEST
+ * read named may be gone (or anything else may look wrong) because the store moved
+ * on, not because it is damaged. The rule: a refusal (KV_ECORRUPT) is only reported
+ * once two attempts in a row, each from the MANIFEST as it then is, were refused
+ * the same way (same status and message: same file, same offset) — a file a writer
+ * removed is never named again by a MANIFEST read after its removal, so it cannot be
+ * missing twice. Otherwise the handle is reset and recovery runs again, after a
+ * short backoff, at most KV_RO_ATTEMPTS times; a store that changes under every
+ * attempt is KV_EIO. A missing hint never gets here: the segment is scanned. */
+static int recover_read_only(kv_db *db, const char *dir)
+{
+    char last[512] = "";
+    for (unsigned attempt = 1;; attempt++) {
+        int rc = load_store(db, dir);
+        if (rc != KV_ECORRUPT || strcmp(last, kv_errmsg()) == 0)
+            return rc; /* done, not damage, or the same damage twice in a row */
+        snprintf(last, sizeof last, "%s", kv_errmsg());
+        if (attempt == KV_RO_ATTEMPTS)
+            return kv_err(KV_EIO, "%s: the store kept changing while it was opened (%u "
+                          "attempts); the last: %s", dir, attempt, last);
+        rc = recovery_reset(db);
+        if (rc != KV_OK)
+            return rc;
+        sleep_ms(attempt < 6 ? 1u << (attempt - 1) : 32u);
+    }
+}
+
 static int open_store(kv_db *db, const char *dir)
 {
     int rc = open_dir(db, dir, db->opts.create && !db->opts.read_only);
@@ -349,21 +430,9 @@ static int open_store(kv_db *db, const char *dir)
         if (rc == KV_NOTFOUND)
             rc = lock_acquire(db->dirfd, dir, &db->lock_fd);
     }
-    if (rc == KV_OK)
-        rc = manifest_load(db->io, db->dirfd, &db->man);
-    if (rc == KV_OK)
-        db->next_file = db->man.next_file;
-    if (rc == KV_NOTFOUND) {
-        if (db->opts.read_only || !db->opts.create)
-            rc = kv_err(KV_EINVAL, "kv_open: %s holds no kv store (no MANIFEST)%s", dir,
-                        db->opts.read_only ? "" : " and create is 0");
-        else
-            rc = create_store(db);
-        db->next_file = db->man.next_file;
-    }
     uint64_t t0 = kv_now_us();
     if (rc == KV_OK)
-        rc = db_recover(db);
+        rc = db->opts.read_only ? recover_read_only(db, dir) : load_store(db, dir);
     db->recovery_us = kv_now_us() - t0;
     if (rc == KV_OK && !db->opts.read_only) {
         remove_leftovers(db);

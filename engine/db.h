@@ -31,6 +31,8 @@
 #include <stdatomic.h>
 
 #define KV_SEG_WBUF (256u << 10) /* write buffer of the active segment */
+#define KV_RO_ATTEMPTS 16        /* read-only recoveries kv_open tries on a store a
+                                    writer keeps changing (db.c, recover_read_only) */
 
 struct kv_db {
     char *dir;                 /* path as given, for messages */

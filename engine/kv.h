@@ -128,7 +128,8 @@ enum {
 
 typedef struct kv_options {
     int create;                 /* create the store if the directory has none (1) */
-    int read_only;              /* open without the writer lock; writes fail (0) */
+    int read_only;              /* open without the writer lock; writes fail (0).
+                                   Safe beside a writer in any process: see kv_open */
     int sync;                   /* KV_SYNC_ALWAYS (default), KV_SYNC_INTERVAL, KV_SYNC_NONE */
     unsigned sync_interval_ms;  /* period of KV_SYNC_INTERVAL (1000); 1..3,600,000 */
     int compression;            /* KV_COMPRESS_NONE (default) or KV_COMPRESS_LZ4 */
@@ -168,6 +169,18 @@ typedef struct kv_db kv_db;
  * records beyond the segments are replayed.
  * A writer (read_only 0) takes the LOCK file and removes leftover temporary files;
  * a read-only handle modifies nothing on disk.
+ * Read-only beside a writer: the handle sees the store as one MANIFEST generation
+ * names it, with the writes that had reached its active segment and WAL file when
+ * the open read them (whole batches only). A writer moves the store on under the
+ * open (a roll removes the old WAL file, a compaction its input segments and their
+ * hints, each once a new MANIFEST is published), so a file the MANIFEST named may be
+ * gone when the open reaches it: that is no damage. Recovery then runs again from
+ * the MANIFEST as it then is, after a short backoff; KV_ECORRUPT is returned only
+ * when two attempts in a row fail the same way (same file, same offset), and KV_EIO
+ * when the store changed under each of 16 attempts. Once open, the handle keeps
+ * every file it reads open (and mapped), so later rolls and compactions do not
+ * affect it; it does not see them either (open again to catch up). A hint that is
+ * missing, or vanishes while read, is never an error: the segment is scanned.
  * Returns:
  *   KV_OK        *out is a new handle;
  *   KV_EINVAL    NULL dir or out, bad option, dir missing or not a directory, no store
@@ -176,7 +189,8 @@ typedef struct kv_db kv_db;
  *   KV_ECORRUPT  damage outside a torn tail (message names file and offset);
  *   KV_EVERSION  a file of a newer format version;
  *   KV_EIO       an I/O call failed (e.g. the parent of a missing dir does not
- *                exist, permission denied), or KV_IO_URING without io_uring;
+ *                exist, permission denied), or KV_IO_URING without io_uring; or,
+ *                read-only, a writer changed the store under every attempt;
  *   KV_ENOSPC, KV_ENOMEM.
  * On error *out is set to NULL. Thread-safe. */
 int kv_open(const char *dir, const kv_options *opts, kv_db **out);

@@ -1,20 +1,23 @@
 /*
  * recover.c — rebuilding the index at kv_open.
  *
- * Steps, in order:
+ * Steps, in order (after every file the MANIFEST names has been opened, the active
+ * segment and WAL file first: see db_recover):
  *   1. every sealed segment the MANIFEST names: its size must match the MANIFEST
  *      and every record must be valid — any damage is KV_ECORRUPT (invariant 4);
  *   2. the active segment: records up to the first invalid one are kept; the rest is
  *      a torn tail (a crash while its buffer was being written) and is cut;
  *   3. the active WAL file: records past the highest sequence number the segments
  *      hold are replayed — appended to the active segment by a writer, indexed in
- *      place by a read-only handle; a torn tail is cut;
+ *      place by a read-only handle; where its scan stops early, a fence after the
+ *      stop makes it damage (KV_ECORRUPT, scan.h), else it is a torn tail and is cut;
  *   4. tombstones kept to hide older records are dropped from the index.
  * Newest wins by sequence number (invariant 3), never by file order. "Cut" means
  * ftruncate for a writer and only a shorter logical end for a read-only handle,
- * which never modifies a byte. The active segment's tail is cut only once the WAL
- * file has been opened and its header checked, so an open refused for damage
- * leaves the segment and WAL files as it found them.
+ * which never modifies a byte. Nothing is written (LOCK's pid included) before the
+ * WAL file has been judged: a writer indexes the replayed records where they will
+ * be in the active segment and copies them there afterwards, so an open refused for
+ * damage leaves every file as it found it.
  */
 #include "db.h"
 
@@ -318,9 +321,8 @@ static int open_tail_file(kv_db *db, int kind, kv_file **out)
     return rc;
 }
 
-/* Scans the active segment; its torn tail, if any, is left for the caller to cut
- * (res) once the WAL file has passed its checks too. */
-static int scan_active(kv_db *db, rec_ctx *c, kv_scan_result *res)
+/* Opens the active segment (into the file table) and its WAL file. */
+static int open_active_pair(kv_db *db)
 {
     int rc = open_tail_file(db, KV_FILE_SEG, &db->active);
     if (rc == KV_OK) {
@@ -330,12 +332,19 @@ static int scan_active(kv_db *db, rec_ctx *c, kv_scan_result *res)
             db->active = NULL;
         }
     }
-    if (rc != KV_OK)
-        return rc;
+    if (rc == KV_OK)
+        rc = open_tail_file(db, KV_FILE_WAL, &db->wal_file);
+    return rc;
+}
+
+/* Scans the active segment; its torn tail, if any, is left for the caller to cut
+ * (res) once the WAL file has passed its checks too. */
+static int scan_active(kv_db *db, rec_ctx *c, kv_scan_result *res)
+{
     c->file = db->active;
     c->hint = db->opts.read_only ? NULL : &db->active_hint;
-    rc = kv_scan_file(db->io, db->active->fd, db->active->name, KV_FILE_HDR_SIZE,
-                      db->active->size, recover_entry, c, res);
+    int rc = kv_scan_file(db->io, db->active->fd, db->active->name, KV_FILE_HDR_SIZE,
+                          db->active->size, recover_entry, c, res);
     c->hint = NULL;
     db->recovery_records += res->records;
     return rc;
@@ -493,17 +502,24 @@ static int recover_sealed(kv_db *db, rec_ctx *rc_ctx)
 int db_recover(kv_db *db)
 {
     rec_ctx c = {.db = db};
-    int rc = recover_sealed(db, &c);
     kv_scan_result active_res, wal_res;
+    /* Every file the MANIFEST names is opened before any is read, the active pair
+     * first (each roll removes a WAL file; compaction removes sealed segments): an
+     * open file stays readable whatever a writer beside a read-only handle removes,
+     * so the store can move on under this recovery only in that short window, and
+     * kv_open tries again when it did. */
+    int rc = open_active_pair(db);
+    if (rc == KV_OK)
+        rc = recover_sealed(db, &c);
     if (rc == KV_OK)
         rc = scan_active(db, &c, &active_res);
-    /* Nothing is changed before the last check has passed (the WAL file's header,
-     * then its records): a refused open leaves every file as it found it. */
-    if (rc == KV_OK)
-        rc = open_tail_file(db, KV_FILE_WAL, &db->wal_file);
-    c.seg_base = active_res.valid_end;
-    if (rc == KV_OK)
+    /* Nothing is changed before the last check has passed (every sealed segment,
+     * then the WAL file's records): a refused open leaves every file as it found
+     * it, LOCK included. */
+    if (rc == KV_OK) {
+        c.seg_base = active_res.valid_end;
         rc = replay_wal(db, &c, &wal_res);
+    }
     if (rc == KV_OK)
         rc = wal_verdict(db, &wal_res);
     if (rc == KV_OK && !db->opts.read_only)

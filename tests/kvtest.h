@@ -45,6 +45,7 @@ void kvt_register_signals(void);     /* tests/test_signals.c: signal storms, slo
 void kvt_register_tail(void);        /* tests/test_tail.c: torn tail or damage in the WAL */
 void kvt_register_repair(void);      /* tests/test_repair2.c: repair never un-deletes in
                                         silence; FIFOs in the store */
+void kvt_register_live(void);        /* tests/test_live.c: readers and tools beside a live writer */
 
 typedef struct kvt_test {
     const char *name; /* test name shown by CUnit */

@@ -69,6 +69,7 @@ int main(void)
     kvt_register_signals();
     kvt_register_tail();
     kvt_register_repair();
+    kvt_register_live();
     if (CU_get_error() != CUE_SUCCESS) {
         fprintf(stderr, "kvtest: registering suites: %s\n", CU_get_error_msg());
         CU_cleanup_registry();

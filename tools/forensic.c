@@ -236,7 +236,9 @@ static int list_records(ctx *c, int fd, const char *name, uint64_t size)
  * ------------------------------------------------------------------------------ */
 
 /* A hint's verdict, then its records (when usable). seg_size 0 checks the hint
- * against the size its trailer states, else against the segment's. */
+ * against the size its trailer states, else against the segment's. A hint removed
+ * since list_file opened it (a compaction beside us) is F_USAGE, as a file gone
+ * before it was opened. */
 static int list_hint(const ctx *c, const char *name, uint64_t seg_size)
 {
     inspect_hint h;
@@ -244,7 +246,7 @@ static int list_hint(const ctx *c, const char *name, uint64_t seg_size)
     if (rc != KV_OK) {
         fprintf(stderr, "kvdump: %s: %s: %s\n", c->file, kv_strerror(rc), kv_errmsg());
         inspect_hint_free(&h);
-        return F_STORE;
+        return rc == KV_NOTFOUND ? F_USAGE : F_STORE;
     }
     obj_begin(c, "hint");
     f_str(c, "status", h.status == KV_OK ? "ok" : h.status == KV_EVERSION ? "newer" : "refused");
@@ -273,6 +275,8 @@ static int list_hint(const ctx *c, const char *name, uint64_t seg_size)
     return rc;
 }
 
+/* A MANIFEST's verdict and what it names. One gone since list_file opened it (a
+ * MANIFEST.tmp a writer renamed) is F_USAGE, as for a hint. */
 static int list_manifest(const ctx *c, const char *name)
 {
     inspect_manifest im;
@@ -280,7 +284,7 @@ static int list_manifest(const ctx *c, const char *name)
     if (rc != KV_OK) {
         fprintf(stderr, "kvdump: %s: %s: %s\n", c->file, kv_strerror(rc), kv_errmsg());
         inspect_manifest_free(&im);
-        return F_STORE;
+        return rc == KV_NOTFOUND ? F_USAGE : F_STORE;
     }
     obj_begin(c, "manifest");
     f_str(c, "status", im.status == KV_OK ? "ok" : im.status == KV_EVERSION ? "newer" : "refused");
