@@ -41,6 +41,7 @@ void kvt_register_lz4(void);         /* tests/test_lz4.c */
 void kvt_register_fuzz_regress(void); /* tests/test_fuzz_regress.c: bugs the fuzzers found */
 void kvt_register_kvdump(void);      /* tests/test_kvdump.c: kvdump, kv load/scan/stats --json */
 void kvt_register_kvcheck(void);     /* tests/test_kvcheck.c: kvcheck, check and repair */
+void kvt_register_hostile(void);     /* tests/test_hostile.c: foreign files, LOCK, exit codes */
 
 typedef struct kvt_test {
     const char *name; /* test name shown by CUnit */

@@ -63,6 +63,7 @@ int main(void)
     kvt_register_kvdump();
     kvt_register_crashsim();
     kvt_register_kvcheck();
+    kvt_register_hostile();
     if (CU_get_error() != CUE_SUCCESS) {
         fprintf(stderr, "kvtest: registering suites: %s\n", CU_get_error_msg());
         CU_cleanup_registry();
