@@ -261,7 +261,9 @@ static int open_dir(kv_db *db, const char *dir, int create)
 /* Removes files the MANIFEST does not name: segments and WAL files of interrupted
  * rolls, WAL files already sealed into segments, hints of segments that are not
  * sealed, temporary hint files, a stale MANIFEST.tmp. Only kv's own: names exactly
- * as kv writes them (file_parse_name), of regular files (kv makes no other kind). */
+ * as kv writes them (file_parse_name), of regular files (kv makes no other kind).
+ * Anything else under such a name stays, and file numbers are taken past it: a roll
+ * must not fail to create a file of that name. */
 static void remove_leftovers(kv_db *db)
 {
     struct stat st;
@@ -281,9 +283,12 @@ static void remove_leftovers(kv_db *db)
                 keep = db->man.sealed[i].number == num;
         } else if (kind == KV_FILE_HINT_TMP || strcmp(de->d_name, KV_MANIFEST_TMP) == 0)
             keep = 0;
-        if (!keep && fstatat(db->dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0
-            && S_ISREG(st.st_mode))
+        if (keep || fstatat(db->dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+            continue;
+        if (S_ISREG(st.st_mode))
             db->io->ops->unlink(db->io, db->dirfd, de->d_name);
+        else if (kind != 0 && num >= db->next_file && num < UINT32_MAX)
+            db->next_file = num + 1;
     }
     closedir(d);
 }

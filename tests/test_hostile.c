@@ -391,16 +391,30 @@ static void test_foreign_names_survive_open(void)
     check_foreign(dir, "after a writer's open and kv_compact");
 }
 
-/* A leftover with kv's name that is not a regular file is not kv's either. */
+/* A leftover with kv's name that is not a regular file is not kv's either: it
+ * stays, and the writer takes file numbers past it rather than fail to create a
+ * file of that name at its next roll (the store has files up to 000006). */
 static void test_nonregular_leftover_survives(void)
 {
     char *dir = make_store("hostile-leftover");
+    char key[32], val[200];
     kv_db *db;
     KVT_CHECK_FATAL(mkfifo(kvt_path(dir, "000099.wal"), 0644) == 0
-                        && mkdir(kvt_path(dir, "000098.seg"), 0755) == 0,
+                        && mkdir(kvt_path(dir, "000098.seg"), 0755) == 0
+                        && mkfifo(kvt_path(dir, "000007.seg"), 0644) == 0,
                     "mkfifo/mkdir: %s", strerror(errno));
     KVT_RC_FATAL(kvt_open_mode(dir, KV_SYNC_NONE, KV_IO_AUTO, 4096, &db), KV_OK);
+    memset(val, 'w', sizeof val);
+    for (int i = 0; i < 100; i++) { /* several rolls */
+        snprintf(key, sizeof key, "new%03d", i);
+        KVT_RC_FATAL(kv_put(db, key, strlen(key), val, sizeof val), KV_OK);
+    }
     KVT_RC(kvt_close(db), KV_OK);
+    KVT_RC_FATAL(kvt_open_mode(dir, KV_SYNC_NONE, KV_IO_AUTO, 4096, &db), KV_OK);
+    KVT_ASSERT_VALUE(db, "new099", 6, val, sizeof val);
+    KVT_RC(kvt_close(db), KV_OK);
+    KVT_CHECK(is_kind(kvt_path(dir, "000007.seg"), S_IFIFO),
+              "the FIFO 000007.seg was removed or replaced");
     KVT_CHECK(is_kind(kvt_path(dir, "000099.wal"), S_IFIFO),
               "the writer's open removed the FIFO 000099.wal");
     KVT_CHECK(is_kind(kvt_path(dir, "000098.seg"), S_IFDIR),
