@@ -498,9 +498,10 @@ static int check_lock_file(ctx *c, kv_io *io, int dirfd, const char *name, const
     long pid;
     uint64_t at;
     *bad = 0;
-    int fd = io->ops->open(io, dirfd, name, O_RDONLY, 0);
-    if (fd < 0)
-        return fd == -ENOENT ? KV_OK : kv_err_errno(-fd, "%s: open", label);
+    int fd;
+    int rc = file_open_regular(io, dirfd, name, O_RDONLY | O_NOFOLLOW, 0, label, &fd);
+    if (rc != KV_OK)
+        return rc == KV_NOTFOUND ? KV_OK : rc;
     ssize_t got = io_pread_full(io, fd, buf, sizeof buf, 0);
     io->ops->close(io, fd);
     if (got < 0)

@@ -228,7 +228,8 @@ static int check_empty_dir(kv_db *db, int cleanup)
         struct stat st;
         if (!strcmp(n, ".") || !strcmp(n, "..") || !strcmp(n, "LOCK") || !strcmp(n, KV_MANIFEST_TMP))
             continue;
-        if (file_parse_name(n, &num) && num == 1 && fstatat(db->dirfd, n, &st, 0) == 0
+        if (file_parse_name(n, &num) && num == 1
+            && fstatat(db->dirfd, n, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)
             && st.st_size <= KV_FILE_HDR_SIZE) {
             if (cleanup)
                 unlinkat(db->dirfd, n, 0);
@@ -286,9 +287,13 @@ static int open_dir(kv_db *db, const char *dir, int create)
 
 /* Removes files the MANIFEST does not name: segments and WAL files of interrupted
  * rolls, WAL files already sealed into segments, hints of segments that are not
- * sealed, temporary hint files, a stale MANIFEST.tmp. */
+ * sealed, temporary hint files, a stale MANIFEST.tmp. Only kv's own: names exactly
+ * as kv writes them (file_parse_name), of regular files (kv makes no other kind).
+ * Anything else under such a name stays, and file numbers are taken past it: a roll
+ * must not fail to create a file of that name. */
 static void remove_leftovers(kv_db *db)
 {
+    struct stat st;
     DIR *d = fdopendir(dup(db->dirfd));
     struct dirent *de;
     if (d == NULL)
@@ -305,8 +310,12 @@ static void remove_leftovers(kv_db *db)
                 keep = db->man.sealed[i].number == num;
         } else if (kind == KV_FILE_HINT_TMP || strcmp(de->d_name, KV_MANIFEST_TMP) == 0)
             keep = 0;
-        if (!keep)
+        if (keep || fstatat(db->dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+            continue;
+        if (S_ISREG(st.st_mode))
             db->io->ops->unlink(db->io, db->dirfd, de->d_name);
+        else if (kind != 0 && num >= db->next_file && num < UINT32_MAX)
+            db->next_file = num + 1;
     }
     closedir(d);
 }

@@ -1,6 +1,7 @@
 /*
- * file.c — record files: naming, create/open with header checks, the write buffer
- * of the active segment, reads, reference counting.
+ * file.c — record files: naming, opening any store file safely (regular files
+ * only, never blocking), create/open with header checks, the write buffer of the
+ * active segment, reads, reference counting.
  */
 #include "file.h"
 
@@ -12,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* ---- naming ------------------------------------------------------------------------ */
 
@@ -22,19 +25,103 @@ void file_name(char *buf, size_t n, uint32_t number, int kind)
     snprintf(buf, n, "%06u%s", number, kind_ext[kind]);
 }
 
+/* Exact: the name must be what file_name writes for the number it holds, so a
+ * file of someone else's (0000099.wal) is never taken for a leftover and removed. */
 int file_parse_name(const char *name, uint32_t *number)
 {
+    char again[24];
     size_t digits = strspn(name, "0123456789");
     if (digits < 6 || digits > 10 || name[digits] != '.')
         return 0;
     unsigned long long v = strtoull(name, NULL, 10);
     if (v == 0 || v > UINT32_MAX)
         return 0;
-    *number = (uint32_t)v;
-    for (int kind = KV_FILE_SEG; kind <= KV_FILE_HINT_TMP; kind++)
-        if (strcmp(name + digits, kind_ext[kind]) == 0)
-            return kind;
+    for (int kind = KV_FILE_SEG; kind <= KV_FILE_HINT_TMP; kind++) {
+        if (strcmp(name + digits, kind_ext[kind]) != 0)
+            continue;
+        file_name(again, sizeof again, (uint32_t)v, kind);
+        if (strcmp(again, name) != 0)
+            return 0;
+        *number = (uint32_t)v;
+        return kind;
+    }
     return 0;
+}
+
+/* ---- opening any store file -------------------------------------------------------- */
+
+static const char *type_name(mode_t mode)
+{
+    switch (mode & S_IFMT) {
+    case S_IFIFO: return "a FIFO";
+    case S_IFDIR: return "a directory";
+    case S_IFSOCK: return "a socket";
+    case S_IFCHR: return "a character device";
+    case S_IFBLK: return "a block device";
+    case S_IFLNK: return "a symbolic link (kv does not follow it)";
+    default: return "of an unknown type";
+    }
+}
+
+static int not_regular(const char *label, mode_t mode)
+{
+    return kv_err(KV_ECORRUPT, "%s: not a regular file but %s; kv reads and writes only "
+                  "regular files", label, type_name(mode));
+}
+
+/* Closes fd (through io when there is one), keeping errno's meaning for the caller. */
+static void close_any(kv_io *io, int fd)
+{
+    if (io != NULL)
+        io->ops->close(io, fd);
+    else
+        close(fd);
+}
+
+/* The open itself, restarted after signals; -errno on failure. */
+static int open_retry(kv_io *io, int dirfd, const char *name, int flags, int mode)
+{
+    int fd;
+    do {
+        if (io != NULL) {
+            fd = io->ops->open(io, dirfd, name, flags, mode);
+        } else {
+            fd = openat(dirfd, name, flags | O_CLOEXEC, mode);
+            fd = fd < 0 ? -errno : fd;
+        }
+    } while (fd == -EINTR);
+    return fd;
+}
+
+int file_open_regular(kv_io *io, int dirfd, const char *name, int flags, int mode,
+                      const char *label, int *fd_out)
+{
+    struct stat st;
+    int nofollow = (flags & O_NOFOLLOW) != 0;
+    *fd_out = -1;
+    if (fstatat(dirfd, name, &st, nofollow ? AT_SYMLINK_NOFOLLOW : 0) == 0 && !S_ISREG(st.st_mode))
+        return not_regular(label, st.st_mode);
+    int fd = open_retry(io, dirfd, name, flags | O_NONBLOCK | O_NOCTTY, mode);
+    if (fd == -ENOENT)
+        return kv_err(KV_NOTFOUND, "%s: no such file", label);
+    if (fd == -ELOOP && nofollow)
+        return not_regular(label, S_IFLNK);
+    if (fd == -EISDIR) /* it changed since fstatat */
+        return not_regular(label, S_IFDIR);
+    if (fd < 0)
+        return kv_err_errno(-fd, "%s: open", label);
+    int fl = -1, e = 0;
+    if (fstat(fd, &st) < 0)
+        e = errno;
+    else if (S_ISREG(st.st_mode) && ((fl = fcntl(fd, F_GETFL)) < 0
+                                     || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0))
+        e = errno;
+    if (e != 0 || !S_ISREG(st.st_mode)) {
+        close_any(io, fd);
+        return e != 0 ? kv_err_errno(e, "%s: fstat/fcntl", label) : not_regular(label, st.st_mode);
+    }
+    *fd_out = fd;
+    return KV_OK;
 }
 
 /* ---- create and open --------------------------------------------------------------- */
@@ -109,15 +196,18 @@ int file_open(kv_io *io, int dirfd, int kind, uint32_t number, int writable, int
     char name[24];
     uint64_t size;
     file_name(name, sizeof name, number, kind);
+    int fd;
     *missing = 0;
-    int fd = io->ops->open(io, dirfd, name, writable ? O_RDWR : O_RDONLY, 0);
-    if (fd < 0) {
-        *missing = fd == -ENOENT;
-        return kv_err_errno(-fd, "opening %s", name);
+    int rc = file_open_regular(io, dirfd, name, writable ? O_RDWR : O_RDONLY, 0, name, &fd);
+    if (rc == KV_NOTFOUND) {
+        *missing = 1;
+        return kv_err(KV_EIO, "opening %s: %s", name, strerror(ENOENT));
     }
+    if (rc != KV_OK)
+        return rc;
     int r = io->ops->fsize(io, fd, &size);
-    int rc = r < 0 ? kv_err_errno(-r, "%s: fstat", name)
-                   : check_header(io, fd, name, kind, number, size);
+    rc = r < 0 ? kv_err_errno(-r, "%s: fstat", name)
+               : check_header(io, fd, name, kind, number, size);
     kv_file *f = rc == KV_OK ? file_alloc(io, kind, number, fd) : NULL;
     if (rc == KV_OK && f == NULL)
         rc = kv_err(KV_ENOMEM, "opening %s", name);

@@ -59,14 +59,34 @@ typedef struct kv_file {
 /* "000012.seg", "000012.wal", "000012.hint", "000012.hint.tmp" into buf (at least
  * 24 bytes). */
 void file_name(char *buf, size_t n, uint32_t number, int kind);
-/* Parses a file name; returns the kind (or 0) and *number. */
+/* Parses a file name; returns the kind (or 0) and *number. A name is kv's only when
+ * file_name gives it back exactly: 0000099.wal (a leading zero in 7+ digits),
+ * 000000.seg (file 0) or 4294967296.seg are not, and kv never deletes them. */
 int file_parse_name(const char *name, uint32_t *number);
+
+/* Opens name (relative to dirfd) for any store file — segment, WAL, hint, MANIFEST,
+ * LOCK, their temporaries — so that opening cannot block and only a regular file is
+ * taken. A FIFO, socket, device or directory under a store file's name is never
+ * kv's: it is refused before it is opened (opening a device can act on it) and
+ * again, race-free, by fstat of what was opened, which is opened O_NONBLOCK (a FIFO
+ * would wait for a writer for ever) and O_NOCTTY; O_NONBLOCK is then cleared (an
+ * io_uring write on such a descriptor returns EAGAIN instead of waiting). A symbolic
+ * link is followed to what it names, unless flags hold O_NOFOLLOW: then the link
+ * itself is refused (LOCK, the temporary files kv writes). io NULL opens with
+ * openat (the writer lock is not part of the I/O layer); else through io, whose
+ * open must return a real descriptor (fstat and fcntl are used on it). label names
+ * the file in messages. Returns KV_OK with *fd; KV_NOTFOUND when name does not
+ * exist (message "label: no such file"); KV_ECORRUPT when it is not a regular file
+ * (message "label: not a regular file but a FIFO ..."); or the errno's status. */
+int file_open_regular(kv_io *io, int dirfd, const char *name, int flags, int mode,
+                      const char *label, int *fd);
 
 /* Creates a new file with its header, fdatasynced. Returns KV_OK or an error
  * naming the file. */
 int file_create(kv_io *io, int dirfd, int kind, uint32_t number, kv_file **out);
-/* Opens an existing file and checks its header. writable opens O_RDWR.
- * Returns KV_OK, KV_ECORRUPT (bad header: names the file), KV_EVERSION, KV_EIO,
+/* Opens an existing file (file_open_regular) and checks its header. writable opens
+ * O_RDWR. Returns KV_OK, KV_ECORRUPT (not a regular file, or a bad header: names the
+ * file), KV_EVERSION, KV_EIO,
  * KV_ENOMEM; *missing is set (and KV_EIO returned) when the file does not exist. */
 int file_open(kv_io *io, int dirfd, int kind, uint32_t number, int writable, int *missing,
               kv_file **out);

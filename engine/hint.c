@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define HINT_MAX (1u << 30)
 
@@ -49,6 +50,17 @@ void hint_free(hint_buf *h)
     memset(h, 0, sizeof *h);
 }
 
+/* A hint is replaced only when it is absent or a regular file: whatever else bears
+ * its name (a FIFO, a directory, a symbolic link) is not kv's, and kv never removes
+ * what is not its own. The segment is then scanned at every open instead. */
+static int hint_replaceable(int dirfd, const char *name)
+{
+    struct stat st;
+    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || S_ISREG(st.st_mode))
+        return KV_OK;
+    return kv_err(KV_ECORRUPT, "%s: not a regular file: not replaced by a new hint", name);
+}
+
 int hint_write(kv_io *io, int dirfd, uint32_t number, const hint_buf *h, uint64_t seg_size)
 {
     char name[24], tmp[24];
@@ -62,16 +74,20 @@ int hint_write(kv_io *io, int dirfd, uint32_t number, const hint_buf *h, uint64_
     kv_put64(tr + 4, seg_size);
     uint32_t crc = kv_crc32c_extend(kv_crc32c(h->buf, h->len), tr, 12);
     kv_put32(tr + 12, crc);
-    int fd = io->ops->open(io, dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int r = fd < 0 ? fd : io_pwrite_full(io, fd, hdr, sizeof hdr, 0);
+    int fd, rc = hint_replaceable(dirfd, name);
+    if (rc == KV_OK)
+        rc = file_open_regular(io, dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0644,
+                               tmp, &fd);
+    if (rc != KV_OK)
+        return rc;
+    int r = io_pwrite_full(io, fd, hdr, sizeof hdr, 0);
     if (r == 0 && h->len > 0)
         r = io_pwrite_full(io, fd, h->buf, h->len, sizeof hdr);
     if (r == 0)
         r = io_pwrite_full(io, fd, tr, sizeof tr, sizeof hdr + h->len);
     if (r == 0)
         r = io->ops->fdatasync(io, fd);
-    if (fd >= 0)
-        io->ops->close(io, fd);
+    io->ops->close(io, fd);
     if (r == 0)
         r = io->ops->rename(io, dirfd, tmp, name);
     if (r < 0) {
@@ -212,13 +228,15 @@ static int hint_read_into(kv_io *io, int dirfd, const char *name, hint_rbuf *rb,
                           char *why, size_t why_len)
 {
     uint64_t size;
+    int fd;
     *len = 0;
-    int fd = io->ops->open(io, dirfd, name, O_RDONLY, 0);
-    if (fd < 0) {
-        snprintf(why, why_len, "%s: %s", name, strerror(-fd));
-        return fd == -ENOENT ? KV_NOTFOUND : KV_EIO;
+    int rc = file_open_regular(io, dirfd, name, O_RDONLY, 0, name, &fd);
+    if (rc != KV_OK) {
+        snprintf(why, why_len, "%s", kv_errmsg());
+        return rc == KV_NOTFOUND || rc == KV_ECORRUPT ? rc : KV_EIO;
     }
-    int rc = KV_EIO, r = io->ops->fsize(io, fd, &size);
+    rc = KV_EIO;
+    int r = io->ops->fsize(io, fd, &size);
     ssize_t got = 0;
     if (r == 0 && size <= HINT_MAX && (size > rb->cap || rb->p == NULL)) {
         free(rb->p);

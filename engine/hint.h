@@ -38,7 +38,9 @@ void hint_add(hint_buf *h, const kv_entry *e, uint64_t off);
 void hint_free(hint_buf *h);
 
 /* Writes NNNNNN.hint for segment `number` of seg_size bytes. Returns KV_OK or an
- * error (the caller may go on without the hint). */
+ * error (the caller may go on without the hint); KV_ECORRUPT, writing nothing, when
+ * NNNNNN.hint or NNNNNN.hint.tmp exists and is not a regular file (not kv's: left
+ * as it is). */
 int hint_write(kv_io *io, int dirfd, uint32_t number, const hint_buf *h, uint64_t seg_size);
 
 /* Reads and checks NNNNNN.hint and calls fn for each record, with e->key, klen,
@@ -70,9 +72,10 @@ int hint_decode(const uint8_t *buf, size_t len, uint32_t number, uint64_t seg_si
 int hint_check(const uint8_t *buf, size_t len, uint32_t number, uint64_t seg_size, hint_fn fn,
                void *arg, char *why, size_t why_len, uint64_t *bad_off);
 /* Reads hint file `name` (relative to dirfd; a path with AT_FDCWD) whole into a new
- * buffer (*buf of *len bytes, which the caller frees). Returns KV_OK; KV_NOTFOUND
- * (missing, or larger than any hint) or KV_EIO (unreadable, or out of memory), with
- * *why naming the file; *buf is then NULL. */
+ * buffer (*buf of *len bytes, which the caller frees), opened by file_open_regular.
+ * Returns KV_OK; KV_NOTFOUND (missing, or larger than any hint), KV_ECORRUPT (not a
+ * regular file) or KV_EIO (unreadable, or out of memory), with *why naming the file;
+ * *buf is then NULL. */
 int hint_read(kv_io *io, int dirfd, const char *name, uint8_t **buf, size_t *len, char *why,
               size_t why_len);
 

@@ -13,9 +13,10 @@
  *
  * Conventions. Functions return KV_OK (0) on success, KV_NOTFOUND (1, not an error)
  * where a key may be absent, or a negative KV_E* code. Results go through
- * out-parameters. After any non-zero status, kv_errmsg() returns a message for the
- * calling thread naming what failed: the file, the offset and the errno text where
- * they apply. No function prints, exits or aborts on bad input or I/O failure.
+ * out-parameters. After any non-zero status, KV_NOTFOUND included ("kv_get: key not
+ * found"), kv_errmsg() returns a message for the calling thread naming the call and
+ * what failed: the file, the offset and the errno text where they apply. No function
+ * prints, exits or aborts on bad input or I/O failure.
  *
  * Threads. One kv_db handle may be shared by any number of threads without external
  * locking: gets run in parallel with each other and with writes; concurrent writers
@@ -60,7 +61,9 @@ extern "C" {
 #define KV_ENOMEM (-30801)    /* out of memory */
 #define KV_EIO (-30802)       /* an I/O call failed (errno in kv_errmsg); after a failed
                                  write or fsync the handle refuses writes until reopened */
-#define KV_ECORRUPT (-30803)  /* stored data failed a check (checksum, length, magic);
+#define KV_ECORRUPT (-30803)  /* stored data failed a check (checksum, length, magic),
+                                 or a store file is not a regular file (a FIFO, a
+                                 directory, a device; LOCK a symbolic link);
                                  kv_errmsg names the file and offset */
 #define KV_ELOCKED (-30804)   /* another handle (this process or another) holds the
                                  writer lock; kv_errmsg names its pid */
@@ -191,6 +194,15 @@ typedef struct kv_db kv_db;
  * every file it reads open (and mapped), so later rolls and compactions do not
  * affect it; it does not see them either (open again to catch up). A hint that is
  * missing, or vanishes while read, is never an error: the segment is scanned.
+ * Files. Opening a store file never blocks, and only regular files are store files:
+ * a segment, WAL file or MANIFEST that is a FIFO, socket, device or directory is
+ * KV_ECORRUPT naming it, returned at once (never a wait for a FIFO's writer); a hint
+ * that is not a regular file is a bad hint (the segment is scanned) and is left as it
+ * is. These may be symbolic links to regular files; LOCK may not: a LOCK that is a
+ * symbolic link or not a regular file is KV_ECORRUPT for a writer, and whatever the
+ * link names is never opened, let alone truncated. kv removes only its own files:
+ * regular files whose names are exactly those kv writes (docs/FORMAT.md, "File
+ * names"); 0000099.wal, a FIFO named 000099.wal and the like are left alone.
  * Returns:
  *   KV_OK        *out is a new handle;
  *   KV_EINVAL    NULL dir or out, bad option, dir missing or not a directory, no store
@@ -199,7 +211,8 @@ typedef struct kv_db kv_db;
  *   KV_ECORRUPT  damage outside a torn tail (message names file and offset): in a
  *                sealed segment anywhere, in the newest WAL file when records that
  *                were durable follow it (docs/FORMAT.md, "Torn tail or damage");
- *                such a refused open changes no file, LOCK included;
+ *                such a refused open changes no file, LOCK included; or a store
+ *                file (LOCK for a writer) that is not a regular file;
  *   KV_EVERSION  a file of a newer format version;
  *   KV_EIO       an I/O call failed (e.g. the parent of a missing dir does not
  *                exist, permission denied), or KV_IO_URING without io_uring; or,
@@ -230,7 +243,8 @@ int kv_put(kv_db *db, const void *key, size_t klen, const void *val, size_t vlen
 
 /* Looks key up. On KV_OK, *val is a malloc'd copy of the value (free it with kv_free;
  * for an empty value it is a valid non-NULL pointer) and *vlen its length.
- * Returns KV_OK; KV_NOTFOUND (*val = NULL, *vlen = 0); KV_EINVAL; KV_ECORRUPT (the
+ * Returns KV_OK; KV_NOTFOUND (*val = NULL, *vlen = 0; kv_errmsg "kv_get: key not
+ * found"); KV_EINVAL; KV_ECORRUPT (the
  * record failed its checksum: message names file and offset; never a wrong value);
  * KV_EIO; KV_ENOMEM. Thread-safe, runs in parallel with other gets and writes. */
 int kv_get(kv_db *db, const void *key, size_t klen, void **val, size_t *vlen);
@@ -239,7 +253,7 @@ int kv_get(kv_db *db, const void *key, size_t klen, void **val, size_t *vlen);
 void kv_free(void *p);
 
 /* Deletes key by writing a tombstone. Returns KV_OK; KV_NOTFOUND when the key was
- * absent (nothing is written); KV_EINVAL; KV_EREADONLY; KV_EIO; KV_ENOSPC; KV_ENOMEM.
+ * absent (nothing is written; kv_errmsg "kv_delete: key not found ..."); KV_EINVAL; KV_EREADONLY; KV_EIO; KV_ENOSPC; KV_ENOMEM.
  * Thread-safe. (Two threads deleting the same key at once may both see KV_OK.) */
 int kv_delete(kv_db *db, const void *key, size_t klen);
 
@@ -293,7 +307,9 @@ int kv_sync(kv_db *db);
  * A non-zero return from fn stops the iteration and is returned: use a positive
  * value other than KV_NOTFOUND (1) so it cannot be mistaken for a status. The k and v
  * pointers are valid only during the call. fn may call kv_get and kv_put on db.
- * Returns KV_OK, fn's non-zero value, KV_EINVAL, KV_ECORRUPT, KV_EIO, KV_ENOMEM. */
+ * Returns KV_OK, fn's non-zero value, KV_EINVAL, KV_ECORRUPT, KV_EIO, KV_ENOMEM.
+ * After fn's non-zero value kv_errmsg is the message fn left (a kv call of its own
+ * that failed), or else "kv_foreach: the callback returned N ...". */
 int kv_foreach(kv_db *db,
                int (*fn)(void *arg, const void *k, size_t kl, const void *v, size_t vl),
                void *arg);

@@ -19,6 +19,9 @@
 
 /* Records a message for kv_errmsg() and returns status. */
 int kv_err(int status, const char *fmt, ...) KV_PRINTF(2, 3);
+/* Records msg as it is (no formatting: cheap enough for a hot path, such as the
+ * KV_NOTFOUND of a get that misses) and returns status. */
+int kv_err_const(int status, const char *msg);
 /* Records "message: strerror(err)" and returns the status errno maps to
  * (KV_ENOSPC for ENOSPC/EDQUOT, KV_ENOMEM for ENOMEM, else KV_EIO). */
 int kv_err_errno(int err, const char *fmt, ...) KV_PRINTF(2, 3);

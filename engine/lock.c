@@ -4,6 +4,11 @@
  * flock locks belong to an open file description, so a second kv_open in the same
  * process conflicts just like one in another process, and the kernel drops the lock
  * when its holder dies: a LOCK file left by a crashed process never blocks.
+ *
+ * LOCK is opened with O_NOFOLLOW and must be a regular file (file_open_regular): a
+ * symbolic link named LOCK is refused rather than followed, since taking the lock
+ * truncates the file and writes a pid into it, which would overwrite whatever the
+ * link names; a FIFO, directory or device named LOCK is refused without waiting.
  */
 #include "db.h"
 
@@ -47,12 +52,20 @@ int lock_write_pid(int fd, const char *dir)
     return KV_OK;
 }
 
+/* Opens DIR/LOCK (file_open_regular, never through a symbolic link). */
+static int lock_open(int dirfd, const char *dir, int flags, int *fd)
+{
+    char label[512];
+    snprintf(label, sizeof label, "%s/LOCK", dir);
+    return file_open_regular(NULL, dirfd, "LOCK", flags | O_NOFOLLOW, 0644, label, fd);
+}
+
 int lock_acquire(int dirfd, const char *dir, int *out_fd)
 {
-    int fd = openat(dirfd, "LOCK", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return kv_err_errno(errno, "%s/LOCK: open", dir);
-    int rc = lock_fd_take(fd, dir);
+    int fd;
+    int rc = lock_open(dirfd, dir, O_RDWR | O_CREAT, &fd);
+    if (rc == KV_OK)
+        rc = lock_fd_take(fd, dir);
     if (rc == KV_OK && (rc = lock_write_pid(fd, dir)) != KV_OK)
         close(fd);
     if (rc == KV_OK)
@@ -62,11 +75,10 @@ int lock_acquire(int dirfd, const char *dir, int *out_fd)
 
 int lock_take(int dirfd, const char *dir, int *out_fd)
 {
-    int fd = openat(dirfd, "LOCK", O_RDWR | O_CLOEXEC);
-    if (fd < 0)
-        return errno == ENOENT ? kv_err(KV_NOTFOUND, "%s/LOCK: no such file", dir)
-                               : kv_err_errno(errno, "%s/LOCK: open", dir);
-    int rc = lock_fd_take(fd, dir);
+    int fd;
+    int rc = lock_open(dirfd, dir, O_RDWR, &fd);
+    if (rc == KV_OK)
+        rc = lock_fd_take(fd, dir);
     if (rc == KV_OK)
         *out_fd = fd;
     return rc;

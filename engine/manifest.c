@@ -5,6 +5,7 @@
 
 #include "crc.h"
 #include "entry.h"
+#include "file.h"
 #include "kv_int.h"
 
 #include <errno.h>
@@ -104,13 +105,12 @@ int manifest_read(kv_io *io, int dirfd, const char *name, uint8_t **buf, size_t 
 {
     uint64_t size;
     *buf = NULL;
+    int fd;
     *len = 0;
-    int fd = io->ops->open(io, dirfd, name, O_RDONLY, 0);
-    if (fd == -ENOENT)
-        return KV_NOTFOUND;
-    if (fd < 0)
-        return kv_err_errno(-fd, "opening %s", name);
-    int rc = KV_OK, r = io->ops->fsize(io, fd, &size);
+    int rc = file_open_regular(io, dirfd, name, O_RDONLY, 0, name, &fd);
+    if (rc != KV_OK)
+        return rc;
+    int r = io->ops->fsize(io, fd, &size);
     if (r < 0)
         rc = kv_err_errno(-r, "%s: fstat", name);
     else if (size > MANIFEST_MAX)
@@ -176,15 +176,20 @@ int manifest_store(kv_io *io, int dirfd, kv_manifest *m, int *renamed)
     uint8_t *buf = manifest_encode(m, &len);
     if (buf == NULL)
         return kv_err(KV_ENOMEM, "encoding MANIFEST");
-    int fd = io->ops->open(io, dirfd, KV_MANIFEST_TMP, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int r = fd < 0 ? fd : io_pwrite_full(io, fd, buf, len, 0);
-    const char *step = fd < 0 ? "creating" : "writing";
+    int fd;
+    int rc = file_open_regular(io, dirfd, KV_MANIFEST_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW,
+                               0644, KV_MANIFEST_TMP, &fd);
+    if (rc != KV_OK) {
+        free(buf);
+        return rc;
+    }
+    int r = io_pwrite_full(io, fd, buf, len, 0);
+    const char *step = "writing";
     if (r == 0) {
         r = io->ops->fdatasync(io, fd);
         step = "syncing";
     }
-    if (fd >= 0)
-        io->ops->close(io, fd);
+    io->ops->close(io, fd);
     if (r == 0) {
         r = io->ops->rename(io, dirfd, KV_MANIFEST_TMP, KV_MANIFEST_NAME);
         step = "renaming";

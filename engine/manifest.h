@@ -36,12 +36,15 @@ typedef struct kv_manifest {
  * KV_EVERSION (naming offset and check), KV_EIO, KV_ENOMEM. */
 int manifest_load(kv_io *io, int dirfd, kv_manifest *m);
 /* Reads file `name` (relative to dirfd) whole, as manifest_load does, into a new
- * buffer (*buf of *len bytes; the caller frees). Returns KV_OK, KV_NOTFOUND (no such
- * file), KV_ECORRUPT (larger than any MANIFEST), KV_EIO, KV_ENOMEM. */
+ * buffer (*buf of *len bytes; the caller frees), opened by file_open_regular.
+ * Returns KV_OK, KV_NOTFOUND (no such file), KV_ECORRUPT (not a regular file, or
+ * larger than any MANIFEST), KV_EIO, KV_ENOMEM. */
 int manifest_read(kv_io *io, int dirfd, const char *name, uint8_t **buf, size_t *len);
 /* Writes m atomically (generation is incremented first). *renamed (when not NULL)
  * tells a failure before the rename (the old MANIFEST stands) from one after it
- * (the directory fsync failed: which one a crash leaves is unknown). */
+ * (the directory fsync failed: which one a crash leaves is unknown). A MANIFEST.tmp
+ * that is not a regular file (a FIFO, a symbolic link...) is not kv's: KV_ECORRUPT,
+ * and it is left as it is. */
 int manifest_store(kv_io *io, int dirfd, kv_manifest *m, int *renamed);
 /* Decodes a MANIFEST image in memory: manifest_load's decoder, and the fuzzer's
  * entry point. Same returns as manifest_load but KV_NOTFOUND and KV_EIO. */

@@ -112,7 +112,8 @@ int kv_get(kv_db *db, const void *key, size_t klen, void **val, size_t *vlen)
     if (rc != KV_OK)
         return rc;
     db->gets++;
-    return get_internal(db, key, klen, val, vlen);
+    rc = get_internal(db, key, klen, val, vlen);
+    return rc == KV_NOTFOUND ? kv_err_const(rc, "kv_get: key not found") : rc;
 }
 
 void kv_free(void *p) { free(p); }
@@ -174,8 +175,11 @@ static int foreach_shard(kv_db *db, unsigned s, keylist *kl,
             continue; /* deleted since we collected it */
         if (rc != KV_OK)
             return rc;
+        kv_err_clear(); /* so that a message fn leaves is told apart from none */
         rc = fn(arg, k, kl->lens[i], v, vl);
         free(v);
+        if (rc != 0 && kv_errmsg()[0] == '\0')
+            kv_err(rc, "kv_foreach: the callback returned %d and stopped the iteration", rc);
         if (rc != 0)
             return rc;
     }

@@ -53,6 +53,16 @@ int kv_err(int status, const char *fmt, ...)
     return status;
 }
 
+int kv_err_const(int status, const char *msg)
+{
+    size_t n = strlen(msg);
+    if (n >= sizeof kv_errbuf)
+        n = sizeof kv_errbuf - 1;
+    memcpy(kv_errbuf, msg, n);
+    kv_errbuf[n] = '\0';
+    return status;
+}
+
 int kv_status_from_errno(int err)
 {
     if (err == ENOSPC || err == EDQUOT)

@@ -217,7 +217,7 @@ int kv_delete(kv_db *db, const void *key, size_t klen)
     if (rc != KV_OK)
         return rc;
     if (!idx_get(db->idx, key, klen, idx_hash(key, klen), &loc))
-        return KV_NOTFOUND;
+        return kv_err_const(KV_NOTFOUND, "kv_delete: key not found (nothing written)");
     rc = commit_one(db, KV_REC_DEL, key, klen, NULL, 0);
     if (rc == KV_OK)
         db->deletes++;

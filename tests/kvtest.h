@@ -46,6 +46,7 @@ void kvt_register_tail(void);        /* tests/test_tail.c: torn tail or damage i
 void kvt_register_repair(void);      /* tests/test_repair2.c: repair never un-deletes in
                                         silence; FIFOs in the store */
 void kvt_register_live(void);        /* tests/test_live.c: readers and tools beside a live writer */
+void kvt_register_hostile(void);     /* tests/test_hostile.c: foreign files, LOCK, exit codes */
 
 typedef struct kvt_test {
     const char *name; /* test name shown by CUnit */

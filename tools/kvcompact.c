@@ -9,9 +9,10 @@
  * passes, time. On a terminal a progress line is redrawn while it works.
  * --dry-run opens the store read-only and prints what compaction would reclaim.
  *
- * Exit status: 0 done (or nothing to do), 1 compaction failed (the store is left as
- * it was: a damaged segment, an I/O error), 2 usage error or DIR is not a kv store,
- * 3 the store is locked by another process.
+ * Exit status (docs/man/kvcompact.1): 0 done (or nothing to do), 1 the store is
+ * damaged or compaction failed (the store is left as it was: a damaged segment, an
+ * I/O error), 2 usage error, DIR is not a kv store or of a newer format version,
+ * 3 the store is locked by another process. exit_of maps every status.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -39,8 +40,9 @@ static const char usage_text[] =
     "  -q, --quiet      no progress line, no summary\n"
     "  -h, --help       print this help and exit\n"
     "  -V, --version    print the version and exit\n"
-    "exit status: 0 done, 1 compaction failed (store unchanged), 2 usage error or not\n"
-    "             a kv store, 3 the store is held by another process\n";
+    "exit status: 0 done, 1 the store is damaged or compaction failed (store\n"
+    "             unchanged), 2 usage error, not a kv store or a newer format,\n"
+    "             3 the store is held by another process\n";
 
 /* Bytes of the regular files in dir (what the store occupies). */
 static unsigned long long dir_bytes(const char *dir)
@@ -63,13 +65,27 @@ static unsigned long long dir_bytes(const char *dir)
 
 static double mib(unsigned long long b) { return (double)b / (1024.0 * 1024.0); }
 
-/* Maps an open failure to an exit status, with the library's message. */
+/* The exit status of a library status, as the man page's EXIT STATUS lists them:
+ * what the command line named is no store kv can use (KV_EINVAL: missing, not a
+ * directory, no kv store; KV_EVERSION: a newer format) is 2, like a usage error;
+ * another writer is 3; damage (KV_ECORRUPT) and every failure of the work itself
+ * (KV_EIO, KV_ENOSPC, KV_ENOMEM, ...) are 1. */
+static int exit_of(int rc)
+{
+    switch (rc) {
+    case KV_OK: return EXIT_OK;
+    case KV_EINVAL:
+    case KV_EVERSION: return EXIT_USAGE;
+    case KV_ELOCKED: return EXIT_LOCKED;
+    default: return EXIT_FAILED;
+    }
+}
+
+/* Reports an open failure with the library's message; returns its exit status. */
 static int open_failed(const char *dir, int rc)
 {
     fprintf(stderr, "kvcompact: %s: %s: %s\n", dir, kv_strerror(rc), kv_errmsg());
-    if (rc == KV_ELOCKED)
-        return EXIT_LOCKED;
-    return rc == KV_EINVAL || rc == KV_EVERSION || rc == KV_ECORRUPT ? EXIT_USAGE : EXIT_FAILED;
+    return exit_of(rc);
 }
 
 /* ---- progress --------------------------------------------------------------------- */
