@@ -454,14 +454,22 @@ static void relocate_and_retire(compact_pass *p)
         reloc_ctx c = {p, &p->out[i]};
         hint_buf_walk(&p->out[i].hint, p->out[i].f->number, p->out[i].f->size, relocate_entry, &c);
     }
+    uint32_t *nums = malloc(p->nin * sizeof *nums);
+    kv_file **gone = malloc(p->nin * sizeof *gone);
+    for (uint32_t i = 0; nums != NULL && gone != NULL && i < p->nin; i++)
+        nums[i] = p->in[i]->number;
+    if (nums != NULL && gone != NULL)
+        ftab_remove_n(db, nums, p->nin, gone); /* one hold of the lock for them all */
     for (uint32_t i = 0; i < p->nin; i++) {
         char hint[24];
-        kv_file *f = ftab_remove(db, p->in[i]->number);
+        kv_file *f = nums != NULL && gone != NULL ? gone[i] : ftab_remove(db, p->in[i]->number);
         file_name(hint, sizeof hint, p->in[i]->number, KV_FILE_HINT);
         db->io->ops->unlink(db->io, db->dirfd, p->in[i]->name);
         db->io->ops->unlink(db->io, db->dirfd, hint);
         file_unref(f);
     }
+    free(nums);
+    free(gone);
     /* Tombstones kept because of a segment now gone may go at the next pass. */
     pthread_rwlock_rdlock(&db->ftab_lock);
     for (uint32_t i = 0; i < db->nfiles; i++) {
@@ -504,12 +512,19 @@ static int finish_pass(compact_pass *p)
     /* Outputs enter the file table first (nothing points at them yet), credited
      * with every put they hold; relocation takes back what a newer write won. */
     uint32_t added = 0;
-    for (; rc == KV_OK && added < p->nout; added++) {
-        p->out[added].f->live_bytes = p->out[added].put_bytes;
-        file_ref(p->out[added].f);
-        if ((rc = ftab_add(db, p->out[added].f)) != KV_OK)
-            file_unref(p->out[added].f);
+    kv_file **outs = NULL;
+    if (rc == KV_OK && p->nout > 0 && (outs = malloc(p->nout * sizeof *outs)) == NULL)
+        rc = kv_err(KV_ENOMEM, "compaction: %u outputs", p->nout);
+    for (uint32_t i = 0; rc == KV_OK && i < p->nout; i++) {
+        p->out[i].f->live_bytes = p->out[i].put_bytes;
+        outs[i] = p->out[i].f;
     }
+    if (rc == KV_OK && (rc = ftab_add_n(db, outs, p->nout)) == KV_OK) {
+        for (uint32_t i = 0; i < p->nout; i++)
+            file_ref(outs[i]);
+        added = p->nout;
+    }
+    free(outs);
     int renamed = 0;
     if (rc == KV_OK) {
         pthread_mutex_lock(&db->man_mu);

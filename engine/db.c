@@ -171,6 +171,46 @@ int ftab_add(kv_db *db, kv_file *f)
     return rc;
 }
 
+/* One hold of the write lock for many files (compaction's outputs and inputs): each
+ * hold costs the wait for the readers inside, one of which may be preempted. */
+int ftab_add_n(kv_db *db, kv_file *const *fs, uint32_t n)
+{
+    int rc = KV_OK;
+    pthread_rwlock_wrlock(&db->ftab_lock);
+    if (db->nfiles + n > db->fcap) {
+        uint32_t ncap = db->fcap ? db->fcap : 16;
+        while (ncap < db->nfiles + n)
+            ncap *= 2;
+        kv_file **nf = realloc(db->files, ncap * sizeof *nf);
+        if (nf == NULL)
+            rc = kv_err(KV_ENOMEM, "file table of %u files", ncap);
+        else {
+            db->files = nf;
+            db->fcap = ncap;
+        }
+    }
+    for (uint32_t i = 0; i < n && rc == KV_OK; i++)
+        rc = ftab_insert_locked(db, fs[i]); /* room was made: cannot fail */
+    pthread_rwlock_unlock(&db->ftab_lock);
+    return rc;
+}
+
+void ftab_remove_n(kv_db *db, const uint32_t *nums, uint32_t n, kv_file **out)
+{
+    pthread_rwlock_wrlock(&db->ftab_lock);
+    for (uint32_t k = 0; k < n; k++) {
+        long i = ftab_find_locked(db, nums[k]);
+        out[k] = NULL;
+        if (i >= 0) {
+            out[k] = db->files[i];
+            memmove(&db->files[i], &db->files[i + 1],
+                    (db->nfiles - (uint32_t)i - 1) * sizeof *db->files);
+            db->nfiles--;
+        }
+    }
+    pthread_rwlock_unlock(&db->ftab_lock);
+}
+
 /* ---- publishing a MANIFEST --------------------------------------------------------- */
 
 /* Stores m; on success, under one hold of the file table's write lock, makes it the

@@ -87,6 +87,11 @@ kv_file *ftab_get(kv_db *db, uint32_t number, int wal);
 /* Takes a segment out of the table and returns the table's reference (or NULL). */
 kv_file *ftab_remove(kv_db *db, uint32_t number);
 int ftab_add(kv_db *db, kv_file *f);
+/* The same for n files under one hold of the lock: ftab_add_n adds all or none
+ * (KV_ENOMEM); ftab_remove_n sets out[i] to the table's reference of file nums[i],
+ * or NULL. */
+int ftab_add_n(kv_db *db, kv_file *const *fs, uint32_t n);
+void ftab_remove_n(kv_db *db, const uint32_t *nums, uint32_t n, kv_file **out);
 
 /* Writes m (a new sealed list, owned by m) as the MANIFEST and makes it the one in
  * force; next_file is taken from db. The caller holds man_mu. On failure m->sealed
