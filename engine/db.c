@@ -126,31 +126,31 @@ kv_file *ftab_get(kv_db *db, uint32_t number, int wal)
 
 kv_file *ftab_remove(kv_db *db, uint32_t number)
 {
-    kv_file *f = NULL;
-    pthread_rwlock_wrlock(&db->ftab_lock);
-    long i = ftab_find_locked(db, number);
-    if (i >= 0) {
-        f = db->files[i];
-        memmove(&db->files[i], &db->files[i + 1], (db->nfiles - (uint32_t)i - 1) * sizeof *db->files);
-        db->nfiles--;
-    }
-    pthread_rwlock_unlock(&db->ftab_lock);
+    kv_file *f;
+    ftab_remove_n(db, &number, 1, &f);
     return f;
 }
 
+/* Makes room in the table for n more files. The caller holds the write lock. */
+static int ftab_reserve_locked(kv_db *db, uint32_t n)
+{
+    if (db->nfiles + n <= db->fcap)
+        return KV_OK;
+    uint32_t ncap = db->fcap ? db->fcap : 16;
+    while (ncap < db->nfiles + n)
+        ncap *= 2;
+    kv_file **nf = realloc(db->files, ncap * sizeof *nf);
+    if (nf == NULL)
+        return kv_err(KV_ENOMEM, "file table of %u files", ncap);
+    db->files = nf;
+    db->fcap = ncap;
+    return KV_OK;
+}
+
+/* Inserts f in number order. The caller holds the write lock. */
 static int ftab_insert_locked(kv_db *db, kv_file *f)
 {
-    int rc = KV_OK;
-    if (db->nfiles == db->fcap) {
-        uint32_t ncap = db->fcap ? db->fcap * 2 : 16;
-        kv_file **nf = realloc(db->files, ncap * sizeof *nf);
-        if (nf == NULL)
-            rc = kv_err(KV_ENOMEM, "file table of %u files", ncap);
-        else {
-            db->files = nf;
-            db->fcap = ncap;
-        }
-    }
+    int rc = ftab_reserve_locked(db, 1);
     if (rc == KV_OK) {
         uint32_t i = db->nfiles;
         while (i > 0 && db->files[i - 1]->number > f->number) {
@@ -163,37 +163,19 @@ static int ftab_insert_locked(kv_db *db, kv_file *f)
     return rc;
 }
 
-int ftab_add(kv_db *db, kv_file *f)
-{
-    pthread_rwlock_wrlock(&db->ftab_lock);
-    int rc = ftab_insert_locked(db, f);
-    pthread_rwlock_unlock(&db->ftab_lock);
-    return rc;
-}
-
 /* One hold of the write lock for many files (compaction's outputs and inputs): each
  * hold costs the wait for the readers inside, one of which may be preempted. */
 int ftab_add_n(kv_db *db, kv_file *const *fs, uint32_t n)
 {
-    int rc = KV_OK;
     pthread_rwlock_wrlock(&db->ftab_lock);
-    if (db->nfiles + n > db->fcap) {
-        uint32_t ncap = db->fcap ? db->fcap : 16;
-        while (ncap < db->nfiles + n)
-            ncap *= 2;
-        kv_file **nf = realloc(db->files, ncap * sizeof *nf);
-        if (nf == NULL)
-            rc = kv_err(KV_ENOMEM, "file table of %u files", ncap);
-        else {
-            db->files = nf;
-            db->fcap = ncap;
-        }
-    }
+    int rc = ftab_reserve_locked(db, n);
     for (uint32_t i = 0; i < n && rc == KV_OK; i++)
         rc = ftab_insert_locked(db, fs[i]); /* room was made: cannot fail */
     pthread_rwlock_unlock(&db->ftab_lock);
     return rc;
 }
+
+int ftab_add(kv_db *db, kv_file *f) { return ftab_add_n(db, &f, 1); }
 
 void ftab_remove_n(kv_db *db, const uint32_t *nums, uint32_t n, kv_file **out)
 {

@@ -241,7 +241,13 @@ static void check_against_scan(const uint8_t *buf, size_t len, const event_list 
         k++;
     }
     FUZZ_CHECK(k == s.n, "scan delivered %zu entries, the walk %zu before ok_up_to", s.n, k);
-    FUZZ_CHECK(res->torn_tail == (res->regions == 1 && res->tail), "torn_tail flag");
+    /* Torn tail or damage: the tools' verdict is recovery's (scan.h). */
+    kv_scan_fence fence;
+    FUZZ_CHECK(kv_scan_find_fence_buffer(buf, len, &sr, &fence) == 0, "fence search");
+    FUZZ_CHECK(res->fenced == fence.found && (!fence.found || res->fence_off == fence.off),
+               "the walk's fence (%d at %llu) is not recovery's (%d at %llu)", res->fenced,
+               (unsigned long long)res->fence_off, fence.found, (unsigned long long)fence.off);
+    FUZZ_CHECK(res->torn_tail == (res->regions > 0 && !res->fenced), "torn_tail flag");
     FUZZ_CHECK((res->regions == 0) == !sr.stopped, "regions %llu, scan stopped %d",
                (unsigned long long)res->regions, sr.stopped);
     free(s.off);

@@ -56,7 +56,12 @@ static void check_image(const uint8_t *buf, size_t len)
     size_t n;
     uint8_t *again = manifest_encode(&m, &n);
     FUZZ_CHECK(again != NULL, "out of memory");
-    FUZZ_CHECK(n == len && memcmp(again, buf, len) == 0,
+    /* An older version's MANIFEST is written again as the current version: the
+     * header's version and CRC differ, and nothing else. */
+    int older = kv_get16(buf + 4) < KV_FORMAT_VERSION;
+    FUZZ_CHECK(n == len && (older ? memcmp(again, buf, 4) == 0 && memcmp(again + 6, buf + 6, 6) == 0
+                                        && memcmp(again + 16, buf + 16, len - 16) == 0
+                                  : memcmp(again, buf, len) == 0),
                "accepted, but encoding what was decoded gives other bytes (%zu vs %zu)", n, len);
     free(again);
     manifest_free(&m);
