@@ -23,7 +23,10 @@
 static long lock_holder(int fd)
 {
     char buf[32] = {0};
-    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    ssize_t n;
+    do
+        n = pread(fd, buf, sizeof buf - 1, 0);
+    while (n < 0 && errno == EINTR);
     return n > 0 ? strtol(buf, NULL, 10) : 0;
 }
 
@@ -47,8 +50,17 @@ int lock_write_pid(int fd, const char *dir)
 {
     char pid[32];
     int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-    if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n)
-        return kv_err_errno(errno, "%s/LOCK: writing our pid", dir);
+    ssize_t w = -1;
+    int r;
+    do /* a signal is no failure: both calls are made again after EINTR */
+        r = ftruncate(fd, 0);
+    while (r < 0 && errno == EINTR);
+    if (r == 0)
+        do
+            w = pwrite(fd, pid, (size_t)n, 0);
+        while (w < 0 && errno == EINTR);
+    if (w != n)
+        return kv_err_errno(w < 0 || r < 0 ? errno : EIO, "%s/LOCK: writing our pid", dir);
     return KV_OK;
 }
 
