@@ -220,6 +220,17 @@ static void test_flip_before_fences_refused(void)
         int st = tl_kvcheck(dir, out, sizeof out);
         KVT_CHECK(st == 1 && strstr(out, "000001.wal") != NULL && strstr(out, "torn") == NULL,
                   "%s: kvcheck exited %d and did not report damage: %s", what, st, out);
+        if (i == 0) { /* kvdump --all shows the fences and the verdict */
+            static char listing[1 << 20];
+            char cmd[1024];
+            const char *bin = getenv("KV_BIN");
+            snprintf(cmd, sizeof cmd, "'%s/kvdump' --all '%s/000001.wal' 2>&1",
+                     bin != NULL ? bin : "bin", dir);
+            kvt_run(cmd, listing, sizeof listing);
+            KVT_CHECK(strstr(listing, "fence=yes") != NULL && strstr(listing, "fenced=yes") != NULL
+                          && strstr(listing, "torn_tail=no") != NULL,
+                      "kvdump --all: no fence=yes, fenced=yes and torn_tail=no in its listing");
+        }
     }
 }
 

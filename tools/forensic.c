@@ -188,6 +188,7 @@ static int on_record(void *arg, const inspect_rec *r)
     f_off(c, "batch", r->batch_off);
     f_u64(c, "index", r->batch_index);
     f_bool(c, "more", (e->flags & KV_RECF_BATCH) != 0);
+    f_bool(c, "fence", (e->flags & KV_RECF_FENCE) != 0);
     f_str(c, "state", record_state(c, r));
     f_key(c, e->key, e->klen);
     return obj_end(c);
@@ -227,6 +228,7 @@ static int list_records(ctx *c, int fd, const char *name, uint64_t size)
     f_u64(c, "regions", res.regions);
     f_u64(c, "lost_bytes", res.lost_bytes);
     f_off(c, "ok_up_to", res.ok_up_to);
+    f_bool(c, "fenced", res.fenced);
     f_bool(c, "torn_tail", res.torn_tail);
     return obj_end(c);
 }
