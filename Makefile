@@ -6,6 +6,7 @@
 #   make test       replay the fuzz corpora, then the CUnit suite, two of its suites
 #                   under signal storms, then the same
 #                   suite under ASan+UBSan (the CUnit run summary is printed last)
+#   make check-layers  no file of the library includes a layer above its own
 #   make test-unit  the CUnit suite only (regular build)
 #   make test-signals  the property and concurrency suites under signal storms
 #   make test-asan  the CUnit suite built with -fsanitize=address,undefined
@@ -44,8 +45,15 @@ CFLAGS_KV   := -std=c11 -fPIC -pthread $(OPT) $(WARN) $(SAN) $(EXTRA_CFLAGS)
 LDLIBS_KV   := -luring -lisal -lxxhash -llz4 -lpthread
 LDFLAGS_KV  := -pthread $(SAN) $(EXTRA_LDFLAGS)
 
-LIB_SRC := $(wildcard engine/*.c) $(wildcard wal/*.c)
+# The library is engine/'s layers (engine/README.md) and wal/; engine/fsck/, the code
+# only the tools use (inspect, check, repair), goes to an archive of its own that the
+# tools, the tests and the fuzzers link, never into libkv.so.
+LAYERS  := base format io store db
+LIB_SRC := $(foreach l,$(LAYERS),$(wildcard engine/$(l)/*.c)) $(wildcard wal/*.c)
 LIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC))
+FSCK_SRC := $(wildcard engine/fsck/*.c)
+FSCK_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(FSCK_SRC))
+FSCK_LIB := $(BUILD)/libkvfsck.a
 TEST_SRC := $(wildcard tests/*.c)
 TEST_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SRC))
 
@@ -57,7 +65,7 @@ INSTALL_TOOLS := $(BUILD)/bin/kv $(BUILD)/bin/kvbench $(BUILD)/bin/kvcompact $(B
 MAN1    := $(wildcard docs/man/*.1)
 MAN3    := $(wildcard docs/man/*.3)
 
-.PHONY: all run deps test test-unit test-signals test-asan test-clang test-tsan test-valgrind bench lz4probe install \
+.PHONY: all run deps test check-layers test-unit test-signals test-asan test-clang test-tsan test-valgrind bench lz4probe install \
         uninstall debug clean fuzz fuzz-bins fuzz-smoke fuzz-replay fuzz-replay-bins fuzz-run \
         fuzz-merge fuzz-corpus
 all: $(BUILD)/libkv.a $(BUILD)/libkv.so $(TOOLS)
@@ -70,18 +78,22 @@ $(BUILD)/libkv.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+$(FSCK_LIB): $(FSCK_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
 $(BUILD)/libkv.so: $(LIB_OBJ)
 	$(CC) -shared -Wl,-soname,libkv.so.0 $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV)
 
 # tools/dumpfmt.c: the dump format (kvdump writes it, kv load reads it) and the
 # escaping of keys and values every tool prints. tools/forensic.c: kvdump --all and
-# kvdump FILE, over engine/inspect.h.
+# kvdump FILE, over engine/fsck/inspect.h.
 $(BUILD)/bin/kv: $(BUILD)/obj/tools/kv.o $(BUILD)/obj/tools/dumpfmt.o $(BUILD)/libkv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV)
 
 $(BUILD)/bin/kvdump: $(BUILD)/obj/tools/kvdump.o $(BUILD)/obj/tools/forensic.o \
-                    $(BUILD)/obj/tools/dumpfmt.o $(BUILD)/libkv.a
+                    $(BUILD)/obj/tools/dumpfmt.o $(FSCK_LIB) $(BUILD)/libkv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV)
 
@@ -89,7 +101,7 @@ $(BUILD)/bin/kvcompact: $(BUILD)/obj/tools/kvcompact.o $(BUILD)/libkv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV)
 
-$(BUILD)/bin/kvcheck: $(BUILD)/obj/tools/kvcheck.o $(BUILD)/libkv.a
+$(BUILD)/bin/kvcheck: $(BUILD)/obj/tools/kvcheck.o $(FSCK_LIB) $(BUILD)/libkv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV)
 
@@ -106,10 +118,10 @@ $(BUILD)/bin/lz4probe: $(BUILD)/obj/bench/lz4probe.o $(BUILD)/libkv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV)
 
-$(BUILD)/bin/kvtest: $(TEST_OBJ) $(BUILD)/libkv.a $(BUILD)/bin/kv $(BUILD)/bin/kvcompact \
-                    $(BUILD)/bin/kvdump $(BUILD)/bin/kvcheck
+$(BUILD)/bin/kvtest: $(TEST_OBJ) $(FSCK_LIB) $(BUILD)/libkv.a $(BUILD)/bin/kv \
+                    $(BUILD)/bin/kvcompact $(BUILD)/bin/kvdump $(BUILD)/bin/kvcheck
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_KV) -o $@ $(TEST_OBJ) $(BUILD)/libkv.a $(LDLIBS_KV) -lcunit
+	$(CC) $(LDFLAGS_KV) -o $@ $(TEST_OBJ) $(FSCK_LIB) $(BUILD)/libkv.a $(LDLIBS_KV) -lcunit
 
 # ---- running ---------------------------------------------------------------------
 deps:
@@ -120,6 +132,7 @@ run: deps
 	@sh tools/demo.sh $(BUILD)
 
 test: deps
+	@sh engine/check-layers.sh
 	@$(MAKE) --no-print-directory fuzz-replay
 	@$(MAKE) --no-print-directory test-unit
 	@$(MAKE) --no-print-directory test-signals
@@ -127,6 +140,10 @@ test: deps
 
 test-unit: $(BUILD)/bin/kvtest
 	cd $(BUILD) && KV_BIN=$(CURDIR)/$(BUILD)/bin ./bin/kvtest
+
+# No file of the library includes a layer above its own (engine/README.md).
+check-layers:
+	@sh engine/check-layers.sh
 
 # The property and concurrency suites again under signal storms (tests/sigstorm.h):
 # SIGPROF to every thread, the library's included, at 1 kHz and 10 kHz, with
@@ -215,13 +232,14 @@ fuzz-bins: $(patsubst %,$(BUILD)/%_fuzzer,$(FUZZERS))
 
 .PRECIOUS: $(BUILD)/obj/fuzz/%.o
 
-$(BUILD)/%_fuzzer: $(BUILD)/obj/fuzz/%_fuzzer.o $(BUILD)/obj/fuzz/fuzz_util.o $(BUILD)/libkv.a
+$(BUILD)/%_fuzzer: $(BUILD)/obj/fuzz/%_fuzzer.o $(BUILD)/obj/fuzz/fuzz_util.o $(FSCK_LIB) \
+                  $(BUILD)/libkv.a
 	$(CC) $(LDFLAGS_KV) -fsanitize=fuzzer -o $@ $^ $(LDLIBS_KV)
 
 fuzz-replay-bins: $(patsubst %,$(BUILD)/%_replay,$(FUZZERS))
 
 $(BUILD)/%_replay: $(BUILD)/obj/fuzz/%_fuzzer.o $(BUILD)/obj/fuzz/fuzz_util.o \
-                   $(BUILD)/obj/fuzz/standalone.o $(BUILD)/libkv.a
+                   $(BUILD)/obj/fuzz/standalone.o $(FSCK_LIB) $(BUILD)/libkv.a
 	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV)
 
 # Every checked-in input through its harness once: crashers stay fixed.

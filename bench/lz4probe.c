@@ -20,7 +20,7 @@
  * Usage: build/bin/lz4probe [values per size (20000)]. Engine-internal (it includes
  * compress.h), built by `make lz4probe`; not installed.
  */
-#include "compress.h"
+#include "format/compress.h"
 
 #include <lz4.h>
 #include <stdio.h>

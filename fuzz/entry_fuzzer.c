@@ -1,7 +1,7 @@
 /*
  * entry_fuzzer.c — the entry decoder on any byte string.
  *
- * Invariant: entry_parse (engine/entry.c), the one decoder of stored records, turns
+ * Invariant: entry_parse (engine/format/entry.c), the one decoder of stored records, turns
  * any byte string into a valid entry or a clean error, and
  *   - reads only the bytes it is given (the input is an exact-size heap copy, so one
  *     byte too far is an ASan report), allocates nothing and does not loop: a length
@@ -27,10 +27,10 @@
  */
 #include "fuzz.h"
 
-#include "compress.h"
-#include "crc.h"
-#include "entry.h"
-#include "hint.h"
+#include "format/compress.h"
+#include "base/crc.h"
+#include "format/entry.h"
+#include "store/hint.h"
 #include "kv.h"
 
 #include <stdlib.h>

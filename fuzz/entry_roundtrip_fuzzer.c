@@ -28,10 +28,10 @@
  */
 #include "fuzz.h"
 
-#include "compress.h"
-#include "entry.h"
+#include "format/compress.h"
+#include "format/entry.h"
 #include "kv.h"
-#include "scan.h"
+#include "store/scan.h"
 
 #include <stdlib.h>
 #include <string.h>

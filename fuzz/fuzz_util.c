@@ -8,9 +8,9 @@
  */
 #include "fuzz.h"
 
-#include "crc.h"
-#include "entry.h"
-#include "hint.h"
+#include "base/crc.h"
+#include "format/entry.h"
+#include "store/hint.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -18,8 +18,8 @@
  * libFuzzer's -merge=1, which keeps only inputs that add coverage. Deterministic:
  * the same library writes the same seeds.
  */
-#include "compress.h"
-#include "entry.h"
+#include "format/compress.h"
+#include "format/entry.h"
 #include "kv.h"
 
 #include <dirent.h>

@@ -1,5 +1,5 @@
 /*
- * hint_fuzzer.c — the hint-file decoder (engine/hint.c, hint_decode) on any image.
+ * hint_fuzzer.c — the hint-file decoder (engine/store/hint.c, hint_decode) on any image.
  *
  * Invariant: a hint file only ever costs speed (DESIGN.md, invariant 4). On any image
  * hint_decode returns KV_OK or KV_NOTFOUND (with a reason), never reads out of
@@ -21,8 +21,8 @@
  */
 #include "fuzz.h"
 
-#include "entry.h"
-#include "hint.h"
+#include "format/entry.h"
+#include "store/hint.h"
 #include "kv.h"
 
 #include <stdlib.h>

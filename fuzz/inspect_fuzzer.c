@@ -1,6 +1,6 @@
 /*
- * inspect_fuzzer.c — the walk past damage (engine/inspect.c over the scanner's walk
- * in engine/scan.c) on any segment or WAL image.
+ * inspect_fuzzer.c — the walk past damage (engine/fsck/inspect.c over the scanner's walk
+ * in engine/store/scan.c) on any segment or WAL image.
  *
  * Invariant: the tools' reader (kvcheck, kvdump --all) sees the whole file, damage
  * included, and never anything that is not there. On any image the walk ends, and
@@ -27,11 +27,11 @@
  */
 #include "fuzz.h"
 
-#include "entry.h"
-#include "inspect.h"
-#include "io.h"
+#include "format/entry.h"
+#include "fsck/inspect.h"
+#include "io/io.h"
 #include "kv.h"
-#include "scan.h"
+#include "store/scan.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 /*
- * manifest_fuzzer.c — the MANIFEST decoder (engine/manifest.c) on any image.
+ * manifest_fuzzer.c — the MANIFEST decoder (engine/store/manifest.c) on any image.
  *
  * Invariant: manifest_decode, the one decoder manifest_load uses, turns any image
  * into a valid segment list or a clean error:
@@ -18,10 +18,10 @@
  */
 #include "fuzz.h"
 
-#include "crc.h"
-#include "entry.h"
+#include "base/crc.h"
+#include "format/entry.h"
 #include "kv.h"
-#include "manifest.h"
+#include "store/manifest.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -29,7 +29,7 @@
  */
 #include "fuzz.h"
 
-#include "crc.h"
+#include "base/crc.h"
 #include "kv.h"
 
 #include <dirent.h>

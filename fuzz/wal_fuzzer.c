@@ -1,5 +1,5 @@
 /*
- * wal_fuzzer.c — the record-file reader (engine/scan.c) on an arbitrary WAL file.
+ * wal_fuzzer.c — the record-file reader (engine/store/scan.c) on an arbitrary WAL file.
  *
  * Invariant: on any file image, the scanner that recovery and the tools use to read
  * WAL files and segments returns a prefix of valid records and a clean end:
@@ -22,10 +22,10 @@
  */
 #include "fuzz.h"
 
-#include "entry.h"
-#include "io.h"
+#include "format/entry.h"
+#include "io/io.h"
 #include "kv.h"
-#include "scan.h"
+#include "store/scan.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -30,7 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "io.h"
+#include "io/io.h"
 
 /* ---------------------------------------------------------------------------------
  * 1. The live layer

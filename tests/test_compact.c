@@ -17,7 +17,7 @@
  */
 #include "kvtest.h"
 
-#include "db.h"
+#include "db/db.h"
 
 #include <dirent.h>
 #include <fcntl.h>

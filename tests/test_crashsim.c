@@ -35,7 +35,7 @@
  * the crash images of another workload (two lives: the second recovers a crashed
  * store, writes, and is crashed at every call in turn, recovery included).
  *
- * Unlike the other suites, this one includes the internal engine/io.h: the layer
+ * Unlike the other suites, this one includes the internal engine/io/io.h: the layer
  * reaches kv_open through the io factory hook declared there.
  *
  * Sections: values and keys, the run (history and workload steps), the
@@ -47,7 +47,7 @@
 #include "kvtest.h"
 
 #include "faultio.h"
-#include "io.h"
+#include "io/io.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -9,12 +9,12 @@
  */
 #include "kvtest.h"
 
-#include "crc.h"
-#include "entry.h"
-#include "index.h"
-#include "io.h"
-#include "manifest.h"
-#include "scan.h"
+#include "base/crc.h"
+#include "format/entry.h"
+#include "store/index.h"
+#include "io/io.h"
+#include "store/manifest.h"
+#include "store/scan.h"
 
 #include <dirent.h>
 #include <fcntl.h>

@@ -8,10 +8,10 @@
  */
 #include "kvtest.h"
 
-#include "crc.h"
-#include "entry.h"
-#include "hint.h"
-#include "manifest.h"
+#include "base/crc.h"
+#include "format/entry.h"
+#include "store/hint.h"
+#include "store/manifest.h"
 
 #include <fcntl.h>
 #include <stdio.h>

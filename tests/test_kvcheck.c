@@ -1,6 +1,6 @@
 /*
  * test_kvcheck.c — kvcheck (issue 7): the check and the repair, in process
- * (engine/check.h: check_path, check_repair) and through the real binary
+ * (engine/fsck/check.h: check_path, check_repair) and through the real binary
  * ($KV_BIN/kvcheck).
  *
  * Every store here is built from a model: a list of operations, each with the
@@ -16,12 +16,12 @@
  */
 #include "kvtest.h"
 
-#include "check.h"
-#include "crc.h"
-#include "db.h"
-#include "entry.h"
+#include "fsck/check.h"
+#include "base/crc.h"
+#include "db/db.h"
+#include "format/entry.h"
 #include "faultio.h"
-#include "scan.h"
+#include "store/scan.h"
 
 #include <dirent.h>
 #include <fcntl.h>

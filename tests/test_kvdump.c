@@ -35,8 +35,8 @@
  */
 #include "kvtest.h"
 
-#include "crc.h"
-#include "format.h"
+#include "base/crc.h"
+#include "format/format.h"
 
 #include <dirent.h>
 #include <stdarg.h>

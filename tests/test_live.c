@@ -15,7 +15,7 @@
  *   - damage that stays is still reported: a read-only open of a store whose WAL
  *     file is really missing is KV_ECORRUPT naming it, kvcheck exits 1;
  *   - the read-only open's rule, made deterministic through the io factory hook
- *     (engine/io.h) with a layer that makes files look removed: a file gone once is
+ *     (engine/io/io.h) with a layer that makes files look removed: a file gone once is
  *     retried and the open succeeds; gone the same way twice in a row is
  *     KV_ECORRUPT after exactly two attempts; a different file gone at every attempt
  *     is KV_EIO after 16.
@@ -26,7 +26,7 @@
  */
 #include "kvtest.h"
 
-#include "io.h"
+#include "io/io.h"
 
 #include <errno.h>
 #include <fcntl.h>

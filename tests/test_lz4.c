@@ -21,9 +21,9 @@
  */
 #include "kvtest.h"
 
-#include "compress.h"
-#include "entry.h"
-#include "scan.h"
+#include "format/compress.h"
+#include "format/entry.h"
+#include "store/scan.h"
 
 #include <fcntl.h>
 #include <pthread.h>

@@ -9,7 +9,7 @@
  */
 #include "kvtest.h"
 
-#include "io.h"
+#include "io/io.h"
 #include "sigstorm.h"
 
 #include <errno.h>

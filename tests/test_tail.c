@@ -1,6 +1,6 @@
 /*
  * test_tail.c — the "tail" suite: torn tail or damage in the newest WAL file
- * (invariant 4; the rule is in engine/scan.h and docs/FORMAT.md).
+ * (invariant 4; the rule is in engine/store/scan.h and docs/FORMAT.md).
  *
  * A store is written by a child process that is then killed with SIGKILL, so the
  * WAL file is the only copy of its records (the active segment's buffer dies with
@@ -18,7 +18,7 @@
  */
 #include "kvtest.h"
 
-#include "format.h"
+#include "format/format.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -4,7 +4,7 @@
  * disk: tombstones, overwritten records, WAL copies, leftovers of interrupted steps
  * and damaged stretches included.
  *
- * The reading is engine/inspect.h's (it walks past damage, resynchronising at the
+ * The reading is engine/fsck/inspect.h's (it walks past damage, resynchronising at the
  * next entry that checks out, and decodes nothing itself); this file only prints.
  * Each thing found is one line: text "FILE WHAT name=value ..." (free text such as
  * a key or a reason last), or with --json one flat JSON object
@@ -26,10 +26,10 @@
  */
 #include "forensic.h"
 
-#include "db.h"
+#include "db/db.h"
 #include "dumpfmt.h"
-#include "format.h"
-#include "inspect.h"
+#include "format/format.h"
+#include "fsck/inspect.h"
 #include "kv.h"
 
 #include <errno.h>

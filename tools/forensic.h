@@ -1,6 +1,6 @@
 /*
  * forensic.h — kvdump's forensic listing (kvdump --all DIR, kvdump FILE): every
- * record of every file as it lies on disk, damage included, over engine/inspect.h.
+ * record of every file as it lies on disk, damage included, over engine/fsck/inspect.h.
  */
 #ifndef KV_FORENSIC_H
 #define KV_FORENSIC_H

@@ -4,7 +4,7 @@
  *   kvcheck [--quiet] [--json] [--verbose] DIR|FILE
  *   kvcheck --repair [--yes] DIR
  *
- * The work is the library's (engine/check.h: check_path, check_repair); this file
+ * The work is the library's (engine/fsck/check.h: check_path, check_repair); this file
  * talks to people. A check reads every byte the store holds and changes nothing:
  * one line per problem on stderr ("kvcheck: FILE: offset 0x...: what"), then a
  * summary on stdout a script can parse (files= records= bytes= damaged= lost_bytes=,
@@ -29,8 +29,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "check.h"
-#include "db.h"
+#include "fsck/check.h"
+#include "db/db.h"
 #include "kv.h"
 
 enum { EXIT_CLEAN = 0, EXIT_DAMAGE = 1, EXIT_USAGE = 2, EXIT_LOCKED = 3 };

@@ -16,7 +16,7 @@
  * again); values are read one at a time, so a store of any size dumps without its
  * values being loaded.
  *
- * kvdump uses the library's internal index (engine/db.h) for two things the public
+ * kvdump uses the library's internal index (engine/db/db.h) for two things the public
  * API does not offer: listing the keys without reading their values (kv_foreach
  * reads every value), and telling whether a value is stored LZ4-compressed (for the
  * compression= header line). Values themselves are read with kv_get, so every one
@@ -41,10 +41,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "db.h"
+#include "db/db.h"
 #include "dumpfmt.h"
 #include "forensic.h"
-#include "format.h"
+#include "format/format.h"
 #include "kv.h"
 
 #include <sys/stat.h>

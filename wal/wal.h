@@ -27,7 +27,7 @@
 #ifndef KV_WAL_H
 #define KV_WAL_H
 
-#include "io.h"
+#include "io/io.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

@@ -6,8 +6,8 @@
  */
 #include "wal.h"
 
-#include "entry.h"
-#include "kv_int.h"
+#include "format/entry.h"
+#include "base/kv_int.h"
 
 #include <errno.h>
 #include <string.h>

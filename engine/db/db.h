@@ -1,0 +1,140 @@
+/*
+ * db.h — the store handle and the pieces the engine's modules share.
+ *
+ * Modules: db.c (options, open, close, sync, stats, the file table), recover.c
+ * (rebuilding the index at open), write.c (put, delete, batches, segment roll, the
+ * group-commit hooks), read.c (get, foreach), batch.c (kv_batch), compact.c
+ * (compaction and its background thread).
+ *
+ * Ownership and locking:
+ *   - files[] (the file table, sorted by number) is guarded by ftab_lock; readers
+ *     pin a file with a reference while they read it.
+ *   - active and wal_file belong to the group-commit leader once the store is open
+ *     (only one leader runs at a time); roll swaps them under ftab_lock.
+ *   - man changes only under man_mu (a roll or a compaction publishing a MANIFEST)
+ *     and is swapped under ftab_lock as well, so either lock suffices to read it.
+ *   - compact_mu: one compaction at a time (background thread or kv_compact).
+ *   - the index locks itself per shard.
+ */
+#ifndef KV_DB_H
+#define KV_DB_H
+
+#include "store/file.h"
+#include "store/hint.h"
+#include "store/index.h"
+#include "io/io.h"
+#include "base/kv_int.h"
+#include "store/manifest.h"
+#include "wal.h"
+#include "io/lock.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#define KV_SEG_WBUF (256u << 10) /* write buffer of the active segment */
+#define KV_RO_ATTEMPTS 16        /* read-only recoveries kv_open tries on a store a
+                                    writer keeps changing (db.c, recover_read_only) */
+
+struct kv_db {
+    char *dir;                 /* path as given, for messages */
+    int dirfd;                 /* the store directory */
+    kv_options opts;           /* options in force */
+    kv_io *io;                 /* I/O layer */
+    int lock_fd;               /* LOCK (writer), -1 for read-only */
+    kv_index *idx;             /* key -> location */
+    pthread_rwlock_t ftab_lock; /* guards files/nfiles */
+    kv_file **files;           /* open segments, sorted by number */
+    uint32_t nfiles, fcap;
+    kv_file *active;           /* the active segment */
+    kv_file *wal_file;         /* the WAL file (writer: being appended; read-only:
+                                  indexed for records not yet in the segment) */
+    kv_manifest man;           /* the MANIFEST in force */
+    hint_buf active_hint;      /* hint records of the active segment (writer), written
+                                  as its hint file when it is sealed */
+    wal_writer wal;            /* group commit (writer only) */
+    int wal_started;
+    _Atomic uint64_t puts, gets, deletes, batches;
+    uint64_t recovery_us, recovery_records, recovery_replayed, recovery_cut;
+    uint64_t recovery_hints, recovery_hints_rewritten;
+    uint64_t next_seq_at_open;
+    pthread_mutex_t man_mu;    /* serialises MANIFEST updates */
+    _Atomic uint32_t next_file; /* next unused file number (rolls and compaction) */
+    /* compaction (compact.c) */
+    pthread_mutex_t compact_mu; /* one compaction at a time */
+    pthread_mutex_t bg_mu;     /* guards the fields below it */
+    pthread_cond_t bg_cv;      /* wakes the background thread */
+    pthread_t bg_thread;
+    int bg_running, bg_kick;
+    _Atomic int bg_stop;
+    _Atomic int compacting;    /* a compaction is running */
+    _Atomic uint64_t compactions, compact_bytes_in, compact_bytes_out, compact_dropped,
+        compact_tombs_dropped, compact_errors, compact_last_unix, compact_last_us,
+        compact_pass_read, compact_pass_total;
+    /* value compression (kv_stat), added to by the group-commit leader */
+    _Atomic uint64_t value_bytes_raw;    /* put values as given */
+    _Atomic uint64_t value_bytes_stored; /* the same, as stored */
+    _Atomic uint64_t values_compressed;  /* puts stored LZ4-compressed */
+};
+
+/* Address space mapped for the active segment: it can outgrow segment_bytes by one
+ * group (at most a whole batch). */
+static inline size_t db_active_map_len(const kv_db *db)
+{
+    return (size_t)db->opts.segment_bytes + KV_MAX_BATCH + (2u << 20);
+}
+
+/* Argument checks shared by the API functions (fn names the caller in messages):
+ * a key of 1..KV_MAX_KEY bytes; with it a value of 0..KV_MAX_VALUE bytes, non-NULL
+ * unless empty. Return KV_OK or KV_EINVAL with a message. */
+int db_check_key(const char *fn, const void *key, size_t klen);
+int db_check_kv(const char *fn, const void *key, size_t klen, const void *val, size_t vlen);
+
+/* File table. ftab_get returns a pinned file (file_unref when done) or NULL. */
+kv_file *ftab_get(kv_db *db, uint32_t number, int wal);
+/* Takes a segment out of the table and returns the table's reference (or NULL). */
+kv_file *ftab_remove(kv_db *db, uint32_t number);
+int ftab_add(kv_db *db, kv_file *f);
+/* The same for n files under one hold of the lock: ftab_add_n adds all or none
+ * (KV_ENOMEM); ftab_remove_n sets out[i] to the table's reference of file nums[i],
+ * or NULL. */
+int ftab_add_n(kv_db *db, kv_file *const *fs, uint32_t n);
+void ftab_remove_n(kv_db *db, const uint32_t *nums, uint32_t n, kv_file **out);
+
+/* Writes m (a new sealed list, owned by m) as the MANIFEST and makes it the one in
+ * force; next_file is taken from db. The caller holds man_mu. On failure m->sealed
+ * is freed and db->man is unchanged; *renamed as manifest_store. */
+int db_publish_manifest(kv_db *db, kv_manifest *m, int *renamed);
+/* The same for a roll: with the MANIFEST (which names seg's number as the active
+ * one), seg enters the file table and seg and wal become the active pair, in one
+ * critical section; *old_wal is the WAL file replaced (the caller deletes it). On a
+ * failure after the MANIFEST was stored (KV_ENOMEM growing the table) the caller
+ * must fail the store. */
+int db_publish_roll(kv_db *db, kv_manifest *m, kv_file *seg, kv_file *wal, kv_file **old_wal);
+
+/* Recovery (recover.c): rebuilds the index from the MANIFEST's segments and the WAL.
+ * Leaves db->active and db->wal_file open and next_seq_at_open set. */
+int db_recover(kv_db *db);
+
+/* Write-side set-up (write.c): starts group commit over db->wal_file. */
+int db_start_writer(kv_db *db);
+
+/* Index bookkeeping shared by recovery and the write path: applies one entry found
+ * at (file, off) to the index, keeping per-file live byte counts. recovery selects
+ * newest-wins by sequence number and keeps tombstones. */
+struct kv_entry;
+int db_index_entry(kv_db *db, kv_file *f, const struct kv_entry *e, uint64_t off, uint64_t hash,
+                   int recovery);
+
+/* Compaction (compact.c). compact_start runs the background thread (auto_compact),
+ * compact_stop ends it (kv_close, before the writer stops); compact_kick wakes it
+ * (a segment was sealed). db_summarize_sealed records what compaction needs of a
+ * freshly sealed segment (its seq range and Bloom filter) from its hint records. */
+int compact_start(kv_db *db);
+void compact_stop(kv_db *db);
+void compact_kick(kv_db *db);
+void db_summarize_sealed(kv_db *db, kv_file *f, const hint_buf *h);
+/* Dead bytes kv_compact would reclaim now (kv_stat). The caller holds ftab_lock. */
+uint64_t compact_reclaimable_locked(kv_db *db);
+
+
+#endif
