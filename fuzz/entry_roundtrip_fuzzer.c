@@ -10,7 +10,7 @@
  *     sequence number, key and value bytes, size); a value the encoder kept in LZ4
  *     (only ever for a put that asked, and only when shorter) decompresses with
  *     compress_value_decode to exactly the value that went in; and
- *   - the record-file scanner (kv_scan_buffer) delivers, after a file header, as one
+ *   - the record-file scanner (scan_buffer) delivers, after a file header, as one
  *     whole batch in order with nothing left over; with the last byte missing it
  *     delivers none of it (a batch is all or nothing).
  * Any difference aborts.
@@ -213,8 +213,8 @@ static void rt_check(const rt_case *c, const uint8_t *buf, size_t len)
 
     kv_scan_result res;
     rt_scan s = {c, buf, 0, KV_FILE_HDR_SIZE};
-    int rc = kv_scan_buffer(buf, len, KV_FILE_HDR_SIZE, rt_scan_entry, &s, &res);
-    FUZZ_CHECK(rc == 0, "kv_scan_buffer returned %d", rc);
+    int rc = scan_buffer(buf, len, KV_FILE_HDR_SIZE, rt_scan_entry, &s, &res);
+    FUZZ_CHECK(rc == 0, "scan_buffer returned %d", rc);
     FUZZ_CHECK(!res.stopped && res.valid_end == len && res.records == c->n && s.next == c->n,
                "whole batch: stopped %d (%s), valid_end %llu of %zu, %llu records of %zu",
                res.stopped, res.why, (unsigned long long)res.valid_end, len,
@@ -222,7 +222,7 @@ static void rt_check(const rt_case *c, const uint8_t *buf, size_t len)
     FUZZ_CHECK(res.max_seq >= c->first_seq, "max_seq %llu", (unsigned long long)res.max_seq);
     /* One byte short: the batch is incomplete, none of it is delivered. */
     rt_scan t = {c, buf, 0, KV_FILE_HDR_SIZE};
-    rc = kv_scan_buffer(buf, len - 1, KV_FILE_HDR_SIZE, rt_scan_entry, &t, &res);
+    rc = scan_buffer(buf, len - 1, KV_FILE_HDR_SIZE, rt_scan_entry, &t, &res);
     FUZZ_CHECK(rc == 0 && res.stopped && res.records == 0 && t.next == 0
                    && res.valid_end == KV_FILE_HDR_SIZE,
                "torn batch: rc %d, stopped %d, %llu records delivered", rc, res.stopped,

@@ -10,7 +10,7 @@
  *     fields and bytes), and the batches are whole: consecutive sequence numbers, the
  *     last one without the batch flag, none cut by a stretch;
  *   - up to ok_up_to the walk delivers exactly what the scanner recovery uses
- *     (kv_scan_buffer) delivers, and ok_up_to is its valid_end: the walk is the scan,
+ *     (scan_buffer) delivers, and ok_up_to is its valid_end: the walk is the scan,
  *     continued;
  *   - a stretch ends at the end of the file or at an offset where an entry checks
  *     out, and between the entry that failed and that end no offset holds one: the
@@ -230,7 +230,7 @@ static void check_against_scan(const uint8_t *buf, size_t len, const event_list 
     kv_scan_result sr;
     if (len <= KV_FILE_HDR_SIZE)
         return;
-    FUZZ_CHECK(kv_scan_buffer(buf, len, KV_FILE_HDR_SIZE, scan_collect, &s, &sr) == 0, "scan");
+    FUZZ_CHECK(scan_buffer(buf, len, KV_FILE_HDR_SIZE, scan_collect, &s, &sr) == 0, "scan");
     FUZZ_CHECK(sr.valid_end == res->ok_up_to, "scan valid_end %llu, walk ok_up_to %llu",
                (unsigned long long)sr.valid_end, (unsigned long long)res->ok_up_to);
     size_t k = 0;
@@ -243,7 +243,7 @@ static void check_against_scan(const uint8_t *buf, size_t len, const event_list 
     FUZZ_CHECK(k == s.n, "scan delivered %zu entries, the walk %zu before ok_up_to", s.n, k);
     /* Torn tail or damage: the tools' verdict is recovery's (scan.h). */
     kv_scan_fence fence;
-    FUZZ_CHECK(kv_scan_find_fence_buffer(buf, len, &sr, &fence) == 0, "fence search");
+    FUZZ_CHECK(scan_find_fence_buffer(buf, len, &sr, &fence) == 0, "fence search");
     FUZZ_CHECK(res->fenced == fence.found && (!fence.found || res->fence_off == fence.off),
                "the walk's fence (%d at %llu) is not recovery's (%d at %llu)", res->fenced,
                (unsigned long long)res->fence_off, fence.found, (unsigned long long)fence.off);
@@ -261,7 +261,7 @@ static void walk_as_file(const uint8_t *buf, size_t len, event_list *l, inspect_
 {
     inspect_walk_fns fns = g_fns_proto;
     if (g_io == NULL) {
-        FUZZ_CHECK(kv_io_new(KV_IO_PSYNC, &g_io) == 0, "kv_io_new");
+        FUZZ_CHECK(io_new(KV_IO_PSYNC, &g_io) == 0, "io_new");
         g_fd = memfd_create("kv-inspect-fuzz", MFD_CLOEXEC);
         FUZZ_CHECK(g_fd >= 0, "memfd_create");
     }

@@ -13,9 +13,9 @@
  *     [valid_end, end)) exactly when the model does;
  *   - scanning only the bytes [0, valid_end) delivers the same records and ends
  *     clean: what it kept is self-contained;
- *   - the file scanner (kv_scan_file through the I/O layer, over a memfd, with the
+ *   - the file scanner (scan_file through the I/O layer, over a memfd, with the
  *     small read window make fuzz compiles in: KV_SCAN_WINDOW) and the buffer
- *     scanner (kv_scan_buffer) agree on everything;
+ *     scanner (scan_buffer) agree on everything;
  *   - nothing is read out of bounds, no allocation follows an unchecked length.
  * Each input is scanned as given and again with its header and entry CRCs
  * recomputed (fuzz.h), so mutations also reach the batch and sequence checks.
@@ -146,14 +146,14 @@ static int g_fd = -1;
 static void scan_as_file(const uint8_t *buf, size_t len, rec_list *l, kv_scan_result *res)
 {
     if (g_io == NULL) {
-        FUZZ_CHECK(kv_io_new(KV_IO_PSYNC, &g_io) == 0, "kv_io_new");
+        FUZZ_CHECK(io_new(KV_IO_PSYNC, &g_io) == 0, "io_new");
         g_fd = memfd_create("kv-wal-fuzz", MFD_CLOEXEC);
         FUZZ_CHECK(g_fd >= 0, "memfd_create");
     }
     FUZZ_CHECK(ftruncate(g_fd, 0) == 0 && io_pwrite_full(g_io, g_fd, buf, len, 0) == 0,
                "writing the memfd");
-    int rc = kv_scan_file(g_io, g_fd, "fuzz.wal", KV_FILE_HDR_SIZE, len, collect, l, res);
-    FUZZ_CHECK(rc == 0, "kv_scan_file returned %d", rc);
+    int rc = scan_file(g_io, g_fd, "fuzz.wal", KV_FILE_HDR_SIZE, len, collect, l, res);
+    FUZZ_CHECK(rc == 0, "scan_file returned %d", rc);
 }
 
 static void check_image(const uint8_t *buf, size_t len)
@@ -163,8 +163,8 @@ static void check_image(const uint8_t *buf, size_t len)
     rec_list pgot = {.buf = buf, .len = len};
     model_result m = {.recs = {.buf = buf, .len = len}};
 
-    int rc = kv_scan_buffer(buf, len, KV_FILE_HDR_SIZE, collect, &got, &res);
-    FUZZ_CHECK(rc == 0, "kv_scan_buffer returned %d", rc);
+    int rc = scan_buffer(buf, len, KV_FILE_HDR_SIZE, collect, &got, &res);
+    FUZZ_CHECK(rc == 0, "scan_buffer returned %d", rc);
     FUZZ_CHECK(res.records == got.n, "records %llu, delivered %zu",
                (unsigned long long)res.records, got.n);
     FUZZ_CHECK(res.valid_end >= KV_FILE_HDR_SIZE && res.valid_end <= len, "valid_end %llu of %zu",
@@ -203,7 +203,7 @@ static void check_image(const uint8_t *buf, size_t len)
     same_result(&res, &fres, "buffer vs file");
     same_records(&got, &fgot, "buffer vs file");
 
-    rc = kv_scan_buffer(buf, (size_t)res.valid_end, KV_FILE_HDR_SIZE, collect, &pgot, &pres);
+    rc = scan_buffer(buf, (size_t)res.valid_end, KV_FILE_HDR_SIZE, collect, &pgot, &pres);
     FUZZ_CHECK(rc == 0 && !pres.stopped && pres.valid_end == res.valid_end,
                "the kept prefix does not scan clean: stopped %d at %llu (%s)", pres.stopped,
                (unsigned long long)pres.bad_off, pres.why);

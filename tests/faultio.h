@@ -60,7 +60,7 @@ fio *fio_new(const char *dir);
 void fio_free(fio *f);
 const char *fio_dir(const fio *f);
 
-/* A kv_io over the layer, for the io factory hook; freed by kv_io_free. Any number
+/* A kv_io over the layer, for the io factory hook; freed by io_free. Any number
  * may exist in turn (one per kv_open); they share the layer's state. */
 int fio_make_io(fio *f, int want, kv_io **out);
 

@@ -207,7 +207,7 @@ static int cs_factory(void *arg, const char *dir, int want, kv_io **out)
     if (g_route_dir[0] != '\0' && strcmp(dir, g_route_dir) == 0)
         return g_route_fio != NULL ? fio_make_io(g_route_fio, want, out)
                                    : rec_make_io(g_route_rec, want, out);
-    return kv_io_new(want, out);
+    return io_new(want, out);
 }
 
 static void run_open(cs_run *r);
@@ -1700,19 +1700,19 @@ static const kv_io_ops rec_ops = {
 
 static void rec_destroy(kv_io *io)
 {
-    kv_io_free(REC_INNER(io));
+    io_free(REC_INNER(io));
     free(io);
 }
 
 static int rec_make_io(rec_io *rec, int want, kv_io **out)
 {
     kv_io *inner;
-    int rc = kv_io_new(want, &inner);
+    int rc = io_new(want, &inner);
     if (rc != KV_OK)
         return rc;
     rec_kvio *w = calloc(1, sizeof *w);
     if (w == NULL) {
-        kv_io_free(inner);
+        io_free(inner);
         return KV_ENOMEM;
     }
     w->io.ops = &rec_ops;
@@ -1782,7 +1782,7 @@ static void test_uring_psync(void)
 {
     const char *names[] = {"rolls", "batches", "hints"};
     char *scratch = cs_scratch();
-    kv_io_set_factory(cs_factory, NULL);
+    io_set_factory(cs_factory, NULL);
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         rec_io ru = {0}, rp = {0};
         char why[300];
@@ -1814,7 +1814,7 @@ static void test_uring_psync(void)
         free(ru.trace);
         free(rp.trace);
     }
-    kv_io_set_factory(NULL, NULL);
+    io_set_factory(NULL, NULL);
 }
 
 /* ---------------------------------------------------------------------------------
@@ -1921,7 +1921,7 @@ static void test_layer_model(void)
     io->ops->close(io, fd);
     io->ops->close(io, t);
     close(dfd);
-    kv_io_free(io);
+    io_free(io);
     fio_free(f);
 }
 
@@ -1965,13 +1965,13 @@ static fio *reg_layer(char **dir, char **img)
     fio *f = fio_new(*dir);
     KVT_CHECK_FATAL(f != NULL, "fio_new");
     route_set(*dir, f, NULL);
-    kv_io_set_factory(cs_factory, NULL);
+    io_set_factory(cs_factory, NULL);
     return f;
 }
 
 static void reg_done(fio *f)
 {
-    kv_io_set_factory(NULL, NULL);
+    io_set_factory(NULL, NULL);
     route_set(NULL, NULL, NULL);
     fio_free(f);
 }
@@ -2089,13 +2089,13 @@ static void test_reg_cut_tail_durable(void)
     fio *f = fio_new(dir);
     KVT_CHECK_FATAL(f != NULL, "fio_new");
     route_set(dir, f, NULL);
-    kv_io_set_factory(cs_factory, NULL);
+    io_set_factory(cs_factory, NULL);
     KVT_RC_FATAL(kvt_open(dir, &o, &db), KV_OK);
     KVT_ASSERT_ABSENT(db, "a", 1);
     KVT_RC(kv_put(db, "p", 1, va, 50), KV_OK);
     KVT_RC(kv_put(db, "q", 1, "q", 1), KV_OK);
     KVT_RC(kvt_close(db), KV_OK);
-    kv_io_set_factory(NULL, NULL);
+    io_set_factory(NULL, NULL);
     route_set(NULL, NULL, NULL);
     /* power failures keeping any subset of what was not durable */
     fio_replay *rp = fio_replay_new(f);
@@ -2140,13 +2140,13 @@ static void workload_test(const char *name, cs_workload_fn run, cs_stats *st)
 {
     const cs_workload *wl = wl_find(name);
     char *scratch = cs_scratch();
-    kv_io_set_factory(cs_factory, NULL);
+    io_set_factory(cs_factory, NULL);
     for (size_t m = 0; m < sizeof cs_modes / sizeof *cs_modes; m++) {
         char first[1024];
         unsigned v = run(wl, cs_modes[m], scratch, st, first, sizeof first);
         KVT_CHECK(v == 0, "%u violations; the first: %s", v, first);
     }
-    kv_io_set_factory(NULL, NULL);
+    io_set_factory(NULL, NULL);
     add_stats(&g_total, st);
 }
 
@@ -2180,9 +2180,9 @@ static void mutant_test(const char *name, int op, const char *suffix, const char
     char *scratch = cs_scratch();
     g_mutant_op = op;
     g_mutant_suffix = suffix;
-    kv_io_set_factory(cs_factory, NULL);
+    io_set_factory(cs_factory, NULL);
     unsigned v = power_workload(wl_find(name), KV_SYNC_ALWAYS, scratch, &st, first, sizeof first);
-    kv_io_set_factory(NULL, NULL);
+    io_set_factory(NULL, NULL);
     g_mutant_op = 0;
     KVT_CHECK(v > 0, "an engine that %s passed every check of workload %s", what, name);
     if (v > 0)

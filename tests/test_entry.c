@@ -160,7 +160,7 @@ static void test_scan_every_truncation(void)
                 want += units[u];
                 want_end = ends[u];
             }
-        KVT_CHECK(kv_scan_buffer(f, cut, KV_FILE_HDR_SIZE, collect, &s, &res) == KV_OK, "scan");
+        KVT_CHECK(scan_buffer(f, cut, KV_FILE_HDR_SIZE, collect, &s, &res) == KV_OK, "scan");
         KVT_CHECK(s.n == want && res.valid_end == want_end && res.stopped == (cut != want_end),
                   "cut at %zu: %d entries (want %d), valid_end %llu (want %zu)", cut, s.n, want,
                   (unsigned long long)res.valid_end, want_end);
@@ -176,7 +176,7 @@ static void test_scan_damage_stops_batch(void)
     f[ends[1] - 1] ^= 0x40;
     scanned s = {.n = 0};
     kv_scan_result res;
-    KVT_CHECK(kv_scan_buffer(f, size, KV_FILE_HDR_SIZE, collect, &s, &res) == KV_OK, "scan");
+    KVT_CHECK(scan_buffer(f, size, KV_FILE_HDR_SIZE, collect, &s, &res) == KV_OK, "scan");
     KVT_CHECK(s.n == 1 && s.seqs[0] == 1, "only the entry before the batch: got %d", s.n);
     KVT_CHECK(res.stopped && res.valid_end == ends[0] && strstr(res.why, "checksum") != NULL,
               "stopped at %llu (%s)", (unsigned long long)res.valid_end, res.why);
@@ -211,7 +211,7 @@ static void test_manifest_every_byte(void)
 {
     char *dir = kvt_dir_new("manifest");
     kv_io *io;
-    KVT_RC_FATAL(kv_io_new(KV_IO_PSYNC, &io), KV_OK);
+    KVT_RC_FATAL(io_new(KV_IO_PSYNC, &io), KV_OK);
     int dfd = open(dir, O_RDONLY | O_DIRECTORY);
     kv_manifest_seg segs[3] = {{1, 0, 4096}, {2, 0, 5000}, {4, 0, 16}};
     kv_manifest m = {.active = 5, .next_file = 6, .nsealed = 3, .sealed = segs}, back;
@@ -239,7 +239,7 @@ static void test_manifest_every_byte(void)
     KVT_CHECK(detected == n, "%u of %zu MANIFEST byte flips detected", detected, n);
     KVT_CHECK(manifest_decode(img, n - 1, &back) == KV_ECORRUPT, "truncated MANIFEST");
     close(dfd);
-    kv_io_free(io);
+    io_free(io);
 }
 
 /* ---- recovery of damaged stores ---------------------------------------------------- */

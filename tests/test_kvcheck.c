@@ -245,7 +245,7 @@ static void entries_of(const char *path, ent_list *l)
     kv_scan_result res;
     uint8_t *b = kvt_slurp(path, &len);
     l->n = 0;
-    KVT_RC_FATAL(kv_scan_buffer(b, len, KV_FILE_HDR_SIZE, ent_collect, l, &res), KV_OK);
+    KVT_RC_FATAL(scan_buffer(b, len, KV_FILE_HDR_SIZE, ent_collect, l, &res), KV_OK);
     KVT_CHECK_FATAL(!res.stopped, "%s does not scan clean: %s", path, res.why);
     free(b);
 }
@@ -1072,7 +1072,7 @@ static int repair_factory(void *arg, const char *dir, int want, kv_io **out)
     (void)arg;
     if (g_fio != NULL && strcmp(dir, g_fio_dir) == 0)
         return fio_make_io(g_fio, want, out);
-    return kv_io_new(want, out);
+    return io_new(want, out);
 }
 
 /* kvcheck --repair --yes, in process. */
@@ -1179,9 +1179,9 @@ static fio *repair_through_layer(const char *dir)
     g_fio = fio_new(dir);
     g_fio_dir = dir;
     KVT_CHECK_FATAL(g_fio != NULL, "fio_new");
-    kv_io_set_factory(repair_factory, NULL);
+    io_set_factory(repair_factory, NULL);
     int rc = repair_in_process(dir, &res);
-    kv_io_set_factory(NULL, NULL);
+    io_set_factory(NULL, NULL);
     KVT_CHECK_FATAL(rc == KV_OK && res.done && fio_model_error(g_fio) == NULL,
                     "the repair through the layer: rc %d (%s), done %d, model %s", rc, kv_errmsg(),
                     res.done, fio_model_error(g_fio) ? fio_model_error(g_fio) : "ok");
@@ -1307,7 +1307,7 @@ static void test_repair_agrees_with_recovery(void)
     g_fio = fio_new(dir);
     g_fio_dir = dir;
     KVT_CHECK_FATAL(g_fio != NULL, "fio_new");
-    kv_io_set_factory(repair_factory, NULL);
+    io_set_factory(repair_factory, NULL);
     store_options(&o, 0);
     o.io = KV_IO_PSYNC;
     KVT_RC_FATAL(kvt_open(dir, &o, &db), KV_OK);
@@ -1317,7 +1317,7 @@ static void test_repair_agrees_with_recovery(void)
         KVT_RC(kv_put(db, key, strlen(key), val, (size_t)n), KV_OK);
     }
     KVT_RC(kvt_close(db), KV_OK);
-    kv_io_set_factory(NULL, NULL);
+    io_set_factory(NULL, NULL);
     uint64_t calls = fio_calls(g_fio);
     fio_replay *rp = fio_replay_new(g_fio);
     uint64_t last[FIO_V_COUNT][2] = {{0}};

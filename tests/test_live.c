@@ -316,7 +316,7 @@ static const kv_io_ops vanish_ops = {
 
 static void v_destroy(kv_io *io)
 {
-    kv_io_free(inner_of(io));
+    io_free(inner_of(io));
     ((vanish_io *)io)->inner = NULL;
 }
 
@@ -324,8 +324,8 @@ static int vanish_factory(void *arg, const char *dir, int want, kv_io **out)
 {
     (void)arg;
     if (strcmp(dir, g_vanish_dir) != 0 || g_vanish.inner != NULL)
-        return kv_io_new(want, out);
-    int rc = kv_io_new(KV_IO_PSYNC, &g_vanish.inner);
+        return io_new(want, out);
+    int rc = io_new(KV_IO_PSYNC, &g_vanish.inner);
     if (rc != KV_OK)
         return rc;
     g_vanish.io.ops = &vanish_ops;
@@ -351,9 +351,9 @@ static int open_vanishing(const char *dir, const char *suffix, unsigned left, in
     kv_options_init(&o);
     o.read_only = 1;
     o.create = 0;
-    kv_io_set_factory(vanish_factory, NULL);
+    io_set_factory(vanish_factory, NULL);
     int rc = kvt_open(dir, &o, &db);
-    kv_io_set_factory(NULL, NULL);
+    io_set_factory(NULL, NULL);
     *failed = g_vanish.failed;
     *keys = 0;
     if (rc == KV_OK) {

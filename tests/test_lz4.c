@@ -102,7 +102,7 @@ static void scan_file_flags(const char *dir, const char *name, flag_count *c)
     size_t len;
     kv_scan_result res;
     uint8_t *buf = kvt_slurp(kvt_path(dir, name), &len);
-    KVT_CHECK(kv_scan_buffer(buf, len, KV_FILE_HDR_SIZE, count_flags, c, &res) == KV_OK
+    KVT_CHECK(scan_buffer(buf, len, KV_FILE_HDR_SIZE, count_flags, c, &res) == KV_OK
                   && !res.stopped, "%s scans clean (stopped at %llu: %s)", name,
               (unsigned long long)res.bad_off, res.why);
     free(buf);

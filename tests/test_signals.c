@@ -230,7 +230,7 @@ static int slow_factory(void *arg, const char *dir, int want, kv_io **out)
 {
     (void)arg;
     (void)dir;
-    int rc = kv_io_new(want, out);
+    int rc = io_new(want, out);
     if (rc == KV_OK) {
         g_inner_ops = (*out)->ops;
         (*out)->ops = &g_slow_ops;
@@ -247,9 +247,9 @@ static int interval_trial(const char *dir, unsigned trial)
     char k[32];
     kvt_options(&o, KV_SYNC_INTERVAL, KV_IO_AUTO, 0);
     o.sync_interval_ms = 10;
-    kv_io_set_factory(slow_factory, NULL);
+    io_set_factory(slow_factory, NULL);
     int rc = kvt_open(dir, &o, &db);
-    kv_io_set_factory(NULL, NULL);
+    io_set_factory(NULL, NULL);
     KVT_RC_FATAL(rc, KV_OK);
     for (unsigned i = 0; i < 40; i++) {
         snprintf(k, sizeof k, "t%u-%u", trial, i);

@@ -466,14 +466,14 @@ int forensic_dir(const char *dir, const forensic_opts *o)
         fprintf(stderr, "kvdump: %s: holds no kv store (no kv file among its %zu entries)\n",
                 dir, n);
         code = F_USAGE;
-    } else if (kv_io_new(KV_IO_PSYNC, &c.io) != KV_OK) {
+    } else if (io_new(KV_IO_PSYNC, &c.io) != KV_OK) {
         fprintf(stderr, "kvdump: %s: %s\n", dir, kv_errmsg());
         code = F_STORE;
     } else {
         open_for_state(&c, dir);
         code = list_entries(&c, v, n);
         kv_close(c.db);
-        kv_io_free(c.io);
+        io_free(c.io);
     }
     free(v);
     close(c.dirfd);
@@ -499,7 +499,7 @@ int forensic_file(const char *path, const forensic_opts *o)
 {
     ctx c = {.o = o, .dirfd = AT_FDCWD, .file = path};
     int kind, newer, code;
-    if (kv_io_new(KV_IO_PSYNC, &c.io) != KV_OK) {
+    if (io_new(KV_IO_PSYNC, &c.io) != KV_OK) {
         fprintf(stderr, "kvdump: %s: %s\n", path, kv_errmsg());
         return F_STORE;
     }
@@ -523,7 +523,7 @@ int forensic_file(const char *path, const forensic_opts *o)
             code = F_USAGE;
         }
     }
-    kv_io_free(c.io);
+    io_free(c.io);
     if (code == STOP_STDOUT || (code == F_DONE && (fflush(stdout) != 0 || ferror(stdout)))) {
         fprintf(stderr, "kvdump: stdout: %s\n", strerror(errno ? errno : EIO));
         return F_STORE;

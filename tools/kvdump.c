@@ -148,7 +148,7 @@ static int list_keys(kv_db *db, const struct args *a, dump_keys *kl)
     struct collect c = {kl, a};
     for (unsigned s = 0; s < IDX_SHARDS; s++)
         if (idx_visit_shard(db->idx, s, collect_key, &c) != 0)
-            return kv_err(KV_ENOMEM, "listing the keys: out of memory after %zu keys", kl->n);
+            return err_set(KV_ENOMEM, "listing the keys: out of memory after %zu keys", kl->n);
     dump_keys_sort(kl);
     return KV_OK;
 }
@@ -167,7 +167,7 @@ static int stored_lz4(kv_db *db, const uint8_t *key, size_t klen, int *lz4)
         return KV_OK;
     kv_file *f = ftab_get(db, loc.file, loc.flags & IDX_F_WAL);
     if (f == NULL)
-        return kv_err(KV_EIO, "file %u of a key's record is not open", loc.file);
+        return err_set(KV_EIO, "file %u of a key's record is not open", loc.file);
     const uint8_t *p = file_peek(f, loc.off, sizeof hdr);
     if (p == NULL) {
         rc = file_read(f, loc.off, hdr, sizeof hdr);
@@ -216,7 +216,7 @@ static int write_record(kv_db *db, const struct args *a, const uint8_t *k, size_
     if (!a->keys_only) {
         int rc = kv_get(db, k, klen, &v, &vlen);
         if (rc == KV_NOTFOUND)
-            rc = kv_err(KV_EIO, "a listed key vanished from a read-only handle");
+            rc = err_set(KV_EIO, "a listed key vanished from a read-only handle");
         if (rc != KV_OK)
             return rc;
         dump_write_line(stdout, a->format, v, vlen);

@@ -35,7 +35,7 @@ int wal_check(wal_writer *w)
     if (st == 0)
         return KV_OK;
     pthread_mutex_lock(&w->fd_mu);
-    kv_err(st, "store failed earlier and refuses writes until reopened: %s", w->failmsg);
+    err_set(st, "store failed earlier and refuses writes until reopened: %s", w->failmsg);
     pthread_mutex_unlock(&w->fd_mu);
     return st;
 }
@@ -136,7 +136,7 @@ static int write_group(wal_writer *w, wal_req *first, wal_req *last, struct iove
     mark_fence(w, first, last);
     int r = w->io->ops->write_group(w->io, w->fd, iov, iovcnt, off, sync);
     if (r < 0)
-        return wal_fail(w, kv_err_errno(-r, "%06u.wal: %s of %zu bytes at offset %llu", w->number,
+        return wal_fail(w, err_errno(-r, "%06u.wal: %s of %zu bytes at offset %llu", w->number,
                                         sync ? "write+fdatasync" : "write", bytes,
                                         (unsigned long long)off));
     atomic_store(&w->off, off + bytes);
@@ -203,9 +203,9 @@ int wal_commit(wal_writer *w, wal_req *r)
     await_returning_writers(w, r);
     wal_req *last = pick_group(w, iov, &iovcnt, &bytes, &roll);
     pthread_mutex_unlock(&w->mu);
-    uint64_t t0 = kv_now_us();
+    uint64_t t0 = clock_now_us();
     int st = write_group(w, r, last, iov, iovcnt, bytes, roll);
-    uint64_t took = kv_now_us() - t0;
+    uint64_t took = clock_now_us() - t0;
     pthread_mutex_lock(&w->mu);
     w->sync_ewma_us = (w->sync_ewma_us * 7 + took) / 8;
     w->released = (uint32_t)iovcnt;
@@ -271,7 +271,7 @@ int wal_sync(wal_writer *w)
         note_synced(w, target);
     pthread_mutex_unlock(&w->fd_mu);
     if (r < 0)
-        return wal_fail(w, kv_err_errno(-r, "%06u.wal: fdatasync", number));
+        return wal_fail(w, err_errno(-r, "%06u.wal: fdatasync", number));
     atomic_fetch_add(&w->syncs, 1);
     return KV_OK;
 }
@@ -326,7 +326,7 @@ int wal_init(wal_writer *w, kv_io *io, int sync_mode, unsigned interval_ms, int 
     if (sync_mode == KV_SYNC_INTERVAL) {
         int e = pthread_create(&w->syncer, NULL, syncer_main, w);
         if (e != 0)
-            return kv_err_errno(e, "starting the WAL sync thread");
+            return err_errno(e, "starting the WAL sync thread");
         w->syncer_running = 1;
     }
     return KV_OK;

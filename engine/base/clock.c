@@ -5,7 +5,7 @@
 
 #include <time.h>
 
-uint64_t kv_now_us(void)
+uint64_t clock_now_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -18,15 +18,15 @@
 #endif
 
 /* Records a message for kv_errmsg() and returns status. */
-int kv_err(int status, const char *fmt, ...) KV_PRINTF(2, 3);
+int err_set(int status, const char *fmt, ...) KV_PRINTF(2, 3);
 /* Records msg as it is (no formatting: cheap enough for a hot path, such as the
  * KV_NOTFOUND of a get that misses) and returns status. */
-int kv_err_const(int status, const char *msg);
+int err_const(int status, const char *msg);
 /* Records "message: strerror(err)" and returns the status errno maps to
  * (KV_ENOSPC for ENOSPC/EDQUOT, KV_ENOMEM for ENOMEM, else KV_EIO). */
-int kv_err_errno(int err, const char *fmt, ...) KV_PRINTF(2, 3);
-int kv_status_from_errno(int err);
-void kv_err_clear(void);
+int err_errno(int err, const char *fmt, ...) KV_PRINTF(2, 3);
+int status_from_errno(int err);
+void err_clear(void);
 
 
 /* Initialises a reader-writer lock that prefers writers. glibc's default prefers
@@ -35,7 +35,7 @@ void kv_err_clear(void);
  * preference a new reader waits behind a waiting writer, so no reader may take the
  * same lock twice (nested read locks deadlock once a writer queues between them):
  * the library never does. */
-static inline void kv_rwlock_init(pthread_rwlock_t *l)
+static inline void rwlock_init_writers_first(pthread_rwlock_t *l)
 {
     pthread_rwlockattr_t a;
     pthread_rwlockattr_init(&a);
@@ -45,7 +45,7 @@ static inline void kv_rwlock_init(pthread_rwlock_t *l)
 }
 
 /* Monotonic clock in microseconds. */
-uint64_t kv_now_us(void);
+uint64_t clock_now_us(void);
 
 #ifdef KV_DEBUG
 #include <assert.h>

@@ -1,7 +1,7 @@
 /*
  * status.c — status codes and the per-thread detailed error message.
  *
- * Every library function that fails records a message here (kv_err, kv_err_errno)
+ * Every library function that fails records a message here (err_set, err_errno)
  * and returns the status; kv_errmsg() hands the calling thread its last message.
  * kv_strerror() is a static table with a generic text for unknown codes, like
  * SQLite's sqlite3ErrStr and LMDB's mdb_strerror.
@@ -36,7 +36,7 @@ const char *kv_errmsg(void) { return kv_errbuf; }
 
 const char *kv_version(void) { return KV_VERSION_STRING; }
 
-void kv_err_clear(void) { kv_errbuf[0] = '\0'; }
+void err_clear(void) { kv_errbuf[0] = '\0'; }
 
 static void kv_verr(const char *fmt, va_list ap) KV_PRINTF(1, 0);
 static void kv_verr(const char *fmt, va_list ap)
@@ -44,7 +44,7 @@ static void kv_verr(const char *fmt, va_list ap)
     vsnprintf(kv_errbuf, sizeof kv_errbuf, fmt, ap);
 }
 
-int kv_err(int status, const char *fmt, ...)
+int err_set(int status, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -53,7 +53,7 @@ int kv_err(int status, const char *fmt, ...)
     return status;
 }
 
-int kv_err_const(int status, const char *msg)
+int err_const(int status, const char *msg)
 {
     size_t n = strlen(msg);
     if (n >= sizeof kv_errbuf)
@@ -63,7 +63,7 @@ int kv_err_const(int status, const char *msg)
     return status;
 }
 
-int kv_status_from_errno(int err)
+int status_from_errno(int err)
 {
     if (err == ENOSPC || err == EDQUOT)
         return KV_ENOSPC;
@@ -72,7 +72,7 @@ int kv_status_from_errno(int err)
     return KV_EIO;
 }
 
-int kv_err_errno(int err, const char *fmt, ...)
+int err_errno(int err, const char *fmt, ...)
 {
     va_list ap;
     size_t n;
@@ -81,5 +81,5 @@ int kv_err_errno(int err, const char *fmt, ...)
     va_end(ap);
     n = strlen(kv_errbuf);
     snprintf(kv_errbuf + n, sizeof kv_errbuf - n, ": %s", strerror(err));
-    return kv_status_from_errno(err);
+    return status_from_errno(err);
 }

@@ -38,7 +38,7 @@ static int batch_add(kv_batch *b, int type, const void *key, size_t klen, const 
 {
     size_t need = entry_size(klen, vlen);
     if (b->len + need > KV_MAX_BATCH)
-        return kv_err(KV_EINVAL, "kv_batch: adding %zu bytes would exceed KV_MAX_BATCH (%u)",
+        return err_set(KV_EINVAL, "kv_batch: adding %zu bytes would exceed KV_MAX_BATCH (%u)",
                       need, KV_MAX_BATCH);
     if (b->len + need > b->cap) {
         size_t ncap = b->cap ? b->cap * 2 : 256;
@@ -46,7 +46,7 @@ static int batch_add(kv_batch *b, int type, const void *key, size_t klen, const 
             ncap *= 2;
         uint8_t *nb = realloc(b->buf, ncap);
         if (nb == NULL)
-            return kv_err(KV_ENOMEM, "kv_batch: growing to %zu bytes", ncap);
+            return err_set(KV_ENOMEM, "kv_batch: growing to %zu bytes", ncap);
         b->buf = nb;
         b->cap = ncap;
     }
@@ -60,7 +60,7 @@ static int batch_add(kv_batch *b, int type, const void *key, size_t klen, const 
 int kv_batch_put(kv_batch *b, const void *key, size_t klen, const void *val, size_t vlen)
 {
     if (b == NULL)
-        return kv_err(KV_EINVAL, "kv_batch_put: batch is NULL");
+        return err_set(KV_EINVAL, "kv_batch_put: batch is NULL");
     int rc = db_check_kv("kv_batch_put", key, klen, val, vlen);
     if (rc == KV_OK)
         rc = batch_add(b, KV_REC_PUT, key, klen, val, vlen);
@@ -72,7 +72,7 @@ int kv_batch_put(kv_batch *b, const void *key, size_t klen, const void *val, siz
 int kv_batch_delete(kv_batch *b, const void *key, size_t klen)
 {
     if (b == NULL)
-        return kv_err(KV_EINVAL, "kv_batch_delete: batch is NULL");
+        return err_set(KV_EINVAL, "kv_batch_delete: batch is NULL");
     int rc = db_check_key("kv_batch_delete", key, klen);
     if (rc == KV_OK)
         rc = batch_add(b, KV_REC_DEL, key, klen, NULL, 0);

@@ -94,7 +94,7 @@ void db_summarize_sealed(kv_db *db, kv_file *f, const hint_buf *h)
         f->max_seq = UINT64_MAX;
     }
     hash_list_free(&s.hashes);
-    kv_err_clear();
+    err_clear();
     (void)db;
 }
 
@@ -133,7 +133,7 @@ static int push_file(kv_file ***v, uint32_t *n, kv_file *f)
 {
     kv_file **nv = realloc(*v, (*n + 1) * sizeof *nv);
     if (nv == NULL)
-        return kv_err(KV_ENOMEM, "compaction: list of %u segments", *n + 1);
+        return err_set(KV_ENOMEM, "compaction: list of %u segments", *n + 1);
     nv[(*n)++] = f;
     *v = nv;
     return KV_OK;
@@ -216,12 +216,12 @@ static int pace(compact_pass *p, uint64_t bytes)
     if (db->opts.compact_bytes_per_sec == 0 || p->paced % PACE_CHUNK < bytes)
         return KV_OK;
     uint64_t due_us = p->paced * 1000000u / db->opts.compact_bytes_per_sec;
-    uint64_t spent = kv_now_us() - p->t0;
+    uint64_t spent = clock_now_us() - p->t0;
     while (due_us > spent && !atomic_load(&db->bg_stop)) {
         uint64_t nap = due_us - spent > 50000 ? 50000 : due_us - spent;
         struct timespec ts = {0, (long)nap * 1000L};
         nanosleep(&ts, NULL);
-        spent = kv_now_us() - p->t0;
+        spent = clock_now_us() - p->t0;
     }
     return atomic_load(&db->bg_stop) ? COMPACT_STOPPED : KV_OK;
 }
@@ -267,7 +267,7 @@ static int seal_output(compact_pass *p, compact_out *o)
     if (rc == KV_OK) {
         int r = db->io->ops->fdatasync(db->io, o->f->fd);
         if (r < 0)
-            rc = kv_err_errno(-r, "%s: fdatasync of a compaction output", o->f->name);
+            rc = err_errno(-r, "%s: fdatasync of a compaction output", o->f->name);
     }
     if (rc != KV_OK)
         return rc;
@@ -296,7 +296,7 @@ static int output_for(compact_pass *p, uint32_t size, compact_out **out)
         uint32_t ncap = p->outcap ? p->outcap * 2 : 4;
         compact_out *no = realloc(p->out, ncap * sizeof *no);
         if (no == NULL)
-            return kv_err(KV_ENOMEM, "compaction: %u outputs", ncap);
+            return err_set(KV_ENOMEM, "compaction: %u outputs", ncap);
         p->out = no;
         p->outcap = ncap;
     }
@@ -374,10 +374,10 @@ static int copy_entry(void *arg, const kv_entry *e, uint64_t off)
 static int copy_input(compact_pass *p, kv_file *f)
 {
     kv_scan_result res;
-    int rc = kv_scan_file(p->db->io, f->fd, f->name, KV_FILE_HDR_SIZE, f->size, copy_entry, p, &res);
+    int rc = scan_file(p->db->io, f->fd, f->name, KV_FILE_HDR_SIZE, f->size, copy_entry, p, &res);
     if (rc == KV_OK && res.stopped) {
         f->compact_skip = 1; /* damaged: reported now, left for kvcheck */
-        rc = kv_err(KV_ECORRUPT, "%s: offset %llu: %s (compaction leaves this segment alone)",
+        rc = err_set(KV_ECORRUPT, "%s: offset %llu: %s (compaction leaves this segment alone)",
                     f->name, (unsigned long long)res.bad_off, res.why);
     }
     return rc;
@@ -409,7 +409,7 @@ static int publish_locked(compact_pass *p, int *renamed)
     uint32_t n = 0;
     *renamed = 0;
     if (ns == NULL)
-        return kv_err(KV_ENOMEM, "compaction: MANIFEST of %u segments", m.nsealed + p->nout);
+        return err_set(KV_ENOMEM, "compaction: MANIFEST of %u segments", m.nsealed + p->nout);
     for (uint32_t i = 0; i < m.nsealed; i++)
         if (!in_inputs(p, m.sealed[i].number))
             ns[n++] = m.sealed[i];
@@ -514,7 +514,7 @@ static int finish_pass(compact_pass *p)
     uint32_t added = 0;
     kv_file **outs = NULL;
     if (rc == KV_OK && p->nout > 0 && (outs = malloc(p->nout * sizeof *outs)) == NULL)
-        rc = kv_err(KV_ENOMEM, "compaction: %u outputs", p->nout);
+        rc = err_set(KV_ENOMEM, "compaction: %u outputs", p->nout);
     for (uint32_t i = 0; rc == KV_OK && i < p->nout; i++) {
         p->out[i].f->live_bytes = p->out[i].put_bytes;
         outs[i] = p->out[i].f;
@@ -557,7 +557,7 @@ static void pass_free(compact_pass *p)
 /* One pass. *did is set when it compacted something. The caller holds compact_mu. */
 static int run_pass(kv_db *db, int background, int *did)
 {
-    compact_pass p = {.db = db, .background = background, .t0 = kv_now_us()};
+    compact_pass p = {.db = db, .background = background, .t0 = clock_now_us()};
     *did = 0;
     int rc = wal_check(&db->wal);
     if (rc == KV_OK)
@@ -585,7 +585,7 @@ static int run_pass(kv_db *db, int background, int *did)
         atomic_fetch_add(&db->compact_dropped, p.dropped);
         atomic_fetch_add(&db->compact_tombs_dropped, p.tombs_dropped);
         atomic_store(&db->compact_last_unix, (uint64_t)time(NULL));
-        atomic_store(&db->compact_last_us, kv_now_us() - p.t0);
+        atomic_store(&db->compact_last_us, clock_now_us() - p.t0);
         *did = 1;
     } else if (rc != COMPACT_STOPPED) {
         atomic_fetch_add(&db->compact_errors, 1);
@@ -619,7 +619,7 @@ static void *bg_main(void *arg)
                && run_pass(db, 1, &did) == KV_OK) /* errors are counted in stats */
             ;
         pthread_mutex_unlock(&db->compact_mu);
-        kv_err_clear();
+        err_clear();
         pthread_mutex_lock(&db->bg_mu);
     }
     pthread_mutex_unlock(&db->bg_mu);
@@ -632,7 +632,7 @@ int compact_start(kv_db *db)
         return KV_OK;
     int e = pthread_create(&db->bg_thread, NULL, bg_main, db);
     if (e != 0)
-        return kv_err_errno(e, "starting the compaction thread");
+        return err_errno(e, "starting the compaction thread");
     db->bg_running = 1;
     return KV_OK;
 }
@@ -662,9 +662,9 @@ void compact_kick(kv_db *db)
 int kv_compact(kv_db *db)
 {
     if (db == NULL)
-        return kv_err(KV_EINVAL, "kv_compact: db is NULL");
+        return err_set(KV_EINVAL, "kv_compact: db is NULL");
     if (db->opts.read_only)
-        return kv_err(KV_EREADONLY, "kv_compact: %s is open read-only", db->dir);
+        return err_set(KV_EREADONLY, "kv_compact: %s is open read-only", db->dir);
     int rc = wal_check(&db->wal);
     if (rc != KV_OK)
         return rc;

@@ -40,21 +40,21 @@ void kv_options_init(kv_options *o)
 static int check_options(const kv_options *o)
 {
     if (o->sync != KV_SYNC_ALWAYS && o->sync != KV_SYNC_INTERVAL && o->sync != KV_SYNC_NONE)
-        return kv_err(KV_EINVAL, "kv_open: options.sync %d is not KV_SYNC_ALWAYS, "
+        return err_set(KV_EINVAL, "kv_open: options.sync %d is not KV_SYNC_ALWAYS, "
                       "KV_SYNC_INTERVAL or KV_SYNC_NONE", o->sync);
     if (o->sync_interval_ms < 1 || o->sync_interval_ms > 3600000u)
-        return kv_err(KV_EINVAL, "kv_open: options.sync_interval_ms %u is outside 1..3600000",
+        return err_set(KV_EINVAL, "kv_open: options.sync_interval_ms %u is outside 1..3600000",
                       o->sync_interval_ms);
     if (o->compression != KV_COMPRESS_NONE && o->compression != KV_COMPRESS_LZ4)
-        return kv_err(KV_EINVAL, "kv_open: options.compression %d is not KV_COMPRESS_NONE "
+        return err_set(KV_EINVAL, "kv_open: options.compression %d is not KV_COMPRESS_NONE "
                       "or KV_COMPRESS_LZ4", o->compression);
     if (o->segment_bytes < 4096 || o->segment_bytes > (1u << 30))
-        return kv_err(KV_EINVAL, "kv_open: options.segment_bytes %llu is outside 4 KiB..1 GiB",
+        return err_set(KV_EINVAL, "kv_open: options.segment_bytes %llu is outside 4 KiB..1 GiB",
                       (unsigned long long)o->segment_bytes);
     if (o->io != KV_IO_AUTO && o->io != KV_IO_URING && o->io != KV_IO_PSYNC)
-        return kv_err(KV_EINVAL, "kv_open: options.io %d is unknown", o->io);
+        return err_set(KV_EINVAL, "kv_open: options.io %d is unknown", o->io);
     if (!(o->compact_dead_ratio > 0.0 && o->compact_dead_ratio <= 1.0))
-        return kv_err(KV_EINVAL, "kv_open: options.compact_dead_ratio %g is outside (0, 1]",
+        return err_set(KV_EINVAL, "kv_open: options.compact_dead_ratio %g is outside (0, 1]",
                       o->compact_dead_ratio);
     return KV_OK;
 }
@@ -62,9 +62,9 @@ static int check_options(const kv_options *o)
 int db_check_key(const char *fn, const void *key, size_t klen)
 {
     if (key == NULL)
-        return kv_err(KV_EINVAL, "%s: key is NULL", fn);
+        return err_set(KV_EINVAL, "%s: key is NULL", fn);
     if (klen == 0 || klen > KV_MAX_KEY)
-        return kv_err(KV_EINVAL, "%s: key length %zu is outside 1..%u", fn, klen, KV_MAX_KEY);
+        return err_set(KV_EINVAL, "%s: key length %zu is outside 1..%u", fn, klen, KV_MAX_KEY);
     return KV_OK;
 }
 
@@ -74,10 +74,10 @@ int db_check_kv(const char *fn, const void *key, size_t klen, const void *val, s
     if (rc != KV_OK)
         return rc;
     if (vlen > KV_MAX_VALUE)
-        return kv_err(KV_EINVAL, "%s: value length %zu is above KV_MAX_VALUE (%u)", fn, vlen,
+        return err_set(KV_EINVAL, "%s: value length %zu is above KV_MAX_VALUE (%u)", fn, vlen,
                       KV_MAX_VALUE);
     if (val == NULL && vlen > 0)
-        return kv_err(KV_EINVAL, "%s: value is NULL with length %zu", fn, vlen);
+        return err_set(KV_EINVAL, "%s: value is NULL with length %zu", fn, vlen);
     return KV_OK;
 }
 
@@ -134,7 +134,7 @@ static int ftab_reserve_locked(kv_db *db, uint32_t n)
         ncap *= 2;
     kv_file **nf = realloc(db->files, ncap * sizeof *nf);
     if (nf == NULL)
-        return kv_err(KV_ENOMEM, "file table of %u files", ncap);
+        return err_set(KV_ENOMEM, "file table of %u files", ncap);
     db->files = nf;
     db->fcap = ncap;
     return KV_OK;
@@ -235,7 +235,7 @@ static int check_empty_dir(kv_db *db, int cleanup)
     struct dirent *de;
     int rc = KV_OK;
     if (d == NULL)
-        return kv_err_errno(errno, "%s: reading the directory", db->dir);
+        return err_errno(errno, "%s: reading the directory", db->dir);
     rewinddir(d); /* a dup shares the offset an earlier pass left at the end */
     while (rc == KV_OK && (de = readdir(d)) != NULL) {
         const char *n = de->d_name;
@@ -251,9 +251,9 @@ static int check_empty_dir(kv_db *db, int cleanup)
             continue;
         }
         if (file_parse_name(n, &num))
-            rc = kv_err(KV_ECORRUPT, "%s: MANIFEST is missing but %s exists", db->dir, n);
+            rc = err_set(KV_ECORRUPT, "%s: MANIFEST is missing but %s exists", db->dir, n);
         else
-            rc = kv_err(KV_EINVAL, "%s: directory holds no kv store and is not empty (%s); "
+            rc = err_set(KV_EINVAL, "%s: directory holds no kv store and is not empty (%s); "
                         "a store is only created in an empty directory", db->dir, n);
     }
     closedir(d);
@@ -286,17 +286,17 @@ static int open_dir(kv_db *db, const char *dir, int create)
     struct stat st;
     if (stat(dir, &st) < 0) {
         if (errno != ENOENT)
-            return kv_err_errno(errno, "kv_open: %s", dir);
+            return err_errno(errno, "kv_open: %s", dir);
         if (!create)
-            return kv_err(KV_EINVAL, "kv_open: %s does not exist (and create is 0)", dir);
+            return err_set(KV_EINVAL, "kv_open: %s does not exist (and create is 0)", dir);
         if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-            return kv_err_errno(errno, "kv_open: creating directory %s", dir);
+            return err_errno(errno, "kv_open: creating directory %s", dir);
     } else if (!S_ISDIR(st.st_mode)) {
-        return kv_err(KV_EINVAL, "kv_open: %s is not a directory", dir);
+        return err_set(KV_EINVAL, "kv_open: %s is not a directory", dir);
     }
     db->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (db->dirfd < 0)
-        return kv_err_errno(errno, "kv_open: opening directory %s", dir);
+        return err_errno(errno, "kv_open: opening directory %s", dir);
     return KV_OK;
 }
 
@@ -342,7 +342,7 @@ static void remove_leftovers(kv_db *db)
 static int sync_dir(kv_db *db)
 {
     int r = db->io->ops->syncdir(db->io, db->dirfd);
-    return r < 0 ? kv_err_errno(-r, "%s: fsync of the directory", db->dir) : KV_OK;
+    return r < 0 ? err_errno(-r, "%s: fsync of the directory", db->dir) : KV_OK;
 }
 
 /* Before anything is written (even LOCK): a directory without a MANIFEST must be
@@ -352,7 +352,7 @@ static int precheck_dir(kv_db *db, const char *dir)
     if (faccessat(db->dirfd, KV_MANIFEST_NAME, F_OK, 0) == 0)
         return KV_OK;
     if (db->opts.read_only || !db->opts.create)
-        return kv_err(KV_EINVAL, "kv_open: %s holds no kv store (no MANIFEST)%s", dir,
+        return err_set(KV_EINVAL, "kv_open: %s holds no kv store (no MANIFEST)%s", dir,
                       db->opts.read_only ? "" : " and create is 0");
     return check_empty_dir(db, 0);
 }
@@ -364,7 +364,7 @@ static int load_store(kv_db *db, const char *dir)
     int rc = manifest_load(db->io, db->dirfd, &db->man);
     if (rc == KV_NOTFOUND) {
         if (db->opts.read_only || !db->opts.create)
-            rc = kv_err(KV_EINVAL, "kv_open: %s holds no kv store (no MANIFEST)%s", dir,
+            rc = err_set(KV_EINVAL, "kv_open: %s holds no kv store (no MANIFEST)%s", dir,
                         db->opts.read_only ? "" : " and create is 0");
         else
             rc = create_store(db);
@@ -397,7 +397,7 @@ static int recovery_reset(kv_db *db)
     db->recovery_hints = db->recovery_hints_rewritten = 0;
     db->next_seq_at_open = 0;
     if (idx_new(&db->idx) != 0)
-        return kv_err(KV_ENOMEM, "kv_open: allocating the index");
+        return err_set(KV_ENOMEM, "kv_open: allocating the index");
     return KV_OK;
 }
 
@@ -429,7 +429,7 @@ static int recover_read_only(kv_db *db, const char *dir)
             return rc; /* done, not damage, or the same damage twice in a row */
         snprintf(last, sizeof last, "%s", kv_errmsg());
         if (attempt == KV_RO_ATTEMPTS)
-            return kv_err(KV_EIO, "%s: the store kept changing while it was opened (%u "
+            return err_set(KV_EIO, "%s: the store kept changing while it was opened (%u "
                           "attempts); the last: %s", dir, attempt, last);
         rc = recovery_reset(db);
         if (rc != KV_OK)
@@ -444,9 +444,9 @@ static int open_store(kv_db *db, const char *dir)
     if (rc == KV_OK)
         rc = precheck_dir(db, dir);
     if (rc == KV_OK)
-        rc = kv_io_for(dir, db->opts.io, &db->io);
+        rc = io_for(dir, db->opts.io, &db->io);
     if (rc == KV_OK && idx_new(&db->idx) != 0)
-        rc = kv_err(KV_ENOMEM, "kv_open: allocating the index");
+        rc = err_set(KV_ENOMEM, "kv_open: allocating the index");
     /* The lock is taken now, but LOCK gets our pid only once recovery has passed
      * its checks (db_recover): an open refused for damage changes no byte. */
     if (rc == KV_OK && !db->opts.read_only) {
@@ -454,10 +454,10 @@ static int open_store(kv_db *db, const char *dir)
         if (rc == KV_NOTFOUND)
             rc = lock_acquire(db->dirfd, dir, &db->lock_fd);
     }
-    uint64_t t0 = kv_now_us();
+    uint64_t t0 = clock_now_us();
     if (rc == KV_OK)
         rc = db->opts.read_only ? recover_read_only(db, dir) : load_store(db, dir);
-    db->recovery_us = kv_now_us() - t0;
+    db->recovery_us = clock_now_us() - t0;
     if (rc == KV_OK && !db->opts.read_only) {
         remove_leftovers(db);
         rc = sync_dir(db);
@@ -471,20 +471,20 @@ static int open_store(kv_db *db, const char *dir)
 
 int kv_open(const char *dir, const kv_options *opts, kv_db **out)
 {
-    kv_err_clear();
+    err_clear();
     if (out == NULL)
-        return kv_err(KV_EINVAL, "kv_open: out is NULL");
+        return err_set(KV_EINVAL, "kv_open: out is NULL");
     *out = NULL;
     if (dir == NULL || dir[0] == '\0')
-        return kv_err(KV_EINVAL, "kv_open: dir is NULL or empty");
+        return err_set(KV_EINVAL, "kv_open: dir is NULL or empty");
     kv_db *db = calloc(1, sizeof *db);
     if (db == NULL || (db->dir = strdup(dir)) == NULL) {
         free(db);
-        return kv_err(KV_ENOMEM, "kv_open: allocating the handle");
+        return err_set(KV_ENOMEM, "kv_open: allocating the handle");
     }
     db->dirfd = -1;
     db->lock_fd = -1;
-    kv_rwlock_init(&db->ftab_lock);
+    rwlock_init_writers_first(&db->ftab_lock);
     pthread_mutex_init(&db->man_mu, NULL);
     pthread_mutex_init(&db->compact_mu, NULL);
     pthread_mutex_init(&db->bg_mu, NULL);
@@ -500,7 +500,7 @@ int kv_open(const char *dir, const kv_options *opts, kv_db **out)
         char msg[512];
         snprintf(msg, sizeof msg, "%s", kv_errmsg());
         kv_close(db);
-        return kv_err(rc, "%s", msg);
+        return err_set(rc, "%s", msg);
     }
     *out = db;
     return KV_OK;
@@ -519,7 +519,7 @@ int kv_close(kv_db *db)
         /* a failure nobody was told of yet (the interval thread's) is told now */
         int failed = atomic_load(&db->wal.failed);
         if (failed != 0)
-            rc = kv_err(failed, "kv_close: a write or fsync failed earlier: %s", db->wal.failmsg);
+            rc = err_set(failed, "kv_close: a write or fsync failed earlier: %s", db->wal.failmsg);
         else if (db->active != NULL)
             rc = file_flush(db->active);
     }
@@ -530,7 +530,7 @@ int kv_close(kv_db *db)
     idx_free(db->idx);
     hint_free(&db->active_hint);
     manifest_free(&db->man);
-    kv_io_free(db->io);
+    io_free(db->io);
     lock_release(db->lock_fd);
     if (db->dirfd >= 0)
         close(db->dirfd);
@@ -547,16 +547,16 @@ int kv_close(kv_db *db)
 int kv_sync(kv_db *db)
 {
     if (db == NULL)
-        return kv_err(KV_EINVAL, "kv_sync: db is NULL");
+        return err_set(KV_EINVAL, "kv_sync: db is NULL");
     if (db->opts.read_only)
-        return kv_err(KV_EREADONLY, "kv_sync: %s is open read-only", db->dir);
+        return err_set(KV_EREADONLY, "kv_sync: %s is open read-only", db->dir);
     return wal_sync(&db->wal);
 }
 
 int kv_stat(kv_db *db, kv_stats *st)
 {
     if (db == NULL || st == NULL)
-        return kv_err(KV_EINVAL, "kv_stat: %s is NULL", db == NULL ? "db" : "st");
+        return err_set(KV_EINVAL, "kv_stat: %s is NULL", db == NULL ? "db" : "st");
     memset(st, 0, sizeof *st);
     st->keys = idx_count(db->idx);
     st->index_bytes = idx_bytes(db->idx); /* + the segments' Bloom filters, below */

@@ -21,11 +21,11 @@ static int verify_entry(const kv_file *f, const idx_loc *loc, const void *key, s
     char why[128];
     int pr = entry_parse(p, loc->len, e, why, sizeof why);
     if (pr != ENTRY_OK)
-        return kv_err(KV_ECORRUPT, "%s: offset %u: %s", f->name, loc->off,
+        return err_set(KV_ECORRUPT, "%s: offset %u: %s", f->name, loc->off,
                       pr == ENTRY_SHORT ? "record shorter than its header says" : why);
     if (e->size != loc->len || e->klen != klen || memcmp(e->key, key, klen) != 0
         || e->seq != loc->seq || e->type != KV_REC_PUT)
-        return kv_err(KV_ECORRUPT, "%s: offset %u: record does not match the index "
+        return err_set(KV_ECORRUPT, "%s: offset %u: record does not match the index "
                       "(seq %llu, expected %llu)", f->name, loc->off,
                       (unsigned long long)e->seq, (unsigned long long)loc->seq);
     return KV_OK;
@@ -43,13 +43,13 @@ static int take_value(const kv_file *f, const idx_loc *loc, const kv_entry *e, u
         uint8_t *out;
         int rc = compress_value_decode(e, &out, vlen, why, sizeof why);
         if (rc != KV_OK)
-            return kv_err(rc, "%s: offset %u: %s", f->name, loc->off, why);
+            return err_set(rc, "%s: offset %u: %s", f->name, loc->off, why);
         *val = out;
         return KV_OK;
     }
     uint8_t *out = rec != NULL ? rec : malloc(e->vlen > 0 ? e->vlen : 1);
     if (out == NULL)
-        return kv_err(KV_ENOMEM, "kv_get: %u-byte value", e->vlen);
+        return err_set(KV_ENOMEM, "kv_get: %u-byte value", e->vlen);
     memmove(out, e->val, e->vlen);
     *val = out;
     *vlen = e->vlen;
@@ -71,7 +71,7 @@ static int read_value_at(kv_db *db, const void *key, size_t klen, const idx_loc 
     int rc = KV_OK;
     if (m == NULL) {
         rec = malloc(loc->len);
-        rc = rec == NULL ? kv_err(KV_ENOMEM, "kv_get: %u-byte record", loc->len)
+        rc = rec == NULL ? err_set(KV_ENOMEM, "kv_get: %u-byte record", loc->len)
                          : file_read(f, loc->off, rec, loc->len);
         m = rec;
     }
@@ -97,7 +97,7 @@ static int get_internal(kv_db *db, const void *key, size_t klen, void **val, siz
             return rc;
         /* the file was retired after we looked: look again */
     }
-    return kv_err(KV_EIO, "kv_get: the key's location kept changing");
+    return err_set(KV_EIO, "kv_get: the key's location kept changing");
 }
 
 int kv_get(kv_db *db, const void *key, size_t klen, void **val, size_t *vlen)
@@ -107,13 +107,13 @@ int kv_get(kv_db *db, const void *key, size_t klen, void **val, size_t *vlen)
     if (vlen != NULL)
         *vlen = 0;
     if (db == NULL || val == NULL || vlen == NULL)
-        return kv_err(KV_EINVAL, "kv_get: %s is NULL", db == NULL ? "db" : val == NULL ? "val" : "vlen");
+        return err_set(KV_EINVAL, "kv_get: %s is NULL", db == NULL ? "db" : val == NULL ? "val" : "vlen");
     int rc = db_check_key("kv_get", key, klen);
     if (rc != KV_OK)
         return rc;
     db->gets++;
     rc = get_internal(db, key, klen, val, vlen);
-    return rc == KV_NOTFOUND ? kv_err_const(rc, "kv_get: key not found") : rc;
+    return rc == KV_NOTFOUND ? err_const(rc, "kv_get: key not found") : rc;
 }
 
 void kv_free(void *p) { free(p); }
@@ -163,7 +163,7 @@ static int foreach_shard(kv_db *db, unsigned s, keylist *kl,
 {
     kl->len = kl->n = 0;
     if (idx_visit_shard(db->idx, s, collect_key, kl) != 0)
-        return kv_err(KV_ENOMEM, "kv_foreach: collecting keys");
+        return err_set(KV_ENOMEM, "kv_foreach: collecting keys");
     size_t pos = 0;
     for (size_t i = 0; i < kl->n; i++) {
         const uint8_t *k = kl->bytes + pos;
@@ -175,11 +175,11 @@ static int foreach_shard(kv_db *db, unsigned s, keylist *kl,
             continue; /* deleted since we collected it */
         if (rc != KV_OK)
             return rc;
-        kv_err_clear(); /* so that a message fn leaves is told apart from none */
+        err_clear(); /* so that a message fn leaves is told apart from none */
         rc = fn(arg, k, kl->lens[i], v, vl);
         free(v);
         if (rc != 0 && kv_errmsg()[0] == '\0')
-            kv_err(rc, "kv_foreach: the callback returned %d and stopped the iteration", rc);
+            err_set(rc, "kv_foreach: the callback returned %d and stopped the iteration", rc);
         if (rc != 0)
             return rc;
     }
@@ -192,7 +192,7 @@ int kv_foreach(kv_db *db, int (*fn)(void *, const void *, size_t, const void *, 
     keylist kl = {0};
     int rc = KV_OK;
     if (db == NULL || fn == NULL)
-        return kv_err(KV_EINVAL, "kv_foreach: %s is NULL", db == NULL ? "db" : "fn");
+        return err_set(KV_EINVAL, "kv_foreach: %s is NULL", db == NULL ? "db" : "fn");
     for (unsigned s = 0; s < IDX_SHARDS && rc == KV_OK; s++)
         rc = foreach_shard(db, s, &kl, fn, arg);
     free(kl.bytes);

@@ -102,7 +102,7 @@ int db_index_entry(kv_db *db, kv_file *f, const kv_entry *e, uint64_t off, uint6
         if (e->type == KV_REC_DEL)
             loc.flags |= IDX_F_TOMB;
         if (idx_set_locked(db->idx, e->key, e->klen, hash, &loc, recovery, &ch) != 0)
-            return kv_err(KV_ENOMEM, "indexing %s offset %llu", f->name, (unsigned long long)off);
+            return err_set(KV_ENOMEM, "indexing %s offset %llu", f->name, (unsigned long long)off);
         if (ch.applied && e->type == KV_REC_PUT)
             f->live_bytes += e->size;
     }
@@ -144,7 +144,7 @@ static int sealed_entry(void *arg, const kv_entry *e, uint64_t off)
     if (e->type == KV_REC_PUT)
         c->live += e->size;
     if (idx_bulk_add(c->bulk, c->producer, e->key, e->klen, hash, &loc) != 0)
-        return kv_err(KV_ENOMEM, "indexing %s offset %llu", c->file->name, (unsigned long long)off);
+        return err_set(KV_ENOMEM, "indexing %s offset %llu", c->file->name, (unsigned long long)off);
     return KV_OK;
 }
 
@@ -174,7 +174,7 @@ static int runs_add(replay_runs *r, uint64_t off, uint64_t len)
         size_t ncap = r->cap ? r->cap * 2 : 4;
         void *nv = realloc(r->v, ncap * sizeof *r->v);
         if (nv == NULL)
-            return kv_err(KV_ENOMEM, "recovery: replaying the WAL");
+            return err_set(KV_ENOMEM, "recovery: replaying the WAL");
         r->v = nv;
         r->cap = ncap;
     }
@@ -237,12 +237,12 @@ static int index_sealed(seal_ctx *c, kv_file *f)
     c->hashes.n = 0;
     f->min_seq = f->max_seq = 0;
     c->hint = db->opts.read_only ? NULL : &hb;
-    rc = kv_scan_file(db->io, f->fd, f->name, KV_FILE_HDR_SIZE, f->size, sealed_entry, c, &res);
+    rc = scan_file(db->io, f->fd, f->name, KV_FILE_HDR_SIZE, f->size, sealed_entry, c, &res);
     c->hint = NULL;
     f->live_bytes += c->live;
     c->records += res.records;
     if (rc == KV_OK && res.stopped)
-        rc = kv_err(KV_ECORRUPT, "%s: offset %llu: %s", f->name,
+        rc = err_set(KV_ECORRUPT, "%s: offset %llu: %s", f->name,
                     (unsigned long long)res.bad_off, res.why);
     if (rc == KV_OK && !db->opts.read_only
         && hint_write(db->io, db->dirfd, f->number, &hb, f->size) == KV_OK)
@@ -272,7 +272,7 @@ static int open_sealed(kv_db *db, const kv_manifest_seg *ms, kv_file **out)
     int missing;
     int rc = file_open(db->io, db->dirfd, KV_FILE_SEG, ms->number, 0, &missing, &f);
     if (rc != KV_OK)
-        return missing ? kv_err(KV_ECORRUPT, "%s: segment %06u named by MANIFEST is missing",
+        return missing ? err_set(KV_ECORRUPT, "%s: segment %06u named by MANIFEST is missing",
                                 db->dir, ms->number) : rc;
     rc = ftab_add(db, f);
     if (rc != KV_OK) {
@@ -280,7 +280,7 @@ static int open_sealed(kv_db *db, const kv_manifest_seg *ms, kv_file **out)
         return rc;
     }
     if (f->size != ms->size)
-        return kv_err(KV_ECORRUPT, "%s: offset %llu: sealed segment has %llu bytes, MANIFEST "
+        return err_set(KV_ECORRUPT, "%s: offset %llu: sealed segment has %llu bytes, MANIFEST "
                       "says %llu", f->name, (unsigned long long)(f->size < ms->size ? f->size : ms->size),
                       (unsigned long long)f->size, (unsigned long long)ms->size);
     if (db->opts.mmap_reads)
@@ -303,7 +303,7 @@ static int cut_tail(kv_db *db, kv_file *f, const kv_scan_result *res)
         if (r == 0)
             r = db->io->ops->fdatasync(db->io, f->fd);
         if (r < 0)
-            return kv_err_errno(-r, "%s: cutting torn tail at offset %llu", f->name,
+            return err_errno(-r, "%s: cutting torn tail at offset %llu", f->name,
                                 (unsigned long long)res->valid_end);
     }
     f->size = res->valid_end;
@@ -316,7 +316,7 @@ static int open_tail_file(kv_db *db, int kind, kv_file **out)
     int missing;
     int rc = file_open(db->io, db->dirfd, kind, db->man.active, !db->opts.read_only, &missing, out);
     if (rc != KV_OK && missing)
-        return kv_err(KV_ECORRUPT, "%s: %s %06u named by MANIFEST is missing", db->dir,
+        return err_set(KV_ECORRUPT, "%s: %s %06u named by MANIFEST is missing", db->dir,
                       kind == KV_FILE_SEG ? "active segment" : "WAL file", db->man.active);
     return rc;
 }
@@ -343,7 +343,7 @@ static int scan_active(kv_db *db, rec_ctx *c, kv_scan_result *res)
 {
     c->file = db->active;
     c->hint = db->opts.read_only ? NULL : &db->active_hint;
-    int rc = kv_scan_file(db->io, db->active->fd, db->active->name, KV_FILE_HDR_SIZE,
+    int rc = scan_file(db->io, db->active->fd, db->active->name, KV_FILE_HDR_SIZE,
                           db->active->size, recover_entry, c, res);
     c->hint = NULL;
     db->recovery_records += res->records;
@@ -357,7 +357,7 @@ static int replay_wal(kv_db *db, rec_ctx *c, kv_scan_result *res)
     memset(res, 0, sizeof *res);
     c->file = db->wal_file;
     c->min_seq = c->max_seq;
-    int rc = kv_scan_file(db->io, db->wal_file->fd, db->wal_file->name, KV_FILE_HDR_SIZE,
+    int rc = scan_file(db->io, db->wal_file->fd, db->wal_file->name, KV_FILE_HDR_SIZE,
                           db->wal_file->size, replay_entry, c, res);
     db->recovery_records += res->records;
     db->recovery_replayed = c->replayed;
@@ -371,10 +371,10 @@ static int wal_verdict(kv_db *db, const kv_scan_result *res)
 {
     kv_file *w = db->wal_file;
     kv_scan_fence fence;
-    int rc = kv_scan_find_fence(db->io, w->fd, w->name, w->size, res, &fence);
+    int rc = scan_find_fence(db->io, w->fd, w->name, w->size, res, &fence);
     if (rc != KV_OK || !fence.found)
         return rc;
-    return kv_err(KV_ECORRUPT, "%s: offset %llu: %s; whole records written after it was durable "
+    return err_set(KV_ECORRUPT, "%s: offset %llu: %s; whole records written after it was durable "
                   "follow (a fence, seq %llu, at offset %llu): this is damage, not a torn tail, "
                   "and nothing was cut (kvcheck reports it, kvcheck --repair decides)", w->name,
                   (unsigned long long)res->bad_off, res->why, (unsigned long long)fence.seq,
@@ -389,7 +389,7 @@ static int copy_replayed(kv_db *db, const rec_ctx *c)
     uint8_t *buf = NULL;
     int rc = file_enable_buffer(db->active, KV_SEG_WBUF);
     if (rc == KV_OK && c->runs.n > 0 && (buf = malloc(cap)) == NULL)
-        rc = kv_err(KV_ENOMEM, "%s: replaying the WAL", db->dir);
+        rc = err_set(KV_ENOMEM, "%s: replaying the WAL", db->dir);
     KV_ASSERT(rc != KV_OK || db->active->size == c->seg_base);
     for (size_t i = 0; i < c->runs.n && rc == KV_OK; i++) {
         uint64_t off = c->runs.v[i][0], left = c->runs.v[i][1], at;
@@ -397,9 +397,9 @@ static int copy_replayed(kv_db *db, const rec_ctx *c)
             size_t n = left < cap ? (size_t)left : cap;
             ssize_t r = io_pread_full(db->io, db->wal_file->fd, buf, n, off);
             if (r != (ssize_t)n)
-                rc = r < 0 ? kv_err_errno((int)-r, "%s: reading %zu bytes at offset %llu",
+                rc = r < 0 ? err_errno((int)-r, "%s: reading %zu bytes at offset %llu",
                                           db->wal_file->name, n, (unsigned long long)off)
-                           : kv_err(KV_EIO, "%s: offset %llu: file shrank while replayed",
+                           : err_set(KV_EIO, "%s: offset %llu: file shrank while replayed",
                                     db->wal_file->name, (unsigned long long)off);
             else
                 rc = file_append(db->active, buf, n, &at);
@@ -419,7 +419,7 @@ static int settle_active(kv_db *db)
     if (rc == KV_OK) {
         int r = db->io->ops->fdatasync(db->io, db->active->fd);
         if (r < 0)
-            rc = kv_err_errno(-r, "%s: fdatasync after recovery", db->active->name);
+            rc = err_errno(-r, "%s: fdatasync after recovery", db->active->name);
     }
     return rc;
 }
@@ -447,7 +447,7 @@ static int recover_sealed(kv_db *db, rec_ctx *rc_ctx)
     files = calloc(n, sizeof *files);
     acc.dead = calloc((size_t)IDX_BULK_THREADS * n, sizeof *acc.dead);
     if (files == NULL || acc.dead == NULL || idx_bulk_new(db->idx, nt, bulk_dead, &acc, &bulk) != 0)
-        rc = kv_err(KV_ENOMEM, "%s: recovery", db->dir);
+        rc = err_set(KV_ENOMEM, "%s: recovery", db->dir);
     for (uint32_t i = 0; i < n && rc == KV_OK; i++)
         rc = open_sealed(db, &db->man.sealed[i], &files[i]);
     for (unsigned t = 0; t < nt; t++) {
@@ -472,12 +472,12 @@ static int recover_sealed(kv_db *db, rec_ctx *rc_ctx)
         }
         for (unsigned t = 0; t < round && rc == KV_OK; t++)
             if (ctx[t].rc != KV_OK)
-                rc = kv_err(ctx[t].rc, "%s", ctx[t].msg);
+                rc = err_set(ctx[t].rc, "%s", ctx[t].msg);
         if (rc == KV_OK && idx_bulk_queued(bulk) >= IDX_BULK_FLUSH && idx_bulk_flush(bulk) != 0)
-            rc = kv_err(KV_ENOMEM, "%s: building the index", db->dir);
+            rc = err_set(KV_ENOMEM, "%s: building the index", db->dir);
     }
     if (rc == KV_OK && idx_bulk_flush(bulk) != 0)
-        rc = kv_err(KV_ENOMEM, "%s: building the index", db->dir);
+        rc = err_set(KV_ENOMEM, "%s: building the index", db->dir);
     for (uint32_t i = 0; i < n && rc == KV_OK; i++) {
         uint64_t dead = 0;
         for (unsigned w = 0; w < IDX_BULK_THREADS; w++)

@@ -30,7 +30,7 @@ static int seal_active(kv_db *db)
     if (rc == KV_OK) {
         int r = db->io->ops->fdatasync(db->io, a->fd);
         if (r < 0)
-            rc = kv_err_errno(-r, "%s: fdatasync while sealing", a->name);
+            rc = err_errno(-r, "%s: fdatasync while sealing", a->name);
     }
     return rc;
 }
@@ -43,7 +43,7 @@ static int publish_roll_locked(kv_db *db, uint32_t num, kv_file *seg, kv_file *w
     kv_manifest m = db->man;
     kv_manifest_seg *ns = malloc((m.nsealed + 1) * sizeof *ns);
     if (ns == NULL)
-        return kv_err(KV_ENOMEM, "roll: MANIFEST of %u segments", m.nsealed + 1);
+        return err_set(KV_ENOMEM, "roll: MANIFEST of %u segments", m.nsealed + 1);
     /* Sorted by number; compaction outputs may be numbered after the active one. */
     uint32_t at = m.nsealed;
     while (at > 0 && m.sealed[at - 1].number > db->active->number)
@@ -164,9 +164,9 @@ int db_start_writer(kv_db *db)
 static int check_writable(kv_db *db, const char *fn)
 {
     if (db == NULL)
-        return kv_err(KV_EINVAL, "%s: db is NULL", fn);
+        return err_set(KV_EINVAL, "%s: db is NULL", fn);
     if (db->opts.read_only)
-        return kv_err(KV_EREADONLY, "%s: %s is open read-only", fn, db->dir);
+        return err_set(KV_EREADONLY, "%s: %s is open read-only", fn, db->dir);
     return wal_check(&db->wal);
 }
 
@@ -181,7 +181,7 @@ static int commit_one(kv_db *db, int type, const void *key, size_t klen, const v
     uint8_t *buf = size <= sizeof stack ? stack : malloc(size);
     wal_req r;
     if (buf == NULL)
-        return kv_err(KV_ENOMEM, "encoding a %zu-byte record", size);
+        return err_set(KV_ENOMEM, "encoding a %zu-byte record", size);
     if (db->opts.compression == KV_COMPRESS_LZ4)
         size = compress_entry_encode(buf, type, 0, key, klen, val, vlen,
                                      db->opts.compress_min_bytes);
@@ -217,7 +217,7 @@ int kv_delete(kv_db *db, const void *key, size_t klen)
     if (rc != KV_OK)
         return rc;
     if (!idx_get(db->idx, key, klen, idx_hash(key, klen), &loc))
-        return kv_err_const(KV_NOTFOUND, "kv_delete: key not found (nothing written)");
+        return err_const(KV_NOTFOUND, "kv_delete: key not found (nothing written)");
     rc = commit_one(db, KV_REC_DEL, key, klen, NULL, 0);
     if (rc == KV_OK)
         db->deletes++;
@@ -231,7 +231,7 @@ int kv_write(kv_db *db, kv_batch *b)
     if (rc != KV_OK)
         return rc;
     if (b == NULL)
-        return kv_err(KV_EINVAL, "kv_write: batch is NULL");
+        return err_set(KV_EINVAL, "kv_write: batch is NULL");
     if (b->count == 0)
         return KV_OK;
     /* With LZ4 the batch is encoded again, compressed, into a buffer of its own:
@@ -240,7 +240,7 @@ int kv_write(kv_db *db, kv_batch *b)
     size_t len = b->len, last = b->last_off;
     if (db->opts.compression == KV_COMPRESS_LZ4) {
         if ((buf = malloc(b->len)) == NULL)
-            return kv_err(KV_ENOMEM, "kv_write: compressing a %zu-byte batch", b->len);
+            return err_set(KV_ENOMEM, "kv_write: compressing a %zu-byte batch", b->len);
         len = compress_entries(buf, b->buf, b->len, db->opts.compress_min_bytes, &last);
     }
     /* Every entry but the last says "more of this batch follows". */

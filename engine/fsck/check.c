@@ -141,7 +141,7 @@ static int rf_record(void *arg, const inspect_rec *r)
         char why[128];
         int rc = compress_value_decode(&r->e, &out, &n, why, sizeof why);
         if (rc == KV_ENOMEM)
-            return kv_err(rc, "%s: offset %llu: decompressing a value", x->f->source,
+            return err_set(rc, "%s: offset %llu: decompressing a value", x->f->source,
                           (unsigned long long)r->off);
         if (rc == KV_OK) {
             free(out);
@@ -253,7 +253,7 @@ static int check_record_file(ctx *c, check_store *s, check_file *f, const inspec
     rf_ctx *x = calloc(1, sizeof *x);
     if (x == NULL) {
         s->io->ops->close(s->io, fd);
-        return kv_err(KV_ENOMEM, "%s: checking", f->source);
+        return err_set(KV_ENOMEM, "%s: checking", f->source);
     }
     *x = (rf_ctx){.c = c, .f = f, .hint = hint, .hint_name = hint_name};
     f->size = id.size;
@@ -322,7 +322,7 @@ static int check_hint(ctx *c, check_store *s, check_file *f, inspect_hint *h)
     c->sum->bytes += h->size;
     progress(c, h->size);
     if (h->status == KV_EVERSION)
-        return kv_err(KV_EVERSION, "%s/%s: %s", s->dir, name, hint_why(h));
+        return err_set(KV_EVERSION, "%s/%s: %s", s->dir, name, hint_why(h));
     if (h->status != KV_OK) {
         f->hint = HINT_REFUSED;
         add(c, name, CHECK_HINT, 1, h->bad_off, 0, "%s (open scans the segment instead)",
@@ -375,7 +375,7 @@ static int refuse_newer(check_store *s)
         if (inspect_identify(s->io, s->dirfd, d->name, &id) != KV_OK)
             continue; /* unreadable or gone: the pass says so */
         if (id.hdr.status == INSPECT_HDR_NEWER)
-            return kv_err(KV_EVERSION, "%s/%s: %s", s->dir, d->name, id.hdr.why);
+            return err_set(KV_EVERSION, "%s/%s: %s", s->dir, d->name, id.hdr.why);
     }
     return KV_OK;
 }
@@ -406,13 +406,13 @@ static int is_store(check_store *s)
     if (real > 0)
         return KV_OK;
     if (s->nents == 0)
-        return kv_err(KV_EINVAL, "%s: empty directory: not a kv store", s->dir);
+        return err_set(KV_EINVAL, "%s: empty directory: not a kv store", s->dir);
     if (kv_files > 0)
-        return kv_err(KV_EINVAL, "%s: not a kv store yet: an interrupted creation (kv_open with "
+        return err_set(KV_EINVAL, "%s: not a kv store yet: an interrupted creation (kv_open with "
                       "create makes it afresh)", s->dir);
     if (find_ent(s, KV_MANIFEST_NAME) != NULL)
-        return kv_err(KV_EINVAL, "%s: not a kv store: its MANIFEST is not a kv MANIFEST", s->dir);
-    return kv_err(KV_EINVAL, "%s: not a kv store: no MANIFEST and no kv files among its %zu "
+        return err_set(KV_EINVAL, "%s: not a kv store: its MANIFEST is not a kv MANIFEST", s->dir);
+    return err_set(KV_EINVAL, "%s: not a kv store: no MANIFEST and no kv files among its %zu "
                   "entries", s->dir, s->nents);
 }
 
@@ -420,7 +420,7 @@ static int add_file(check_store *s, int role, int kind, uint32_t number, uint64_
 {
     check_file *nf = realloc(s->files, (s->nfiles + 1) * sizeof *nf);
     if (nf == NULL)
-        return kv_err(KV_ENOMEM, "%s: list of %zu files", s->dir, s->nfiles + 1);
+        return err_set(KV_ENOMEM, "%s: list of %zu files", s->dir, s->nfiles + 1);
     s->files = nf;
     check_file *f = &s->files[s->nfiles++];
     memset(f, 0, sizeof *f);
@@ -459,7 +459,7 @@ static int add_leftover(check_store *s, const char *name, const char *why)
 {
     check_leftover *nl = realloc(s->left, (s->nleft + 1) * sizeof *nl);
     if (nl == NULL)
-        return kv_err(KV_ENOMEM, "%s: list of leftovers", s->dir);
+        return err_set(KV_ENOMEM, "%s: list of leftovers", s->dir);
     s->left = nl;
     snprintf(nl[s->nleft].name, sizeof nl->name, "%s", name);
     snprintf(nl[s->nleft].why, sizeof nl->why, "%s", why);
@@ -505,7 +505,7 @@ static int check_lock_file(ctx *c, kv_io *io, int dirfd, const char *name, const
     ssize_t got = io_pread_full(io, fd, buf, sizeof buf, 0);
     io->ops->close(io, fd);
     if (got < 0)
-        return kv_err_errno((int)-got, "%s: read", label);
+        return err_errno((int)-got, "%s: read", label);
     c->sum->files++;
     c->sum->bytes += (uint64_t)got;
     const char *why = inspect_check_lock(buf, (size_t)got, &pid, &at);
@@ -536,7 +536,7 @@ static int check_hint_alone(ctx *c, kv_io *io, int dirfd, const char *name, uint
         c->sum->bytes += h.size;
         progress(c, h.size);
         if (h.status == KV_EVERSION)
-            rc = kv_err(KV_EVERSION, "%s: %s", label, hint_why(&h));
+            rc = err_set(KV_EVERSION, "%s: %s", label, hint_why(&h));
         else if (h.status == KV_OK)
             c->sum->hint_records += h.count;
         else
@@ -684,7 +684,7 @@ static int check_manifest(ctx *c, check_store *s, int rc)
     c->sum->bytes += s->man.size;
     progress(c, s->man.size);
     if (s->man.status == KV_EVERSION)
-        return kv_err(KV_EVERSION, "%s/MANIFEST: %s", s->dir, s->man.why);
+        return err_set(KV_EVERSION, "%s/MANIFEST: %s", s->dir, s->man.why);
     s->man_state = s->man.status;
     if (s->man.status != KV_OK)
         add(c, KV_MANIFEST_NAME, CHECK_DAMAGE, 1, s->man.bad_off, 0, "%s (each file is checked "
@@ -849,7 +849,7 @@ static int judged_pass(ctx *c, check_store *st, int locked, finding **prev, size
                         || (pass > 0 && same_problems(c, *prev, *np))))
         return KV_OK;
     if (keep_problems(c, prev, np) != KV_OK)
-        return kv_err(KV_ENOMEM, "%s: keeping the problems found", st->dir);
+        return err_set(KV_ENOMEM, "%s: keeping the problems found", st->dir);
     return CHANGED;
 }
 
@@ -880,10 +880,10 @@ int check_store_run(const char *dir, int dirfd, kv_io *io, const check_fns *fns,
     }
     free(prev);
     if (rc == CHANGED)
-        rc = kv_err(KV_EIO, "%s: the store kept changing while it was read (%d passes)", dir,
+        rc = err_set(KV_EIO, "%s: the store kept changing while it was read (%d passes)", dir,
                     PASSES);
     if (rc == KV_OK && c.nomem)
-        rc = kv_err(KV_ENOMEM, "%s: keeping the problems found", dir);
+        rc = err_set(KV_ENOMEM, "%s: keeping the problems found", dir);
     if (rc == KV_OK)
         tell(&c);
     free(c.v);
@@ -900,17 +900,17 @@ static int check_one(ctx *c, check_store *s, const char *path)
     inspect_id id;
     int rc = inspect_identify(s->io, AT_FDCWD, path, &id);
     if (rc == KV_NOTFOUND)
-        return kv_err(KV_EINVAL, "%s: no such file or directory", path);
+        return err_set(KV_EINVAL, "%s: no such file or directory", path);
     if (rc != KV_OK)
         return rc;
     c->sum->single = 1;
     c->sum->kind = id.kind;
     c->total = id.size;
     if (id.kind == INSPECT_UNKNOWN)
-        return kv_err(KV_EINVAL, "%s: not a kv file (neither its name nor its first bytes are "
+        return err_set(KV_EINVAL, "%s: not a kv file (neither its name nor its first bytes are "
                       "a kv file's)", path);
     if (id.hdr.status == INSPECT_HDR_NEWER)
-        return kv_err(KV_EVERSION, "%s: %s", path, id.hdr.why);
+        return err_set(KV_EVERSION, "%s: %s", path, id.hdr.why);
     s->dirfd = AT_FDCWD;
     if (id.kind == INSPECT_SEG || id.kind == INSPECT_WAL) {
         if (add_file(s, ROLE_NONE, id.kind, id.number, 0) != KV_OK)
@@ -920,7 +920,7 @@ static int check_one(ctx *c, check_store *s, const char *path)
         rc = check_record_file(c, s, f, NULL, NULL, 0,
                                " (a torn tail, if this is the newest segment or WAL file)");
         c->sum->ok_up_to = f->hdr.status == INSPECT_HDR_OK ? f->walk.ok_up_to : 0;
-        return rc == CHANGED ? kv_err(KV_EIO, "%s: vanished while read", path) : rc;
+        return rc == CHANGED ? err_set(KV_EIO, "%s: vanished while read", path) : rc;
     }
     if (id.kind == INSPECT_HINT || id.kind == INSPECT_HINT_TMP)
         return check_hint_alone(c, s->io, AT_FDCWD, path, id.number, path);
@@ -934,7 +934,7 @@ static int check_one(ctx *c, check_store *s, const char *path)
         c->sum->files++;
         c->sum->bytes += m.size;
         if (m.status == KV_EVERSION)
-            rc = kv_err(KV_EVERSION, "%s: %s", path, m.why);
+            rc = err_set(KV_EVERSION, "%s: %s", path, m.why);
         else if (m.status != KV_OK)
             add(c, path, CHECK_DAMAGE, 1, m.bad_off, 0, "%s", m.why);
     }
@@ -949,16 +949,16 @@ int check_path(const char *path, const check_fns *fns, check_summary *sum)
     struct stat st;
     kv_io *io;
     memset(sum, 0, sizeof *sum);
-    kv_err_clear();
+    err_clear();
     if (path == NULL || path[0] == '\0')
-        return kv_err(KV_EINVAL, "no path given");
+        return err_set(KV_EINVAL, "no path given");
     if (stat(path, &st) != 0)
         return errno == ENOENT || errno == ENOTDIR
-                   ? kv_err(KV_EINVAL, "%s: no such file or directory", path)
-                   : kv_err_errno(errno, "%s", path);
+                   ? err_set(KV_EINVAL, "%s: no such file or directory", path)
+                   : err_errno(errno, "%s", path);
     if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
-        return kv_err(KV_EINVAL, "%s: not a directory or a regular file", path);
-    int rc = kv_io_new(KV_IO_PSYNC, &io);
+        return err_set(KV_EINVAL, "%s: not a directory or a regular file", path);
+    int rc = io_new(KV_IO_PSYNC, &io);
     if (rc != KV_OK)
         return rc;
     check_store s;
@@ -969,20 +969,20 @@ int check_path(const char *path, const check_fns *fns, check_summary *sum)
         ctx c = {.fns = fns, .sum = sum};
         rc = check_one(&c, &s, path);
         if (rc == KV_OK && c.nomem)
-            rc = kv_err(KV_ENOMEM, "%s: keeping the problems found", path);
+            rc = err_set(KV_ENOMEM, "%s: keeping the problems found", path);
         if (rc == KV_OK)
             tell(&c);
         free(c.v);
     } else {
         int dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dirfd < 0)
-            rc = kv_err_errno(errno, "%s: opening the directory", path);
+            rc = err_errno(errno, "%s: opening the directory", path);
         else
             rc = check_store_run(path, dirfd, io, fns, sum, &s, 0);
         if (dirfd >= 0)
             close(dirfd);
     }
     check_store_free(&s);
-    kv_io_free(io);
+    io_free(io);
     return rc;
 }

@@ -182,23 +182,23 @@ int inspect_open(kv_io *io, int dirfd, const char *name, inspect_id *id, int *fd
     /* O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below). */
     int fd = io->ops->open(io, dirfd, name, O_RDONLY | O_NONBLOCK, 0);
     if (fd < 0)
-        return fd == -ENOENT ? kv_err(KV_NOTFOUND, "%s: no such file", name)
-                             : kv_err_errno(-fd, "%s: open", name);
+        return fd == -ENOENT ? err_set(KV_NOTFOUND, "%s: no such file", name)
+                             : err_errno(-fd, "%s: open", name);
     /* fstat directly: the I/O layer's fsize does not say what kind of file it is. */
     if (fstat(fd, &st) < 0) {
         int e = errno;
         io->ops->close(io, fd);
-        return kv_err_errno(e, "%s: fstat", name);
+        return err_errno(e, "%s: fstat", name);
     }
     if (!S_ISREG(st.st_mode)) {
         io->ops->close(io, fd);
-        return kv_err(KV_EINVAL, "%s: not a regular file", name);
+        return err_set(KV_EINVAL, "%s: not a regular file", name);
     }
     id->size = (uint64_t)st.st_size;
     ssize_t got = io_pread_full(io, fd, hdr, sizeof hdr, 0);
     if (got < 0) {
         io->ops->close(io, fd);
-        return kv_err_errno((int)-got, "%s: reading the header", name);
+        return err_errno((int)-got, "%s: reading the header", name);
     }
     id->kind_by_magic = inspect_kind_of_magic(hdr, (size_t)got);
     id->kind = id->kind_by_name != INSPECT_UNKNOWN ? id->kind_by_name : id->kind_by_magic;
@@ -323,8 +323,8 @@ static int walk_common(kv_io *io, int fd, const char *name, const uint8_t *buf, 
     memset(&sw, 0, sizeof sw);
     int rc = KV_OK;
     if (end > KV_FILE_HDR_SIZE)
-        rc = buf != NULL ? kv_scan_walk_buffer(buf, (size_t)end, KV_FILE_HDR_SIZE, &sf, &sw)
-                         : kv_scan_walk_file(io, fd, name, KV_FILE_HDR_SIZE, end, &sf, &sw);
+        rc = buf != NULL ? scan_walk_buffer(buf, (size_t)end, KV_FILE_HDR_SIZE, &sf, &sw)
+                         : scan_walk_file(io, fd, name, KV_FILE_HDR_SIZE, end, &sf, &sw);
     else
         sw.ok_up_to = end;
     walk_totals(res, &sw, end);
@@ -358,7 +358,7 @@ static int hint_keep(void *arg, const kv_entry *e, uint64_t off)
         uint32_t ncap = c->cap ? c->cap * 2 : 64;
         inspect_hint_rec *nr = realloc(h->recs, ncap * sizeof *nr);
         if (nr == NULL)
-            return kv_err(KV_ENOMEM, "%06u.hint: %u records", h->number, ncap);
+            return err_set(KV_ENOMEM, "%06u.hint: %u records", h->number, ncap);
         h->recs = nr;
         c->cap = ncap;
     }
@@ -395,7 +395,7 @@ int inspect_hint_read(kv_io *io, int dirfd, const char *name, uint32_t number,
     h->status = KV_NOTFOUND;
     int rc = hint_read(io, dirfd, name, &h->buf, &len, why, sizeof why);
     if (rc != KV_OK)
-        return kv_err(rc, "%s", why);
+        return err_set(rc, "%s", why);
     h->size = len;
     if (number == 0)
         inspect_kind_of_name(name, &number, NULL);
@@ -412,7 +412,7 @@ int inspect_hint_decode(const uint8_t *buf, size_t len, uint32_t number, uint64_
     memset(h, 0, sizeof *h);
     h->status = KV_NOTFOUND;
     if ((h->buf = malloc(len ? len : 1)) == NULL)
-        return kv_err(KV_ENOMEM, "hint image of %zu bytes", len);
+        return err_set(KV_ENOMEM, "hint image of %zu bytes", len);
     memcpy(h->buf, buf, len);
     h->size = len;
     h->number = number;
@@ -473,12 +473,12 @@ int inspect_manifest_read(kv_io *io, int dirfd, const char *name, inspect_manife
         return KV_OK;
     }
     if (rc != KV_OK)
-        return rc == KV_NOTFOUND ? kv_err(rc, "%s: no such file", name) : rc;
+        return rc == KV_NOTFOUND ? err_set(rc, "%s: no such file", name) : rc;
     im->size = len;
     rc = manifest_check(buf, len, &im->m, &im->bad_off, im->why, sizeof im->why);
     free(buf);
     if (rc == KV_ENOMEM)
-        return kv_err(rc, "%s: %s", name, im->why);
+        return err_set(rc, "%s: %s", name, im->why);
     im->status = rc;
     return KV_OK;
 }
@@ -520,7 +520,7 @@ int inspect_list_dir(int dirfd, inspect_dirent **out, size_t *n)
         int e = errno;
         if (fd >= 0)
             close(fd);
-        return kv_err_errno(e, "reading the directory");
+        return err_errno(e, "reading the directory");
     }
     rewinddir(d); /* a dup shares the offset an earlier pass left at the end */
     inspect_dirent *v = NULL;
@@ -535,7 +535,7 @@ int inspect_list_dir(int dirfd, inspect_dirent **out, size_t *n)
             size_t ncap = cap ? cap * 2 : 32;
             inspect_dirent *nv = realloc(v, ncap * sizeof *nv);
             if (nv == NULL) {
-                rc = kv_err(KV_ENOMEM, "listing the directory: %zu entries", ncap);
+                rc = err_set(KV_ENOMEM, "listing the directory: %zu entries", ncap);
                 break;
             }
             v = nv;

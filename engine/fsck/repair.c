@@ -139,7 +139,7 @@ static int add_step(plan *p, int type, const char *file, int has_off, uint64_t o
         size_t ncap = p->cap ? p->cap * 2 : 16;
         step *nv = realloc(p->v, ncap * sizeof *nv);
         if (nv == NULL)
-            return kv_err(KV_ENOMEM, "repair: a plan of %zu steps", ncap);
+            return err_set(KV_ENOMEM, "repair: a plan of %zu steps", ncap);
         p->v = nv;
         p->cap = ncap;
     }
@@ -198,7 +198,7 @@ static int push_kept(salvage *sv, const kept *k)
         size_t ncap = sv->cap ? sv->cap * 2 : 64;
         kept *nr = realloc(sv->recs, ncap * sizeof *nr);
         if (nr == NULL)
-            return kv_err(KV_ENOMEM, "repair: %zu records to salvage", ncap);
+            return err_set(KV_ENOMEM, "repair: %zu records to salvage", ncap);
         sv->recs = nr;
         sv->cap = ncap;
     }
@@ -213,14 +213,14 @@ static int push_cand(salvage *sv, uint8_t src, uint64_t off, uint32_t size, uint
         size_t ncap = sv->capcand ? sv->capcand * 2 : 16;
         cand *nc = realloc(sv->cands, ncap * sizeof *nc);
         if (nc == NULL)
-            return kv_err(KV_ENOMEM, "repair: a list of %zu lost records", ncap);
+            return err_set(KV_ENOMEM, "repair: a list of %zu lost records", ncap);
         sv->cands = nc;
         sv->capcand = ncap;
     }
     cand *c = &sv->cands[sv->ncand];
     *c = (cand){off, seq, size, key != NULL ? klen : 0, type, source, NULL, src, 0, 0};
     if (key != NULL && (c->key = malloc(klen ? klen : 1)) == NULL)
-        return kv_err(KV_ENOMEM, "repair: a lost key of %u bytes", klen);
+        return err_set(KV_ENOMEM, "repair: a lost key of %u bytes", klen);
     if (key != NULL)
         memcpy(c->key, key, klen);
     sv->ncand++;
@@ -293,7 +293,7 @@ static int keep_record_in(keep_ctx *k, const inspect_rec *r)
         char why[128];
         int rc = compress_value_decode(&r->e, &out, &n, why, sizeof why);
         if (rc == KV_ENOMEM)
-            return kv_err(rc, "repair: decompressing a value at offset %llu",
+            return err_set(rc, "repair: decompressing a value at offset %llu",
                           (unsigned long long)r->off);
         if (rc == KV_OK)
             free(out);
@@ -304,7 +304,7 @@ static int keep_record_in(keep_ctx *k, const inspect_rec *r)
         size_t ncap = k->capbatch ? k->capbatch * 2 : 16;
         kept *nb = realloc(k->batch, ncap * sizeof *nb);
         if (nb == NULL)
-            return kv_err(KV_ENOMEM, "repair: a batch of %zu entries", ncap);
+            return err_set(KV_ENOMEM, "repair: a batch of %zu entries", ncap);
         k->batch = nb;
         k->capbatch = ncap;
     }
@@ -495,7 +495,7 @@ static int read_sealed(plan *p, check_file *f)
 {
     salvage *sv = new_salvage(p);
     if (sv == NULL)
-        return kv_err(KV_ENOMEM, "repair: planning %s", f->name);
+        return err_set(KV_ENOMEM, "repair: planning %s", f->name);
     sv->name = f->name;
     sv->f = f;
     int rc = KV_OK;
@@ -588,7 +588,7 @@ static int read_active(plan *p, check_file *seg, check_file *wal)
 {
     salvage *sv = new_salvage(p);
     if (sv == NULL)
-        return kv_err(KV_ENOMEM, "repair: planning %s", seg->name);
+        return err_set(KV_ENOMEM, "repair: planning %s", seg->name);
     sv->active = 1;
     sv->name = seg->name;
     int rc = KV_OK, nin = 0;
@@ -677,7 +677,7 @@ static int make_plan(plan *p)
     p->man = *old;
     p->man.sealed = malloc((old->nsealed ? old->nsealed : 1) * sizeof *p->man.sealed);
     if (p->man.sealed == NULL)
-        return kv_err(KV_ENOMEM, "repair: a MANIFEST of %u segments", old->nsealed);
+        return err_set(KV_ENOMEM, "repair: a MANIFEST of %u segments", old->nsealed);
     memcpy(p->man.sealed, old->sealed, old->nsealed * sizeof *old->sealed);
     for (size_t i = 0; i < s->nleft && rc == KV_OK; i++)
         rc = add_step(p, ST_REMOVE, s->left[i].name, 0, 0, 0, "remove it: %s (as a writer's open "
@@ -735,7 +735,7 @@ static int open_regular(plan *p, const char *name, int flags)
     if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
         return fd;
     io->ops->close(io, fd);
-    kv_err(KV_EINVAL, "%s: not a regular file (%s)", name, file_type_name(st.st_mode));
+    err_set(KV_EINVAL, "%s: not a regular file (%s)", name, file_type_name(st.st_mode));
     return -EINVAL;
 }
 
@@ -750,7 +750,7 @@ static int do_cut(plan *p, const step *st)
         r = io->ops->fdatasync(io, fd);
     if (fd >= 0)
         io->ops->close(io, fd);
-    return r < 0 ? kv_err_errno(-r, "%s: cutting at offset %llu", st->file,
+    return r < 0 ? err_errno(-r, "%s: cutting at offset %llu", st->file,
                                 (unsigned long long)st->off)
                  : KV_OK;
 }
@@ -792,7 +792,7 @@ static int do_hint(plan *p, const step *st)
     rc = inspect_walk(s->io, fd, st->f->name, id.size, &fns, &res);
     s->io->ops->close(s->io, fd);
     if (rc == KV_OK && (res.regions > 0 || id.size != st->f->expect))
-        rc = kv_err(KV_EIO, "%s: changed since it was checked", st->f->name);
+        rc = err_set(KV_EIO, "%s: changed since it was checked", st->f->name);
     if (rc == KV_OK)
         rc = hint_write(s->io, s->dirfd, st->f->number, &h.hb, id.size);
     hint_free(&h.hb);
@@ -808,7 +808,7 @@ static int fetch_kept(plan *p, const salvage *sv, const kept *k, const int *fds,
     if (k->size > *cap) {
         uint8_t *nb = realloc(*buf, k->size);
         if (nb == NULL)
-            return kv_err(KV_ENOMEM, "repair: a record of %u bytes", k->size);
+            return err_set(KV_ENOMEM, "repair: a record of %u bytes", k->size);
         *buf = nb;
         *cap = k->size;
     }
@@ -823,14 +823,14 @@ static int fetch_kept(plan *p, const salvage *sv, const kept *k, const int *fds,
     } else {
         ssize_t got = io_pread_full(p->s->io, fds[k->src], *buf, k->size, k->off);
         if (got != (ssize_t)k->size)
-            return got < 0 ? kv_err_errno((int)-got, "%s: reading offset %llu",
+            return got < 0 ? err_errno((int)-got, "%s: reading offset %llu",
                                           sv->in[k->src]->source, (unsigned long long)k->off)
-                           : kv_err(KV_EIO, "%s: shorter than when it was checked",
+                           : err_set(KV_EIO, "%s: shorter than when it was checked",
                                     sv->in[k->src]->source);
     }
     if (entry_parse(*buf, k->size, e, why, sizeof why) != ENTRY_OK || e->seq != k->seq
         || e->size != k->size)
-        return kv_err(KV_EIO, "%s: offset %llu: changed since it was checked (%s)",
+        return err_set(KV_EIO, "%s: offset %llu: changed since it was checked (%s)",
                       k->src >= SRC_TOMB ? sv->name : sv->in[k->src]->source,
                       (unsigned long long)k->off, why);
     return KV_OK;
@@ -846,7 +846,7 @@ static int open_inputs(plan *p, const salvage *sv, int *fds)
         if (fds[i] == -EINVAL)
             return KV_EINVAL;
         if (fds[i] < 0)
-            return kv_err_errno(-fds[i], "%s: open", sv->in[i]->source);
+            return err_errno(-fds[i], "%s: open", sv->in[i]->source);
     }
     return KV_OK;
 }
@@ -880,10 +880,10 @@ static int do_write(plan *p, const salvage *sv)
     if (rc == KV_OK) {
         int r = s->io->ops->fdatasync(s->io, out->fd);
         if (r < 0)
-            rc = kv_err_errno(-r, "%s: fdatasync", out->name);
+            rc = err_errno(-r, "%s: fdatasync", out->name);
     }
     if (rc == KV_OK && out->size != sv->out_size)
-        rc = kv_err(KV_EIO, "%s: %llu bytes written, %llu planned", out->name,
+        rc = err_set(KV_EIO, "%s: %llu bytes written, %llu planned", out->name,
                     (unsigned long long)out->size, (unsigned long long)sv->out_size);
     if (rc == KV_OK && !sv->active)
         rc = hint_write(s->io, s->dirfd, sv->out, &hb, out->size);
@@ -915,7 +915,7 @@ static int do_step(plan *p, const step *st)
         r = io->ops->unlink(io, p->s->dirfd, st->file);
         if (r == 0)
             p->res->files_removed++;
-        return r < 0 && r != -ENOENT ? kv_err_errno(-r, "%s: removing", st->file) : KV_OK;
+        return r < 0 && r != -ENOENT ? err_errno(-r, "%s: removing", st->file) : KV_OK;
     case ST_CUT: return do_cut(p, st);
     case ST_CREATE: return do_create(p, st);
     case ST_HINT:
@@ -927,9 +927,9 @@ static int do_step(plan *p, const step *st)
         r = io->ops->rename(io, p->s->dirfd, st->file, st->to);
         if (r == 0)
             p->res->files_set_aside++;
-        return r < 0 ? kv_err_errno(-r, "renaming %s to %s", st->file, st->to) : KV_OK;
+        return r < 0 ? err_errno(-r, "renaming %s to %s", st->file, st->to) : KV_OK;
     case ST_MANIFEST: return manifest_store(io, p->s->dirfd, &p->man, NULL);
-    default: return kv_err(KV_EINVAL, "repair: step %d", st->type);
+    default: return err_set(KV_EINVAL, "repair: step %d", st->type);
     }
 }
 
@@ -941,14 +941,14 @@ static int run_steps(plan *p)
         if (rc != KV_OK) {
             char msg[512];
             snprintf(msg, sizeof msg, "%s", kv_errmsg());
-            rc = kv_err(rc, "repair stopped at step %zu of %zu (%s): %s", i + 1, p->n,
+            rc = err_set(rc, "repair stopped at step %zu of %zu (%s): %s", i + 1, p->n,
                         p->v[i].file, msg);
         }
     }
     if (rc == KV_OK) {
         int r = p->s->io->ops->syncdir(p->s->io, p->s->dirfd);
         if (r < 0)
-            rc = kv_err_errno(-r, "%s: fsync of the directory", p->s->dir);
+            rc = err_errno(-r, "%s: fsync of the directory", p->s->dir);
     }
     return rc;
 }
@@ -1020,7 +1020,7 @@ static int ktab_grow(ktab *t)
     size_t ncap = t->cap ? t->cap * 2 : 1024;
     kslot *nv = calloc(ncap, sizeof *nv);
     if (nv == NULL)
-        return kv_err(KV_ENOMEM, "repair: a table of %zu keys", ncap);
+        return err_set(KV_ENOMEM, "repair: a table of %zu keys", ncap);
     for (size_t i = 0; i < t->cap; i++) {
         if (t->v[i].key == NULL)
             continue;
@@ -1055,7 +1055,7 @@ static int ktab_note(ktab *t, const uint8_t *k, uint32_t n, uint64_t seq, int ty
     while (t->v[i].key != NULL)
         i = (i + 1) & (t->cap - 1);
     if ((t->v[i].key = malloc(n ? n : 1)) == NULL)
-        return kv_err(KV_ENOMEM, "repair: a key of %u bytes", n);
+        return err_set(KV_ENOMEM, "repair: a key of %u bytes", n);
     memcpy(t->v[i].key, k, n);
     t->v[i].klen = n;
     t->v[i].seq = seq;
@@ -1190,12 +1190,12 @@ static int push_revert(plan *p, int kind, const salvage *sv, const cand *c, cons
 {
     revert *nv = realloc(p->rv, (p->nrv + 1) * sizeof *nv);
     if (nv == NULL)
-        return kv_err(KV_ENOMEM, "repair: %zu keys to tell", p->nrv + 1);
+        return err_set(KV_ENOMEM, "repair: %zu keys to tell", p->nrv + 1);
     p->rv = nv;
     revert *r = &p->rv[p->nrv];
     memset(r, 0, sizeof *r);
     if (key != NULL && (r->key = malloc(klen ? klen : 1)) == NULL)
-        return kv_err(KV_ENOMEM, "repair: a key of %u bytes", klen);
+        return err_set(KV_ENOMEM, "repair: a key of %u bytes", klen);
     if (key != NULL)
         memcpy(r->key, key, klen);
     va_list ap;
@@ -1278,7 +1278,7 @@ static int view_damaged(plan *p, const ktab *t, const salvage *sv, const cand *c
         }
         free(b);
         if (fd == -ENOMEM)
-            return kv_err(KV_ENOMEM, "repair: a damaged entry of %u bytes", c->size);
+            return err_set(KV_ENOMEM, "repair: a damaged entry of %u bytes", c->size);
     }
     if (own != NULL) {
         v->how = HOW_KEY;
@@ -1333,11 +1333,11 @@ static int keep_delete(plan *p, salvage *sv, const cand *c, const lost_view *v, 
             return KV_OK;
     tomb *nt = realloc(sv->tk, (sv->ntk + 1) * sizeof *nt);
     if (nt == NULL)
-        return kv_err(KV_ENOMEM, "repair: %zu deletes to keep", sv->ntk + 1);
+        return err_set(KV_ENOMEM, "repair: %zu deletes to keep", sv->ntk + 1);
     sv->tk = nt;
     tomb *tb = &sv->tk[sv->ntk];
     if ((tb->key = malloc(v->klen)) == NULL)
-        return kv_err(KV_ENOMEM, "repair: a key of %u bytes", v->klen);
+        return err_set(KV_ENOMEM, "repair: a key of %u bytes", v->klen);
     memcpy(tb->key, v->key, v->klen);
     tb->klen = v->klen;
     tb->seq = v->seq;
@@ -1449,7 +1449,7 @@ static int plan_reverts(plan *p)
     if (total == 0)
         return KV_OK;
     lost_view *views = calloc(total, sizeof *views);
-    int rc = views == NULL ? kv_err(KV_ENOMEM, "repair: %zu lost records", total)
+    int rc = views == NULL ? err_set(KV_ENOMEM, "repair: %zu lost records", total)
                            : note_survivors(p, &t);
     for (int pass = 0; pass < 2 && rc == KV_OK; pass++)
         for (size_t i = 0, k = 0; i < p->nsv && rc == KV_OK; i++) {
@@ -1491,7 +1491,7 @@ int check_repair_special(int dirfd)
         if (fstatat(dirfd, d->name, &st, 0) != 0 && fstatat(dirfd, d->name, &st,
                                                               AT_SYMLINK_NOFOLLOW) != 0)
             st.st_mode = 0;
-        rc = kv_err(KV_EINVAL, "%s: not a regular file (%s), under a name kv uses for the "
+        rc = err_set(KV_EINVAL, "%s: not a regular file (%s), under a name kv uses for the "
                     "store's own files: kvcheck --repair refuses to work beside it; nothing "
                     "was changed (move it out of the store, then repair)", d->name,
                     file_type_name(st.st_mode));
@@ -1536,19 +1536,19 @@ int check_repair(const char *dir, int lock_fd, const check_repair_fns *fns,
     memset(res, 0, sizeof *res);
     memset(&p, 0, sizeof p);
     memset(&s, 0, sizeof s);
-    kv_err_clear();
+    err_clear();
     int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dirfd < 0)
-        return kv_err(errno == ENOENT || errno == ENOTDIR ? KV_EINVAL : KV_EIO,
+        return err_set(errno == ENOENT || errno == ENOTDIR ? KV_EINVAL : KV_EIO,
                       "not a store directory: %s", strerror(errno));
     /* the I/O layer a store in dir gets (the crash tests put theirs in its place) */
     int rc = check_repair_special(dirfd);
     if (rc == KV_OK)
-        rc = kv_io_for(dir, KV_IO_PSYNC, &io);
+        rc = io_for(dir, KV_IO_PSYNC, &io);
     if (rc == KV_OK)
         rc = check_store_run(dir, dirfd, io, NULL, &sum, &s, 1);
     if (rc == KV_OK && sum.damaged > 0 && s.man_state != KV_OK)
-        rc = kv_err(KV_ECORRUPT, "the MANIFEST is %s: kvcheck --repair cannot rebuild it, so "
+        rc = err_set(KV_ECORRUPT, "the MANIFEST is %s: kvcheck --repair cannot rebuild it, so "
                     "which segments make up the store is unknown; nothing was changed",
                     s.man_state == KV_NOTFOUND ? "missing" : "damaged");
     if (rc == KV_OK && sum.damaged > 0) {
@@ -1568,7 +1568,7 @@ int check_repair(const char *dir, int lock_fd, const check_repair_fns *fns,
     plan_free(&p);
     check_store_free(&s);
     if (io != NULL)
-        kv_io_free(io);
+        io_free(io);
     close(dirfd);
     return rc;
 }

@@ -121,7 +121,7 @@ static const char *type_name(mode_t mode)
 
 static int not_regular(const char *label, mode_t mode)
 {
-    return kv_err(KV_ECORRUPT, "%s: not a regular file but %s; kv reads and writes only "
+    return err_set(KV_ECORRUPT, "%s: not a regular file but %s; kv reads and writes only "
                   "regular files", label, type_name(mode));
 }
 
@@ -159,13 +159,13 @@ int io_open_regular(kv_io *io, int dirfd, const char *name, int flags, int mode,
         return not_regular(label, st.st_mode);
     int fd = open_retry(io, dirfd, name, flags | O_NONBLOCK | O_NOCTTY, mode);
     if (fd == -ENOENT)
-        return kv_err(KV_NOTFOUND, "%s: no such file", label);
+        return err_set(KV_NOTFOUND, "%s: no such file", label);
     if (fd == -ELOOP && nofollow)
         return not_regular(label, S_IFLNK);
     if (fd == -EISDIR) /* it changed since fstatat */
         return not_regular(label, S_IFDIR);
     if (fd < 0)
-        return kv_err_errno(-fd, "%s: open", label);
+        return err_errno(-fd, "%s: open", label);
     int fl = -1, e = 0;
     if (fstat(fd, &st) < 0)
         e = errno;
@@ -174,7 +174,7 @@ int io_open_regular(kv_io *io, int dirfd, const char *name, int flags, int mode,
         e = errno;
     if (e != 0 || !S_ISREG(st.st_mode)) {
         close_any(io, fd);
-        return e != 0 ? kv_err_errno(e, "%s: fstat/fcntl", label) : not_regular(label, st.st_mode);
+        return e != 0 ? err_errno(e, "%s: fstat/fcntl", label) : not_regular(label, st.st_mode);
     }
     *fd_out = fd;
     return KV_OK;
@@ -327,12 +327,12 @@ static const kv_io_ops uring_ops = {
     px_rename, px_unlink, px_syncdir, ur_write_group, px_map, px_unmap,
 };
 
-int kv_io_new(int want, kv_io **out)
+int io_new(int want, kv_io **out)
 {
     kv_io *io = calloc(1, sizeof *io);
     *out = NULL;
     if (io == NULL)
-        return kv_err(KV_ENOMEM, "allocating the I/O layer");
+        return err_set(KV_ENOMEM, "allocating the I/O layer");
     io->ops = &psync_ops;
     io->backend = KV_IO_PSYNC;
     if (want == KV_IO_PSYNC) {
@@ -349,7 +349,7 @@ int kv_io_new(int want, kv_io **out)
             snprintf(io->note, sizeof io->note, "io_uring unavailable: %s", strerror(-r));
             if (want == KV_IO_URING) {
                 free(io);
-                return kv_err(KV_EIO, "io_uring requested but unavailable: io_uring_queue_init: %s",
+                return err_set(KV_EIO, "io_uring requested but unavailable: io_uring_queue_init: %s",
                               strerror(-r));
             }
         }
@@ -361,18 +361,18 @@ int kv_io_new(int want, kv_io **out)
 static kv_io_factory factory_fn; /* test hook (io.h), NULL in normal use */
 static void *factory_arg;
 
-void kv_io_set_factory(kv_io_factory fn, void *arg)
+void io_set_factory(kv_io_factory fn, void *arg)
 {
     factory_fn = fn;
     factory_arg = arg;
 }
 
-int kv_io_for(const char *dir, int want, kv_io **out)
+int io_for(const char *dir, int want, kv_io **out)
 {
-    return factory_fn != NULL ? factory_fn(factory_arg, dir, want, out) : kv_io_new(want, out);
+    return factory_fn != NULL ? factory_fn(factory_arg, dir, want, out) : io_new(want, out);
 }
 
-void kv_io_free(kv_io *io)
+void io_free(kv_io *io)
 {
     if (io == NULL)
         return;

@@ -56,19 +56,19 @@ struct kv_io {
 /* Creates the default I/O layer for a store. want is KV_IO_AUTO, KV_IO_URING or
  * KV_IO_PSYNC. Returns KV_OK, KV_EIO (KV_IO_URING asked but unavailable, with the
  * reason in kv_errmsg) or KV_ENOMEM. */
-int kv_io_new(int want, kv_io **out);
+int io_new(int want, kv_io **out);
 /* Frees io: the default layer, or one a factory made (through its destroy). */
-void kv_io_free(kv_io *io);
+void io_free(kv_io *io);
 
 /* Internal test hook, not part of kv.h: while a factory is set, kv_open asks it for
  * the I/O layer of every store it opens (dir as given to kv_open, want the options'
  * io choice). It returns KV_OK with *out, or a status; it may hand dirs it does not
- * care about to kv_io_new. The crash-simulation suite puts its fault-injecting layer
+ * care about to io_new. The crash-simulation suite puts its fault-injecting layer
  * in place this way. Set it only while no kv_open runs; NULL restores the default. */
 typedef int (*kv_io_factory)(void *arg, const char *dir, int want, kv_io **out);
-void kv_io_set_factory(kv_io_factory fn, void *arg);
-/* The I/O layer for a store in dir: the factory's when one is set, else kv_io_new. */
-int kv_io_for(const char *dir, int want, kv_io **out);
+void io_set_factory(kv_io_factory fn, void *arg);
+/* The I/O layer for a store in dir: the factory's when one is set, else io_new. */
+int io_for(const char *dir, int want, kv_io **out);
 
 /* Opens name (relative to dirfd) for any store file — segment, WAL, hint, MANIFEST,
  * LOCK, their temporaries — so that opening cannot block and only a regular file is

@@ -42,9 +42,9 @@ static int lock_fd_take(int fd, const char *dir)
         long holder = lock_holder(fd);
         close(fd);
         if (e == EWOULDBLOCK)
-            return kv_err(KV_ELOCKED, "%s/LOCK: store is locked by another writer (pid %ld)",
+            return err_set(KV_ELOCKED, "%s/LOCK: store is locked by another writer (pid %ld)",
                           dir, holder);
-        return kv_err_errno(e, "%s/LOCK: flock", dir);
+        return err_errno(e, "%s/LOCK: flock", dir);
     }
     return KV_OK;
 }
@@ -63,7 +63,7 @@ int lock_write_pid(int fd, const char *dir)
             w = pwrite(fd, pid, (size_t)n, 0);
         while (w < 0 && errno == EINTR);
     if (w != n)
-        return kv_err_errno(w < 0 || r < 0 ? errno : EIO, "%s/LOCK: writing our pid", dir);
+        return err_errno(w < 0 || r < 0 ? errno : EIO, "%s/LOCK: writing our pid", dir);
     return KV_OK;
 }
 

@@ -73,19 +73,19 @@ int file_create(kv_io *io, int dirfd, int kind, uint32_t number, kv_file **out)
     file_name(name, sizeof name, number, kind);
     int fd = io->ops->open(io, dirfd, name, O_RDWR | O_CREAT | O_EXCL, 0644);
     if (fd < 0)
-        return kv_err_errno(-fd, "creating %s", name);
+        return err_errno(-fd, "creating %s", name);
     file_header_encode(hdr, kind == KV_FILE_SEG ? KV_MAGIC_SEG : KV_MAGIC_WAL, number);
     int r = io_pwrite_full(io, fd, hdr, sizeof hdr, 0);
     if (r == 0)
         r = io->ops->fdatasync(io, fd);
     if (r < 0) {
         io->ops->close(io, fd);
-        return kv_err_errno(-r, "writing the header of %s", name);
+        return err_errno(-r, "writing the header of %s", name);
     }
     kv_file *f = file_alloc(io, kind, number, fd);
     if (f == NULL) {
         io->ops->close(io, fd);
-        return kv_err(KV_ENOMEM, "opening %s", name);
+        return err_set(KV_ENOMEM, "opening %s", name);
     }
     f->size = KV_FILE_HDR_SIZE;
     f->woff = KV_FILE_HDR_SIZE;
@@ -100,18 +100,18 @@ static int check_header(kv_io *io, int fd, const char *name, int kind, uint32_t 
     uint32_t got;
     int too_new;
     if (size < KV_FILE_HDR_SIZE)
-        return kv_err(KV_ECORRUPT, "%s: offset 0: file of %llu bytes is shorter than its header",
+        return err_set(KV_ECORRUPT, "%s: offset 0: file of %llu bytes is shorter than its header",
                       name, (unsigned long long)size);
     ssize_t r = io_pread_full(io, fd, hdr, sizeof hdr, 0);
     if (r < 0)
-        return kv_err_errno((int)-r, "%s: reading the header", name);
+        return err_errno((int)-r, "%s: reading the header", name);
     const char *why = file_header_check(hdr, kind == KV_FILE_SEG ? KV_MAGIC_SEG : KV_MAGIC_WAL,
                                         &got, &too_new);
     if (why != NULL)
-        return kv_err(too_new ? KV_EVERSION : KV_ECORRUPT, "%s: offset 0: %s (version %u, this "
+        return err_set(too_new ? KV_EVERSION : KV_ECORRUPT, "%s: offset 0: %s (version %u, this "
                       "library reads %u)", name, why, kv_get16(hdr + 4), KV_FORMAT_VERSION);
     if (got != number)
-        return kv_err(KV_ECORRUPT, "%s: offset 8: header names file %u", name, got);
+        return err_set(KV_ECORRUPT, "%s: offset 8: header names file %u", name, got);
     return KV_OK;
 }
 
@@ -126,16 +126,16 @@ int file_open(kv_io *io, int dirfd, int kind, uint32_t number, int writable, int
     int rc = io_open_regular(io, dirfd, name, writable ? O_RDWR : O_RDONLY, 0, name, &fd);
     if (rc == KV_NOTFOUND) {
         *missing = 1;
-        return kv_err(KV_EIO, "opening %s: %s", name, strerror(ENOENT));
+        return err_set(KV_EIO, "opening %s: %s", name, strerror(ENOENT));
     }
     if (rc != KV_OK)
         return rc;
     int r = io->ops->fsize(io, fd, &size);
-    rc = r < 0 ? kv_err_errno(-r, "%s: fstat", name)
+    rc = r < 0 ? err_errno(-r, "%s: fstat", name)
                : check_header(io, fd, name, kind, number, size);
     kv_file *f = rc == KV_OK ? file_alloc(io, kind, number, fd) : NULL;
     if (rc == KV_OK && f == NULL)
-        rc = kv_err(KV_ENOMEM, "opening %s", name);
+        rc = err_set(KV_ENOMEM, "opening %s", name);
     if (rc != KV_OK) {
         io->ops->close(io, fd);
         return rc;
@@ -152,7 +152,7 @@ int file_enable_buffer(kv_file *f, size_t cap)
 {
     f->wbuf = malloc(cap);
     if (f->wbuf == NULL)
-        return kv_err(KV_ENOMEM, "%s: allocating the write buffer", f->name);
+        return err_set(KV_ENOMEM, "%s: allocating the write buffer", f->name);
     f->wcap = cap;
     f->wlen = 0;
     f->woff = f->size;
@@ -165,7 +165,7 @@ static int flush_locked(kv_file *f)
         return KV_OK;
     int r = io_pwrite_full(f->io, f->fd, f->wbuf, f->wlen, f->woff);
     if (r < 0)
-        return kv_err_errno(-r, "%s: write of %zu bytes at offset %llu", f->name, f->wlen,
+        return err_errno(-r, "%s: write of %zu bytes at offset %llu", f->name, f->wlen,
                             (unsigned long long)f->woff);
     f->woff += f->wlen;
     f->wlen = 0;
@@ -203,7 +203,7 @@ int file_append(kv_file *f, const void *buf, size_t len, uint64_t *off)
     if (rc == KV_OK && len > f->wcap) {
         int r = io_pwrite_full(f->io, f->fd, buf, len, f->woff);
         if (r < 0)
-            rc = kv_err_errno(-r, "%s: write of %zu bytes at offset %llu", f->name, len,
+            rc = err_errno(-r, "%s: write of %zu bytes at offset %llu", f->name, len,
                               (unsigned long long)f->woff);
         else
             f->woff += len;
@@ -223,10 +223,10 @@ static int pread_exact(kv_file *f, uint64_t off, void *dst, size_t len)
 {
     ssize_t r = io_pread_full(f->io, f->fd, dst, len, off);
     if (r < 0)
-        return kv_err_errno((int)-r, "%s: read of %zu bytes at offset %llu", f->name, len,
+        return err_errno((int)-r, "%s: read of %zu bytes at offset %llu", f->name, len,
                             (unsigned long long)off);
     if ((size_t)r < len)
-        return kv_err(KV_ECORRUPT, "%s: offset %llu: file ends %zu bytes into a %zu-byte "
+        return err_set(KV_ECORRUPT, "%s: offset %llu: file ends %zu bytes into a %zu-byte "
                       "record", f->name, (unsigned long long)off, (size_t)r, len);
     return KV_OK;
 }
@@ -252,7 +252,7 @@ int file_read(kv_file *f, uint64_t off, void *dst, size_t len)
     size_t boff = off < woff ? 0 : (size_t)(off - woff);
     int rc = KV_OK;
     if (boff + (len - head) > f->wlen)
-        rc = kv_err(KV_ECORRUPT, "%s: offset %llu: record beyond the end of the file",
+        rc = err_set(KV_ECORRUPT, "%s: offset %llu: record beyond the end of the file",
                     f->name, (unsigned long long)off);
     else
         memcpy((uint8_t *)dst + head, f->wbuf + boff, len - head);

@@ -58,7 +58,7 @@ static int hint_replaceable(int dirfd, const char *name)
     struct stat st;
     if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || S_ISREG(st.st_mode))
         return KV_OK;
-    return kv_err(KV_ECORRUPT, "%s: not a regular file: not replaced by a new hint", name);
+    return err_set(KV_ECORRUPT, "%s: not a regular file: not replaced by a new hint", name);
 }
 
 int hint_write(kv_io *io, int dirfd, uint32_t number, const hint_buf *h, uint64_t seg_size)
@@ -66,7 +66,7 @@ int hint_write(kv_io *io, int dirfd, uint32_t number, const hint_buf *h, uint64_
     char name[24], tmp[24];
     uint8_t hdr[KV_FILE_HDR_SIZE], tr[KV_HINT_TRAILER];
     if (h->failed)
-        return kv_err(KV_ENOMEM, "hint for segment %06u: out of memory while building", number);
+        return err_set(KV_ENOMEM, "hint for segment %06u: out of memory while building", number);
     file_name(name, sizeof name, number, KV_FILE_HINT);
     file_name(tmp, sizeof tmp, number, KV_FILE_HINT_TMP);
     file_header_encode(hdr, KV_MAGIC_HINT, number);
@@ -92,7 +92,7 @@ int hint_write(kv_io *io, int dirfd, uint32_t number, const hint_buf *h, uint64_
         r = io->ops->rename(io, dirfd, tmp, name);
     if (r < 0) {
         io->ops->unlink(io, dirfd, tmp);
-        return kv_err_errno(-r, "writing %s", name);
+        return err_errno(-r, "writing %s", name);
     }
     return KV_OK;
 }
@@ -214,7 +214,7 @@ int hint_buf_walk(const hint_buf *h, uint32_t number, uint64_t seg_size, hint_fn
         uint64_t at = off;
         const char *bad = hint_record(p, end, &off, seg_size, &e);
         if (bad != NULL)
-            return kv_err(KV_ECORRUPT, "%06u.hint being built: record %u %s", number, i, bad);
+            return err_set(KV_ECORRUPT, "%06u.hint being built: record %u %s", number, i, bad);
         int rc = fn(arg, &e, at);
         if (rc != KV_OK)
             return rc;

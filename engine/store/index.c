@@ -310,7 +310,7 @@ int idx_new(kv_index **out)
         return -ENOMEM;
     for (int i = 0; i < IDX_SHARDS; i++) {
         idx_shard *sh = &ix->shards[i];
-        kv_rwlock_init(&sh->lock);
+        rwlock_init_writers_first(&sh->lock);
         sh->cap = 64;
         sh->slots = big_alloc((size_t)sh->cap * sizeof *sh->slots, 1);
         if (sh->slots == NULL) {

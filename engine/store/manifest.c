@@ -95,9 +95,9 @@ int manifest_decode(const uint8_t *buf, size_t len, kv_manifest *m)
     char why[160];
     int rc = manifest_check(buf, len, m, &off, why, sizeof why);
     if (rc == KV_ENOMEM)
-        return kv_err(rc, "MANIFEST: %s", why);
+        return err_set(rc, "MANIFEST: %s", why);
     if (rc != KV_OK)
-        return kv_err(rc, "MANIFEST: offset %llu: %s", (unsigned long long)off, why);
+        return err_set(rc, "MANIFEST: offset %llu: %s", (unsigned long long)off, why);
     return KV_OK;
 }
 
@@ -112,16 +112,16 @@ int manifest_read(kv_io *io, int dirfd, const char *name, uint8_t **buf, size_t 
         return rc;
     int r = io->ops->fsize(io, fd, &size);
     if (r < 0)
-        rc = kv_err_errno(-r, "%s: fstat", name);
+        rc = err_errno(-r, "%s: fstat", name);
     else if (size > MANIFEST_MAX)
-        rc = kv_err(KV_ECORRUPT, "%s: %llu bytes is larger than any MANIFEST", name,
+        rc = err_set(KV_ECORRUPT, "%s: %llu bytes is larger than any MANIFEST", name,
                     (unsigned long long)size);
     else if ((*buf = malloc(size ? size : 1)) == NULL)
-        rc = kv_err(KV_ENOMEM, "reading %s", name);
+        rc = err_set(KV_ENOMEM, "reading %s", name);
     if (rc == KV_OK) {
         ssize_t got = io_pread_full(io, fd, *buf, size, 0);
         if (got < 0)
-            rc = kv_err_errno((int)-got, "reading %s", name);
+            rc = err_errno((int)-got, "reading %s", name);
         else
             *len = (size_t)got;
     }
@@ -175,7 +175,7 @@ int manifest_store(kv_io *io, int dirfd, kv_manifest *m, int *renamed)
     m->generation++;
     uint8_t *buf = manifest_encode(m, &len);
     if (buf == NULL)
-        return kv_err(KV_ENOMEM, "encoding MANIFEST");
+        return err_set(KV_ENOMEM, "encoding MANIFEST");
     int fd;
     int rc = io_open_regular(io, dirfd, KV_MANIFEST_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW,
                                0644, KV_MANIFEST_TMP, &fd);
@@ -201,7 +201,7 @@ int manifest_store(kv_io *io, int dirfd, kv_manifest *m, int *renamed)
         step = "syncing the directory after renaming";
     }
     free(buf);
-    return r < 0 ? kv_err_errno(-r, "%s %s", step, KV_MANIFEST_TMP) : KV_OK;
+    return r < 0 ? err_errno(-r, "%s %s", step, KV_MANIFEST_TMP) : KV_OK;
 }
 
 void manifest_free(kv_manifest *m)

@@ -28,7 +28,7 @@ typedef struct window {
     kv_io *io;
     int fd;
     const char *name;
-    const uint8_t *mem; /* whole file in memory (kv_scan_buffer), else NULL */
+    const uint8_t *mem; /* whole file in memory (scan_buffer), else NULL */
     uint64_t end;
     uint8_t *buf;
     size_t cap;
@@ -53,7 +53,7 @@ static const uint8_t *win_get(window *w, uint64_t off, size_t n, int *rc)
     if (want > w->cap) {
         uint8_t *nb = realloc(w->buf, want);
         if (nb == NULL) {
-            *rc = kv_err(KV_ENOMEM, "%s: reading %zu bytes at offset %llu", w->name, want,
+            *rc = err_set(KV_ENOMEM, "%s: reading %zu bytes at offset %llu", w->name, want,
                          (unsigned long long)off);
             return NULL;
         }
@@ -62,7 +62,7 @@ static const uint8_t *win_get(window *w, uint64_t off, size_t n, int *rc)
     }
     ssize_t r = io_pread_full(w->io, w->fd, w->buf, want, off);
     if (r < 0) {
-        *rc = kv_err_errno((int)-r, "%s: read at offset %llu", w->name, (unsigned long long)off);
+        *rc = err_errno((int)-r, "%s: read at offset %llu", w->name, (unsigned long long)off);
         return NULL;
     }
     w->boff = off;
@@ -168,7 +168,7 @@ static int deliver_batch(window *w, uint64_t off, uint32_t count, const kv_entry
         if (count == 1)
             e = *only;
         else if (read_entry(w, off, &e, res, &rc) == NULL)
-            return rc != KV_OK ? rc : kv_err(KV_EIO, "%s: offset %llu changed while reading",
+            return rc != KV_OK ? rc : err_set(KV_EIO, "%s: offset %llu changed while reading",
                                              w->name, (unsigned long long)off);
         rc = fn != NULL ? fn(arg, &e, off) : 0;
         if (rc != 0)
@@ -311,7 +311,7 @@ static int walk_loop(window *w, uint64_t start, const kv_scan_walk_fns *f, kv_sc
     return rc;
 }
 
-int kv_scan_walk_file(kv_io *io, int fd, const char *name, uint64_t start, uint64_t end,
+int scan_walk_file(kv_io *io, int fd, const char *name, uint64_t start, uint64_t end,
                       const kv_scan_walk_fns *fns, kv_scan_walk_result *res)
 {
     window w = {.io = io, .fd = fd, .name = name, .end = end};
@@ -320,7 +320,7 @@ int kv_scan_walk_file(kv_io *io, int fd, const char *name, uint64_t start, uint6
     return rc;
 }
 
-int kv_scan_walk_buffer(const uint8_t *buf, size_t len, uint64_t start,
+int scan_walk_buffer(const uint8_t *buf, size_t len, uint64_t start,
                         const kv_scan_walk_fns *fns, kv_scan_walk_result *res)
 {
     window w = {.name = "buffer", .mem = buf, .end = len};
@@ -359,7 +359,7 @@ static int find_fence(window *w, const kv_scan_result *res, kv_scan_fence *out)
     return rc == FENCE_FOUND ? KV_OK : rc;
 }
 
-int kv_scan_find_fence(kv_io *io, int fd, const char *name, uint64_t end,
+int scan_find_fence(kv_io *io, int fd, const char *name, uint64_t end,
                        const kv_scan_result *res, kv_scan_fence *out)
 {
     window w = {.io = io, .fd = fd, .name = name, .end = end};
@@ -368,7 +368,7 @@ int kv_scan_find_fence(kv_io *io, int fd, const char *name, uint64_t end,
     return rc;
 }
 
-int kv_scan_find_fence_buffer(const uint8_t *buf, size_t len, const kv_scan_result *res,
+int scan_find_fence_buffer(const uint8_t *buf, size_t len, const kv_scan_result *res,
                               kv_scan_fence *out)
 {
     window w = {.name = "buffer", .mem = buf, .end = len};
@@ -377,7 +377,7 @@ int kv_scan_find_fence_buffer(const uint8_t *buf, size_t len, const kv_scan_resu
 
 /* ---- entry points ------------------------------------------------------------------ */
 
-int kv_scan_file(kv_io *io, int fd, const char *name, uint64_t start, uint64_t end,
+int scan_file(kv_io *io, int fd, const char *name, uint64_t start, uint64_t end,
                  kv_scan_fn fn, void *arg, kv_scan_result *res)
 {
     window w = {.io = io, .fd = fd, .name = name, .end = end};
@@ -386,7 +386,7 @@ int kv_scan_file(kv_io *io, int fd, const char *name, uint64_t start, uint64_t e
     return rc;
 }
 
-int kv_scan_buffer(const uint8_t *buf, size_t len, uint64_t start, kv_scan_fn fn,
+int scan_buffer(const uint8_t *buf, size_t len, uint64_t start, kv_scan_fn fn,
                    void *arg, kv_scan_result *res)
 {
     window w = {.name = "buffer", .mem = buf, .end = len};

@@ -29,11 +29,11 @@ typedef struct kv_scan_result {
 /* Scans fd from start to end (exclusive), calling fn for every entry of every
  * complete batch. Returns KV_OK (check res->stopped), fn's non-zero return,
  * KV_EIO (read failed, message names `name`) or KV_ENOMEM. */
-int kv_scan_file(kv_io *io, int fd, const char *name, uint64_t start, uint64_t end,
+int scan_file(kv_io *io, int fd, const char *name, uint64_t start, uint64_t end,
                  kv_scan_fn fn, void *arg, kv_scan_result *res);
 
 /* The same over a buffer in memory (fuzzers, tests): buf holds the whole file. */
-int kv_scan_buffer(const uint8_t *buf, size_t len, uint64_t start, kv_scan_fn fn,
+int scan_buffer(const uint8_t *buf, size_t len, uint64_t start, kv_scan_fn fn,
                    void *arg, kv_scan_result *res);
 
 /* ---- torn tail or damage --------------------------------------------------------------
@@ -56,10 +56,10 @@ typedef struct kv_scan_fence {
 /* Looks for that proof after a scan of [.., end) of fd stopped (res->stopped).
  * Returns KV_OK (see out->found), KV_EIO or KV_ENOMEM. Reads from res->valid_end to
  * the first fence at most. */
-int kv_scan_find_fence(kv_io *io, int fd, const char *name, uint64_t end,
+int scan_find_fence(kv_io *io, int fd, const char *name, uint64_t end,
                        const kv_scan_result *res, kv_scan_fence *out);
 /* The same over a whole file image in memory. */
-int kv_scan_find_fence_buffer(const uint8_t *buf, size_t len, const kv_scan_result *res,
+int scan_find_fence_buffer(const uint8_t *buf, size_t len, const kv_scan_result *res,
                               kv_scan_fence *out);
 
 /* ---- walking past damage (the tools, through inspect.h) ------------------------------
@@ -80,7 +80,7 @@ int kv_scan_find_fence_buffer(const uint8_t *buf, size_t len, const kv_scan_resu
  * batch flag means "more follows", the rest of a batch whose first entry lies in the
  * damage looks like a whole batch of its own. */
 typedef struct kv_scan_walk_fns {
-    kv_scan_fn batch; /* every entry of every whole batch, as kv_scan_file delivers them
+    kv_scan_fn batch; /* every entry of every whole batch, as scan_file delivers them
                          (may be NULL) */
     /* An entry inside a damaged stretch (may be NULL), called before the stretch's
      * damage call: crc_ok 1, an entry that checks out, of a batch that is not whole;
@@ -107,10 +107,10 @@ typedef struct kv_scan_walk_result {
 /* Walks fd from start to end. Returns KV_OK, a callback's non-zero return (the walk
  * stops there), KV_EIO or KV_ENOMEM (message names `name`). Entry pointers are valid
  * during the callback only. */
-int kv_scan_walk_file(kv_io *io, int fd, const char *name, uint64_t start, uint64_t end,
+int scan_walk_file(kv_io *io, int fd, const char *name, uint64_t start, uint64_t end,
                       const kv_scan_walk_fns *fns, kv_scan_walk_result *res);
 /* The same over a whole file image in memory. */
-int kv_scan_walk_buffer(const uint8_t *buf, size_t len, uint64_t start,
+int scan_walk_buffer(const uint8_t *buf, size_t len, uint64_t start,
                         const kv_scan_walk_fns *fns, kv_scan_walk_result *res);
 
 #endif
