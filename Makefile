@@ -87,13 +87,16 @@ $(BUILD)/libkv.so: $(LIB_OBJ)
 
 # tools/dumpfmt.c: the dump format (kvdump writes it, kv load reads it) and the
 # escaping of keys and values every tool prints. tools/forensic.c: kvdump --all and
-# kvdump FILE, over engine/fsck/inspect.h.
-$(BUILD)/bin/kv: $(BUILD)/obj/tools/kv.o $(BUILD)/obj/tools/dumpfmt.o $(BUILD)/libkv.a
+# kvdump FILE, over engine/fsck/inspect.h. tools/json.c: the one JSON string writer
+# (every --json output, kvbench's included).
+$(BUILD)/bin/kv: $(BUILD)/obj/tools/kv.o $(BUILD)/obj/tools/dumpfmt.o $(BUILD)/obj/tools/json.o \
+                $(BUILD)/libkv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV)
 
 $(BUILD)/bin/kvdump: $(BUILD)/obj/tools/kvdump.o $(BUILD)/obj/tools/forensic.o \
-                    $(BUILD)/obj/tools/dumpfmt.o $(FSCK_LIB) $(BUILD)/libkv.a
+                    $(BUILD)/obj/tools/dumpfmt.o $(BUILD)/obj/tools/json.o $(FSCK_LIB) \
+                    $(BUILD)/libkv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV)
 
@@ -101,7 +104,8 @@ $(BUILD)/bin/kvcompact: $(BUILD)/obj/tools/kvcompact.o $(BUILD)/libkv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV)
 
-$(BUILD)/bin/kvcheck: $(BUILD)/obj/tools/kvcheck.o $(FSCK_LIB) $(BUILD)/libkv.a
+$(BUILD)/bin/kvcheck: $(BUILD)/obj/tools/kvcheck.o $(BUILD)/obj/tools/json.o $(FSCK_LIB) \
+                     $(BUILD)/libkv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV)
 
@@ -109,7 +113,7 @@ $(BUILD)/bin/kvdemo: $(BUILD)/obj/tools/kvdemo.o $(BUILD)/libkv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV)
 
-$(BUILD)/bin/kvbench: $(BUILD)/obj/bench/kvbench.o $(BUILD)/libkv.a
+$(BUILD)/bin/kvbench: $(BUILD)/obj/bench/kvbench.o $(BUILD)/obj/tools/json.o $(BUILD)/libkv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV) -lm
 

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json.h"
 #include "kv.h"
 
 /* ---------------------------------------------------------------------------------
@@ -31,7 +32,24 @@
  * ------------------------------------------------------------------------------ */
 static const char hexdigits[] = "0123456789abcdef";
 
-void dump_encode(FILE *f, int format, const void *p, size_t n)
+/* Writes byte c in the print encoding at out (1, 2 or 4 characters); returns how many. */
+static size_t print_byte(unsigned c, char *out)
+{
+    if (c == '\\') {
+        out[0] = '\\', out[1] = '\\';
+        return 2;
+    }
+    if (c >= 0x20 && c < 0x7f) {
+        out[0] = (char)c;
+        return 1;
+    }
+    out[0] = '\\', out[1] = 'x', out[2] = hexdigits[c >> 4], out[3] = hexdigits[c & 15];
+    return 4;
+}
+
+/* Encodes the n bytes at p in format into chunks of buf and hands each to emit. */
+static void encode_chunks(FILE *f, int format, const void *p, size_t n,
+                          void (*emit)(FILE *, const void *, size_t))
 {
     const unsigned char *s = p;
     char buf[4096];
@@ -40,57 +58,34 @@ void dump_encode(FILE *f, int format, const void *p, size_t n)
     for (size_t i = 0; i < n; i++) {
         unsigned c = s[i];
         if (o > sizeof buf - 4) {
-            fwrite(buf, 1, o, f);
+            emit(f, buf, o);
             o = 0;
         }
         if (format == DUMP_HEX) {
             buf[o++] = hexdigits[c >> 4];
             buf[o++] = hexdigits[c & 15];
-        } else if (c == '\\') {
-            buf[o++] = '\\';
-            buf[o++] = '\\';
-        } else if (c >= 0x20 && c < 0x7f) {
-            buf[o++] = (char)c;
         } else {
-            buf[o++] = '\\';
-            buf[o++] = 'x';
-            buf[o++] = hexdigits[c >> 4];
-            buf[o++] = hexdigits[c & 15];
+            o += print_byte(c, buf + o);
         }
     }
-    fwrite(buf, 1, o, f);
+    emit(f, buf, o);
 }
 
-void dump_json_string(FILE *f, const char *s, size_t max)
+static void emit_raw(FILE *f, const void *p, size_t n)
 {
-    putc('"', f);
-    for (size_t i = 0; i < max && s[i] != '\0'; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20 || c == 0x7f)
-            fprintf(f, "\\u%04x", c);
-        else
-            putc(c, f);
-    }
-    putc('"', f);
+    fwrite(p, 1, n, f);
 }
 
+void dump_encode(FILE *f, int format, const void *p, size_t n)
+{
+    encode_chunks(f, format, p, n, emit_raw);
+}
+
+/* The print encoding is ASCII: json_chars only has '"' and '\\' to escape in it. */
 void dump_json_bytes(FILE *f, const void *p, size_t n)
 {
-    const unsigned char *s = p;
     putc('"', f);
-    for (size_t i = 0; i < n; i++) {
-        unsigned c = s[i];
-        if (c == '\\')
-            fputs("\\\\\\\\", f);
-        else if (c == '"')
-            fputs("\\\"", f);
-        else if (c >= 0x20 && c < 0x7f)
-            putc((int)c, f);
-        else
-            fprintf(f, "\\\\x%c%c", hexdigits[c >> 4], hexdigits[c & 15]);
-    }
+    encode_chunks(f, DUMP_PRINT, p, n, json_chars);
     putc('"', f);
 }
 

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "dumpfmt.h"
+#include "json.h"
 #include "kv.h"
 
 /* ---------------------------------------------------------------------------------
@@ -443,13 +444,13 @@ static void print_stat(const struct stat_field *f, const kv_stats *st, int json)
     case ST_COMPRESSION: name = iv == KV_COMPRESS_LZ4 ? "lz4" : "none"; break;
     default:
         if (json)
-            dump_json_string(stdout, p, sizeof st->io_backend_note);
+            json_string(stdout, p, strnlen(p, sizeof st->io_backend_note));
         else
             printf("%.*s", (int)sizeof st->io_backend_note, p[0] != '\0' ? p : "-");
         return;
     }
     if (json)
-        dump_json_string(stdout, name, strlen(name));
+        json_cstring(stdout, name);
     else
         fputs(name, stdout);
 }

@@ -31,6 +31,7 @@
 
 #include "fsck/check.h"
 #include "db/db.h"
+#include "json.h"
 #include "kv.h"
 
 enum { EXIT_CLEAN = 0, EXIT_DAMAGE = 1, EXIT_USAGE = 2, EXIT_LOCKED = 3 };
@@ -141,21 +142,6 @@ static void print_key(FILE *f, const uint8_t *k, uint32_t n)
         fprintf(f, "... (%u bytes)", n);
 }
 
-static void json_string(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
-}
-
 static void print_summary(const opts *o, const check_summary *s, const check_repair_result *r)
 {
     int record_file = s->single && (s->kind == INSPECT_SEG || s->kind == INSPECT_WAL);
@@ -174,7 +160,7 @@ static void print_summary(const opts *o, const check_summary *s, const check_rep
         return;
     }
     printf("{\"path\":");
-    json_string(stdout, o->path);
+    json_cstring(stdout, o->path);
     printf(",\"clean\":%s,\"files\":%llu,\"records\":%llu,\"bytes\":%llu,\"damaged\":%llu,"
            "\"lost_bytes\":%llu", s->damaged == 0 ? "true" : "false",
            (unsigned long long)s->files, (unsigned long long)s->records,
