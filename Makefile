@@ -122,10 +122,14 @@ $(BUILD)/bin/lz4probe: $(BUILD)/obj/bench/lz4probe.o $(BUILD)/libkv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV)
 
-$(BUILD)/bin/kvtest: $(TEST_OBJ) $(FSCK_LIB) $(BUILD)/libkv.a $(BUILD)/bin/kv \
-                    $(BUILD)/bin/kvcompact $(BUILD)/bin/kvdump $(BUILD)/bin/kvcheck
+# The tests read the tools' JSON with jansson (never a parser of their own), and
+# test the JSON writer itself (tools/json.o) directly.
+$(BUILD)/bin/kvtest: $(TEST_OBJ) $(BUILD)/obj/tools/json.o $(FSCK_LIB) $(BUILD)/libkv.a \
+                    $(BUILD)/bin/kv $(BUILD)/bin/kvcompact $(BUILD)/bin/kvdump \
+                    $(BUILD)/bin/kvcheck $(BUILD)/bin/kvbench
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_KV) -o $@ $(TEST_OBJ) $(FSCK_LIB) $(BUILD)/libkv.a $(LDLIBS_KV) -lcunit
+	$(CC) $(LDFLAGS_KV) -o $@ $(TEST_OBJ) $(BUILD)/obj/tools/json.o $(FSCK_LIB) \
+	    $(BUILD)/libkv.a $(LDLIBS_KV) -lcunit -ljansson
 
 # ---- running ---------------------------------------------------------------------
 deps:

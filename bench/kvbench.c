@@ -917,14 +917,14 @@ static void header_json(const struct bench *b, const struct facts *f)
 {
     const struct config *c = &b->cfg;
     printf("{\"type\":\"header\",\"kvbench\":\"%s\",\"libkv\":", KV_VERSION_STRING);
-    json_cstring(stdout, kv_version());
+    jsonw_cstring(stdout, kv_version());
     printf(",\"date\":\"%s\",\"cpu\":", f->date);
-    json_cstring(stdout, f->cpu);
+    jsonw_cstring(stdout, f->cpu);
     printf(",\"cpu_cache\":");
-    json_cstring(stdout, f->cache);
+    jsonw_cstring(stdout, f->cache);
     printf(",\"cores\":%ld,\"io_backend\":\"%s\",\"io_backend_note\":", f->cores,
            io_name(f->st.io_backend));
-    json_cstring(stdout, f->st.io_backend_note);
+    jsonw_cstring(stdout, f->st.io_backend_note);
     printf(",\"sync\":\"%s\",\"key_size\":%zu,\"value_size\":%zu,\"num\":%" PRIu64
            ",\"reads\":%" PRIu64 ",\"threads\":%u,\"sync_num\":%" PRIu64
            ",\"segment_bytes\":%" PRIu64 ",\"seed\":%" PRIu64 ",\"compression\":\"%s\""
@@ -933,7 +933,7 @@ static void header_json(const struct bench *b, const struct facts *f)
            c->threads, c->sync_num, c->segment_bytes, c->seed,
            c->compression == KV_COMPRESS_LZ4 ? "lz4" : "none", c->compressible,
            f->compress_min);
-    json_cstring(stdout, b->dir);
+    jsonw_cstring(stdout, b->dir);
     printf("}\n");
 }
 

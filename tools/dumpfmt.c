@@ -81,11 +81,11 @@ void dump_encode(FILE *f, int format, const void *p, size_t n)
     encode_chunks(f, format, p, n, emit_raw);
 }
 
-/* The print encoding is ASCII: json_chars only has '"' and '\\' to escape in it. */
+/* The print encoding is ASCII: jsonw_chars only has '"' and '\\' to escape in it. */
 void dump_json_bytes(FILE *f, const void *p, size_t n)
 {
     putc('"', f);
-    encode_chunks(f, DUMP_PRINT, p, n, json_chars);
+    encode_chunks(f, DUMP_PRINT, p, n, jsonw_chars);
     putc('"', f);
 }
 

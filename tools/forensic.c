@@ -65,7 +65,7 @@ static void obj_begin(const ctx *c, const char *what)
 {
     if (c->o->json) {
         printf("{\"what\": \"%s\", \"file\": ", what);
-        json_cstring(stdout, c->file);
+        jsonw_cstring(stdout, c->file);
     } else {
         printf("%s %s", c->file, what);
     }
@@ -86,7 +86,7 @@ static void f_str(const ctx *c, const char *name, const char *v)
 {
     if (c->o->json) {
         printf(", \"%s\": ", name);
-        json_cstring(stdout, v);
+        jsonw_cstring(stdout, v);
     } else {
         printf(" %s=%s", name, v);
     }

@@ -11,7 +11,7 @@
 
 static const char hexdigits[] = "0123456789abcdef";
 
-size_t json_utf8_len(const unsigned char *p, size_t n)
+size_t jsonw_utf8_len(const unsigned char *p, size_t n)
 {
     unsigned c = p[0];
     size_t len;
@@ -38,7 +38,7 @@ size_t json_utf8_len(const unsigned char *p, size_t n)
     return len;
 }
 
-void json_chars(FILE *f, const void *p, size_t n)
+void jsonw_chars(FILE *f, const void *p, size_t n)
 {
     const unsigned char *s = p;
     char buf[4096];
@@ -46,7 +46,7 @@ void json_chars(FILE *f, const void *p, size_t n)
 
     for (size_t i = 0; i < n;) {
         unsigned c = s[i];
-        size_t len = json_utf8_len(s + i, n - i);
+        size_t len = jsonw_utf8_len(s + i, n - i);
         if (o > sizeof buf - 8) {
             fwrite(buf, 1, o, f);
             o = 0;
@@ -74,14 +74,14 @@ void json_chars(FILE *f, const void *p, size_t n)
     fwrite(buf, 1, o, f);
 }
 
-void json_string(FILE *f, const void *p, size_t n)
+void jsonw_string(FILE *f, const void *p, size_t n)
 {
     putc('"', f);
-    json_chars(f, p, n);
+    jsonw_chars(f, p, n);
     putc('"', f);
 }
 
-void json_cstring(FILE *f, const char *s)
+void jsonw_cstring(FILE *f, const char *s)
 {
-    json_string(f, s, strlen(s));
+    jsonw_string(f, s, strlen(s));
 }

@@ -16,7 +16,7 @@
  *
  * So the mapping is reversible: a reader gets the exact bytes back by turning each
  * character U+F780..U+F7FF of the decoded string into the one byte 0x80..0xFF and
- * every other character into its UTF-8 encoding (json_decode_bytes in
+ * every other character into its UTF-8 encoding (decode_bytes in
  * tests/test_json.c). Two different byte strings never give the same JSON string.
  * docs/man/kvcheck.1 (and kvdump.1, kv.1, kvbench.1) say the same for users.
  */
@@ -28,20 +28,20 @@
 
 /* The first character of the block that stands for bytes that are not UTF-8:
  * byte 0xXX becomes U+F700 + 0xXX. */
-#define JSON_RAW_BYTE_BASE 0xf700u
+#define JSONW_RAW_BYTE_BASE 0xf700u
 
 /* Writes the n bytes at p as the characters of a JSON string, without quotes. */
-void json_chars(FILE *f, const void *p, size_t n);
+void jsonw_chars(FILE *f, const void *p, size_t n);
 
 /* Writes the n bytes at p as a JSON string, quotes included (a NUL is \u0000). */
-void json_string(FILE *f, const void *p, size_t n);
+void jsonw_string(FILE *f, const void *p, size_t n);
 
 /* Writes the NUL-terminated text s as a JSON string, quotes included. */
-void json_cstring(FILE *f, const char *s);
+void jsonw_cstring(FILE *f, const char *s);
 
 /* Returns the length (1..4) of the valid UTF-8 character at p (n bytes left), or 0
  * when the byte at p does not start one. Characters U+F780..U+F7FF count as not
  * valid here (see above). */
-size_t json_utf8_len(const unsigned char *p, size_t n);
+size_t jsonw_utf8_len(const unsigned char *p, size_t n);
 
 #endif /* KV_TOOLS_JSON_H */

@@ -444,13 +444,13 @@ static void print_stat(const struct stat_field *f, const kv_stats *st, int json)
     case ST_COMPRESSION: name = iv == KV_COMPRESS_LZ4 ? "lz4" : "none"; break;
     default:
         if (json)
-            json_string(stdout, p, strnlen(p, sizeof st->io_backend_note));
+            jsonw_string(stdout, p, strnlen(p, sizeof st->io_backend_note));
         else
             printf("%.*s", (int)sizeof st->io_backend_note, p[0] != '\0' ? p : "-");
         return;
     }
     if (json)
-        json_cstring(stdout, name);
+        jsonw_cstring(stdout, name);
     else
         fputs(name, stdout);
 }

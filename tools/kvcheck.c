@@ -160,7 +160,7 @@ static void print_summary(const opts *o, const check_summary *s, const check_rep
         return;
     }
     printf("{\"path\":");
-    json_cstring(stdout, o->path);
+    jsonw_cstring(stdout, o->path);
     printf(",\"clean\":%s,\"files\":%llu,\"records\":%llu,\"bytes\":%llu,\"damaged\":%llu,"
            "\"lost_bytes\":%llu", s->damaged == 0 ? "true" : "false",
            (unsigned long long)s->files, (unsigned long long)s->records,
