@@ -88,24 +88,25 @@ $(BUILD)/libkv.so: $(LIB_OBJ)
 # tools/dumpfmt.c: the dump format (kvdump writes it, kv load reads it) and the
 # escaping of keys and values every tool prints. tools/forensic.c: kvdump --all and
 # kvdump FILE, over engine/fsck/inspect.h. tools/json.c: the one JSON string writer
-# (every --json output, kvbench's included).
+# (every --json output, kvbench's included). tools/progress.c: the one progress line.
 $(BUILD)/bin/kv: $(BUILD)/obj/tools/kv.o $(BUILD)/obj/tools/dumpfmt.o $(BUILD)/obj/tools/json.o \
                 $(BUILD)/libkv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV)
 
 $(BUILD)/bin/kvdump: $(BUILD)/obj/tools/kvdump.o $(BUILD)/obj/tools/forensic.o \
-                    $(BUILD)/obj/tools/dumpfmt.o $(BUILD)/obj/tools/json.o $(FSCK_LIB) \
-                    $(BUILD)/libkv.a
+                    $(BUILD)/obj/tools/dumpfmt.o $(BUILD)/obj/tools/json.o \
+                    $(BUILD)/obj/tools/progress.o $(FSCK_LIB) $(BUILD)/libkv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV)
 
-$(BUILD)/bin/kvcompact: $(BUILD)/obj/tools/kvcompact.o $(BUILD)/libkv.a
+$(BUILD)/bin/kvcompact: $(BUILD)/obj/tools/kvcompact.o $(BUILD)/obj/tools/progress.o \
+                       $(BUILD)/libkv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV)
 
-$(BUILD)/bin/kvcheck: $(BUILD)/obj/tools/kvcheck.o $(BUILD)/obj/tools/json.o $(FSCK_LIB) \
-                     $(BUILD)/libkv.a
+$(BUILD)/bin/kvcheck: $(BUILD)/obj/tools/kvcheck.o $(BUILD)/obj/tools/json.o \
+                     $(BUILD)/obj/tools/progress.o $(FSCK_LIB) $(BUILD)/libkv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV)
 
