@@ -237,15 +237,11 @@ char *kvt_path(const char *dir, const char *name)
     char *p = malloc(n);
     KVT_CHECK_FATAL(p != NULL, "kvt_path: out of memory");
     snprintf(p, n, "%s/%s", dir, name);
-    if (g_npaths == g_cap_paths) {
-        size_t cap = g_cap_paths * 2 + 16;
-        char **grown = realloc(g_paths, cap * sizeof *grown);
-        if (grown == NULL)
-            free(p);
-        KVT_CHECK_FATAL(grown != NULL, "kvt_path: out of memory");
-        g_paths = grown;
-        g_cap_paths = cap;
-    }
+    char **grown = grow(g_paths, &g_cap_paths, g_npaths + 1, sizeof *grown, 16, 0);
+    if (grown == NULL)
+        free(p);
+    KVT_CHECK_FATAL(grown != NULL, "kvt_path: out of memory");
+    g_paths = grown;
     g_paths[g_npaths++] = p;
     return p;
 }

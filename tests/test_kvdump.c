@@ -94,12 +94,11 @@ static uint8_t *slurp(const char *path, size_t *len)
     if (f == NULL)
         return NULL;
     do {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 65536;
-            uint8_t *nb = realloc(buf, cap);
-            KVT_CHECK_FATAL(nb != NULL, "out of memory reading %s", path);
-            buf = nb;
-        }
+        uint8_t *nb = grow(buf, &cap, n + 1, 1, 65536, 0);
+        if (nb == NULL)
+            free(buf);
+        KVT_CHECK_FATAL(nb != NULL, "out of memory reading %s", path);
+        buf = nb;
         r = fread(buf + n, 1, cap - n, f);
         n += r;
     } while (r > 0);

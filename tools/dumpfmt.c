@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "grow.h"
 #include "json.h"
 #include "kv.h"
 
@@ -474,15 +475,13 @@ static int sink_room(dump_reader *r, const sink *s, size_t len)
         return 0;
     if (len >= s->max)
         return input_error(r, "%s longer than %zu bytes (the limit of kv)", s->what, s->max);
-    size_t ncap = cap < 4096 ? 4096 : cap * 2;
-    if (ncap > s->max)
-        ncap = s->max;
-    uint8_t *nb = realloc(*s->buf, ncap);
+    uint8_t *nb = grow(*s->buf, s->cap, len + 1, 1, 4096, s->max);
     if (nb == NULL) {
-        snprintf(r->err, sizeof r->err, "out of memory for a %zu-byte %s", ncap, s->what);
+        snprintf(r->err, sizeof r->err, "out of memory for a %s of more than %zu bytes",
+                 s->what, len);
         return DUMP_ERR_SYS;
     }
-    *s->buf = nb, *s->cap = ncap;
+    *s->buf = nb;
     return 0;
 }
 
@@ -613,22 +612,14 @@ int dump_has_prefix(const void *key, size_t klen, const void *prefix, size_t ple
 
 int dump_keys_add(dump_keys *kl, const void *key, size_t klen)
 {
-    if (kl->len + klen > kl->cap) {
-        size_t ncap = kl->cap ? kl->cap * 2 : 64 * 1024;
-        while (ncap < kl->len + klen)
-            ncap *= 2;
-        uint8_t *nb = realloc(kl->bytes, ncap);
-        if (nb == NULL)
-            return -1;
-        kl->bytes = nb, kl->cap = ncap;
-    }
-    if (kl->n == kl->ncap) {
-        size_t ncap = kl->ncap ? kl->ncap * 2 : 1024;
-        dump_keyref *nr = realloc(kl->refs, ncap * sizeof *nr);
-        if (nr == NULL)
-            return -1;
-        kl->refs = nr, kl->ncap = ncap;
-    }
+    uint8_t *nb = grow(kl->bytes, &kl->cap, kl->len + klen, 1, 64 * 1024, 0);
+    if (nb == NULL)
+        return -1;
+    kl->bytes = nb;
+    dump_keyref *nr = grow(kl->refs, &kl->ncap, kl->n + 1, sizeof *nr, 1024, 0);
+    if (nr == NULL)
+        return -1;
+    kl->refs = nr;
     memcpy(kl->bytes + kl->len, key, klen);
     kl->refs[kl->n].off = kl->len;
     kl->refs[kl->n].klen = (uint32_t)klen;

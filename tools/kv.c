@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "dumpfmt.h"
+#include "grow.h"
 #include "json.h"
 #include "kv.h"
 
@@ -151,18 +152,16 @@ static int io_error(const char *what, int err)
  * KV_MAX_VALUE, or EXIT_STORE on a read or allocation failure (message printed). */
 static int read_stdin(char **buf, size_t *len)
 {
-    size_t cap = 64 * 1024, n = 0, limit = (size_t)KV_MAX_VALUE + 1;
-    char *p = malloc(cap), *np;
+    size_t cap = 0, n = 0, limit = (size_t)KV_MAX_VALUE + 1;
+    char *p = NULL, *np;
     ssize_t r;
 
-    while (p != NULL && n < limit) {
-        if (n == cap) {
-            size_t ncap = cap * 2 < limit ? cap * 2 : limit;
-            if ((np = realloc(p, ncap)) == NULL)
-                break; /* n == cap < limit tells the failure below */
-            p = np, cap = ncap;
-            continue;
+    while (n < limit) {
+        if ((np = grow(p, &cap, n + 1, 1, 64 * 1024, limit)) == NULL) {
+            free(p);
+            return io_error("stdin", ENOMEM);
         }
+        p = np;
         if ((r = read(STDIN_FILENO, p + n, cap - n)) > 0)
             n += (size_t)r;
         else if (r == 0)
@@ -171,10 +170,6 @@ static int read_stdin(char **buf, size_t *len)
             free(p);
             return io_error("stdin", errno);
         }
-    }
-    if (p == NULL || (n == cap && n < limit)) { /* malloc or realloc failed */
-        free(p);
-        return io_error("stdin", ENOMEM);
     }
     if (n > KV_MAX_VALUE) {
         free(p);
