@@ -87,21 +87,26 @@ $(BUILD)/libkv.so: $(LIB_OBJ)
 
 # tools/dumpfmt.c: the dump format (kvdump writes it, kv load reads it) and the
 # escaping of keys and values every tool prints. tools/forensic.c: kvdump --all and
-# kvdump FILE, over engine/fsck/inspect.h.
-$(BUILD)/bin/kv: $(BUILD)/obj/tools/kv.o $(BUILD)/obj/tools/dumpfmt.o $(BUILD)/libkv.a
+# kvdump FILE, over engine/fsck/inspect.h. tools/json.c: the one JSON string writer
+# (every --json output, kvbench's included). tools/progress.c: the one progress line.
+$(BUILD)/bin/kv: $(BUILD)/obj/tools/kv.o $(BUILD)/obj/tools/dumpfmt.o $(BUILD)/obj/tools/json.o \
+                $(BUILD)/libkv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV)
 
 $(BUILD)/bin/kvdump: $(BUILD)/obj/tools/kvdump.o $(BUILD)/obj/tools/forensic.o \
-                    $(BUILD)/obj/tools/dumpfmt.o $(FSCK_LIB) $(BUILD)/libkv.a
+                    $(BUILD)/obj/tools/dumpfmt.o $(BUILD)/obj/tools/json.o \
+                    $(BUILD)/obj/tools/progress.o $(FSCK_LIB) $(BUILD)/libkv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV)
 
-$(BUILD)/bin/kvcompact: $(BUILD)/obj/tools/kvcompact.o $(BUILD)/libkv.a
+$(BUILD)/bin/kvcompact: $(BUILD)/obj/tools/kvcompact.o $(BUILD)/obj/tools/progress.o \
+                       $(BUILD)/libkv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV)
 
-$(BUILD)/bin/kvcheck: $(BUILD)/obj/tools/kvcheck.o $(FSCK_LIB) $(BUILD)/libkv.a
+$(BUILD)/bin/kvcheck: $(BUILD)/obj/tools/kvcheck.o $(BUILD)/obj/tools/json.o \
+                     $(BUILD)/obj/tools/progress.o $(FSCK_LIB) $(BUILD)/libkv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV)
 
@@ -109,7 +114,7 @@ $(BUILD)/bin/kvdemo: $(BUILD)/obj/tools/kvdemo.o $(BUILD)/libkv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV)
 
-$(BUILD)/bin/kvbench: $(BUILD)/obj/bench/kvbench.o $(BUILD)/libkv.a
+$(BUILD)/bin/kvbench: $(BUILD)/obj/bench/kvbench.o $(BUILD)/obj/tools/json.o $(BUILD)/libkv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV) -lm
 
@@ -118,10 +123,14 @@ $(BUILD)/bin/lz4probe: $(BUILD)/obj/bench/lz4probe.o $(BUILD)/libkv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV)
 
-$(BUILD)/bin/kvtest: $(TEST_OBJ) $(FSCK_LIB) $(BUILD)/libkv.a $(BUILD)/bin/kv \
-                    $(BUILD)/bin/kvcompact $(BUILD)/bin/kvdump $(BUILD)/bin/kvcheck
+# The tests read the tools' JSON with jansson (never a parser of their own), and
+# test the JSON writer itself (tools/json.o) directly.
+$(BUILD)/bin/kvtest: $(TEST_OBJ) $(BUILD)/obj/tools/json.o $(FSCK_LIB) $(BUILD)/libkv.a \
+                    $(BUILD)/bin/kv $(BUILD)/bin/kvcompact $(BUILD)/bin/kvdump \
+                    $(BUILD)/bin/kvcheck $(BUILD)/bin/kvbench
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_KV) -o $@ $(TEST_OBJ) $(FSCK_LIB) $(BUILD)/libkv.a $(LDLIBS_KV) -lcunit
+	$(CC) $(LDFLAGS_KV) -o $@ $(TEST_OBJ) $(BUILD)/obj/tools/json.o $(FSCK_LIB) \
+	    $(BUILD)/libkv.a $(LDLIBS_KV) -lcunit -ljansson
 
 # ---- running ---------------------------------------------------------------------
 deps:
