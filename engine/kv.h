@@ -247,8 +247,8 @@ typedef struct kv_db kv_db;
  *   KV_OK        *out is a new handle;
  *   KV_EINVAL    NULL dir or out, bad option (a struct_size that is 0, i.e. options
  *                kv_options_init did not fill, or that no kv_options has: the
- *                message gives the sizes accepted), dir missing or not a directory, no store
- *                there and create is 0 (or the directory holds other files);
+ *                message gives the sizes accepted), dir missing or not a directory,
+ *                no store there and create is 0 (or the directory holds other files);
  *   KV_ELOCKED   another handle holds the writer lock (message names its pid);
  *   KV_ECORRUPT  damage outside a torn tail (message names file and offset): in a
  *                sealed segment anywhere, in the newest WAL file when records that
