@@ -52,6 +52,7 @@ void kvt_register_live(void);        /* tests/test_live.c: readers and tools bes
 void kvt_register_hostile(void);     /* tests/test_hostile.c: foreign files, LOCK, exit codes */
 void kvt_register_json(void);        /* tests/test_json.c: --json of every tool on bytes that
                                         are no UTF-8, parsed by jansson */
+void kvt_register_abi(void);         /* tests/test_abi.c: libkv.so's exports, struct sizes */
 
 typedef struct kvt_test {
     const char *name; /* test name shown by CUnit */
