@@ -1,7 +1,7 @@
 /*
  * db.h — the store handle and the pieces the engine's modules share.
  *
- * Modules: db.c (options, open, close, sync, stats, the file table), recover.c
+ * Modules: db.c (options, open, close, sync, stats), ftab.c (the file table), recover.c
  * (rebuilding the index at open), write.c (put, delete, batches, segment roll, the
  * group-commit hooks), read.c (get, foreach), batch.c (kv_batch), compact.c
  * (compaction and its background thread).
@@ -19,6 +19,7 @@
 #ifndef KV_DB_H
 #define KV_DB_H
 
+#include "db/ftab.h"
 #include "store/file.h"
 #include "store/hint.h"
 #include "store/index.h"
@@ -88,17 +89,6 @@ static inline size_t db_active_map_len(const kv_db *db)
  * unless empty. Return KV_OK or KV_EINVAL with a message. */
 int db_check_key(const char *fn, const void *key, size_t klen);
 int db_check_kv(const char *fn, const void *key, size_t klen, const void *val, size_t vlen);
-
-/* File table. ftab_get returns a pinned file (file_unref when done) or NULL. */
-kv_file *ftab_get(kv_db *db, uint32_t number, int wal);
-/* Takes a segment out of the table and returns the table's reference (or NULL). */
-kv_file *ftab_remove(kv_db *db, uint32_t number);
-int ftab_add(kv_db *db, kv_file *f);
-/* The same for n files under one hold of the lock: ftab_add_n adds all or none
- * (KV_ENOMEM); ftab_remove_n sets out[i] to the table's reference of file nums[i],
- * or NULL. */
-int ftab_add_n(kv_db *db, kv_file *const *fs, uint32_t n);
-void ftab_remove_n(kv_db *db, const uint32_t *nums, uint32_t n, kv_file **out);
 
 /* Writes m (a new sealed list, owned by m) as the MANIFEST and makes it the one in
  * force; next_file is taken from db. The caller holds man_mu. On failure m->sealed
