@@ -81,32 +81,6 @@ int db_check_kv(const char *fn, const void *key, size_t klen, const void *val, s
     return KV_OK;
 }
 
-/* ---- publishing a MANIFEST --------------------------------------------------------- */
-
-/* Stores m, then has the file table put it in force (ftab_install: for a roll, with
- * seg and wal as the new active pair). */
-static int publish(kv_db *db, kv_manifest *m, int *renamed, kv_file *seg, kv_file *wal,
-                   kv_file **old_wal)
-{
-    m->next_file = atomic_load(&db->next_file);
-    int rc = manifest_store(db->io, db->dirfd, m, renamed);
-    if (rc != KV_OK) {
-        free(m->sealed);
-        return rc;
-    }
-    return ftab_install(db, m, seg, wal, old_wal);
-}
-
-int db_publish_manifest(kv_db *db, kv_manifest *m, int *renamed)
-{
-    return publish(db, m, renamed, NULL, NULL, NULL);
-}
-
-int db_publish_roll(kv_db *db, kv_manifest *m, kv_file *seg, kv_file *wal, kv_file **old_wal)
-{
-    return publish(db, m, NULL, seg, wal, old_wal);
-}
-
 /* ---- creating a store -------------------------------------------------------------- */
 
 /* What the directory holds when it has no MANIFEST: only our own debris of an

@@ -1,7 +1,8 @@
 /*
  * db.h — the store handle and the pieces the engine's modules share.
  *
- * Modules: db.c (options, open, close, sync, stats), ftab.c (the file table), recover.c
+ * Modules: db.c (options, open, close, sync, stats), ftab.c (the file table),
+ * seg.c (the life of a segment: create, seal, publish, open, retire), recover.c
  * (rebuilding the index at open), write.c (put, delete, batches, segment roll, the
  * group-commit hooks), read.c (get, foreach), batch.c (kv_batch), compact.c
  * (compaction and its background thread).
@@ -20,6 +21,7 @@
 #define KV_DB_H
 
 #include "db/ftab.h"
+#include "db/seg.h"
 #include "store/file.h"
 #include "store/hint.h"
 #include "store/index.h"
@@ -32,7 +34,6 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#define KV_SEG_WBUF (256u << 10) /* write buffer of the active segment */
 #define KV_RO_ATTEMPTS 16        /* read-only recoveries kv_open tries on a store a
                                     writer keeps changing (db.c, recover_read_only) */
 
@@ -90,17 +91,6 @@ static inline size_t db_active_map_len(const kv_db *db)
 int db_check_key(const char *fn, const void *key, size_t klen);
 int db_check_kv(const char *fn, const void *key, size_t klen, const void *val, size_t vlen);
 
-/* Writes m (a new sealed list, owned by m) as the MANIFEST and makes it the one in
- * force; next_file is taken from db. The caller holds man_mu. On failure m->sealed
- * is freed and db->man is unchanged; *renamed as manifest_store. */
-int db_publish_manifest(kv_db *db, kv_manifest *m, int *renamed);
-/* The same for a roll: with the MANIFEST (which names seg's number as the active
- * one), seg enters the file table and seg and wal become the active pair, in one
- * critical section; *old_wal is the WAL file replaced (the caller deletes it). On a
- * failure after the MANIFEST was stored (KV_ENOMEM growing the table) the caller
- * must fail the store. */
-int db_publish_roll(kv_db *db, kv_manifest *m, kv_file *seg, kv_file *wal, kv_file **old_wal);
-
 /* Recovery (recover.c): rebuilds the index from the MANIFEST's segments and the WAL.
  * Leaves db->active and db->wal_file open and next_seq_at_open set. */
 int db_recover(kv_db *db);
@@ -117,12 +107,10 @@ int db_index_entry(kv_db *db, kv_file *f, const struct kv_entry *e, uint64_t off
 
 /* Compaction (compact.c). compact_start runs the background thread (auto_compact),
  * compact_stop ends it (kv_close, before the writer stops); compact_kick wakes it
- * (a segment was sealed). db_summarize_sealed records what compaction needs of a
- * freshly sealed segment (its seq range and Bloom filter) from its hint records. */
+ * (a segment was sealed). */
 int compact_start(kv_db *db);
 void compact_stop(kv_db *db);
 void compact_kick(kv_db *db);
-void db_summarize_sealed(kv_db *db, kv_file *f, const hint_buf *h);
 /* Dead bytes kv_compact would reclaim now (kv_stat). The caller holds ftab_lock. */
 uint64_t compact_reclaimable_locked(kv_db *db);
 

@@ -265,30 +265,6 @@ static void *seal_work(void *arg)
     return NULL;
 }
 
-/* Opens a sealed segment the MANIFEST names and adds it to the file table. */
-static int open_sealed(kv_db *db, const kv_manifest_seg *ms, kv_file **out)
-{
-    kv_file *f;
-    int missing;
-    int rc = file_open(db->io, db->dirfd, KV_FILE_SEG, ms->number, 0, &missing, &f);
-    if (rc != KV_OK)
-        return missing ? err_set(KV_ECORRUPT, "%s: segment %06u named by MANIFEST is missing",
-                                db->dir, ms->number) : rc;
-    rc = ftab_add(db, f);
-    if (rc != KV_OK) {
-        file_unref(f);
-        return rc;
-    }
-    if (f->size != ms->size)
-        return err_set(KV_ECORRUPT, "%s: offset %llu: sealed segment has %llu bytes, MANIFEST "
-                      "says %llu", f->name, (unsigned long long)(f->size < ms->size ? f->size : ms->size),
-                      (unsigned long long)f->size, (unsigned long long)ms->size);
-    if (db->opts.mmap_reads)
-        file_map(f, 0);
-    *out = f; /* the file table keeps it alive */
-    return KV_OK;
-}
-
 /* Cuts a torn tail: the writer truncates the file, a reader only stops there. The
  * cut is made durable before anything is written after it: new records reuse the
  * cut records' sequence numbers, and should the cut bytes come back after a power
@@ -449,7 +425,7 @@ static int recover_sealed(kv_db *db, rec_ctx *rc_ctx)
     if (files == NULL || acc.dead == NULL || idx_bulk_new(db->idx, nt, bulk_dead, &acc, &bulk) != 0)
         rc = err_set(KV_ENOMEM, "%s: recovery", db->dir);
     for (uint32_t i = 0; i < n && rc == KV_OK; i++)
-        rc = open_sealed(db, &db->man.sealed[i], &files[i]);
+        rc = seg_open_sealed(db, &db->man.sealed[i], &files[i]);
     for (unsigned t = 0; t < nt; t++) {
         ctx[t].db = db;
         ctx[t].bulk = bulk;
