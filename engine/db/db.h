@@ -2,10 +2,10 @@
  * db.h — the store handle and the pieces the engine's modules share.
  *
  * Modules: db.c (options, open, close, sync, stats), ftab.c (the file table),
- * seg.c (the life of a segment: create, seal, publish, open, retire), recover.c
- * (rebuilding the index at open), write.c (put, delete, batches, segment roll, the
- * group-commit hooks), read.c (get, foreach), batch.c (kv_batch), compact.c
- * (compaction and its background thread).
+ * seg.c (the life of a segment: create, seal, publish, open, retire), apply.c (an
+ * entry into the index), recover.c (rebuilding the index at open), write.c (put,
+ * delete, batches, segment roll, the group-commit hooks), read.c (get, foreach),
+ * batch.c (kv_batch), compact.c (compaction and its background thread).
  *
  * Ownership and locking:
  *   - files[] (the file table, sorted by number) is guarded by ftab_lock; readers
@@ -98,9 +98,9 @@ int db_recover(kv_db *db);
 /* Write-side set-up (write.c): starts group commit over db->wal_file. */
 int db_start_writer(kv_db *db);
 
-/* Index bookkeeping shared by recovery and the write path: applies one entry found
- * at (file, off) to the index, keeping per-file live byte counts. recovery selects
- * newest-wins by sequence number and keeps tombstones. */
+/* Index bookkeeping shared by recovery and the write path (apply.c): applies one
+ * entry found at (file, off) to the index, keeping per-file live byte counts.
+ * recovery selects newest-wins by sequence number and keeps tombstones. */
 struct kv_entry;
 int db_index_entry(kv_db *db, kv_file *f, const struct kv_entry *e, uint64_t off, uint64_t hash,
                    int recovery);

@@ -75,44 +75,7 @@ typedef struct dead_acc {
     uint64_t *dead;
 } dead_acc;
 
-/* ---- applying entries to the index ------------------------------------------------- */
-
-static kv_file *owner_of(kv_db *db, const idx_loc *loc)
-{
-    if (loc->flags & IDX_F_WAL)
-        return db->wal_file;
-    if (db->active != NULL && loc->file == db->active->number)
-        return db->active;
-    kv_file *f = ftab_get(db, loc->file, 0);
-    if (f != NULL)
-        file_unref(f); /* the table keeps it alive; we only need the pointer */
-    return f;
-}
-
-int db_index_entry(kv_db *db, kv_file *f, const kv_entry *e, uint64_t off, uint64_t hash,
-                   int recovery)
-{
-    idx_change ch;
-    idx_loc loc = {e->seq, f->number, (uint32_t)off, e->size, 0};
-    if (f->kind == KV_FILE_WAL)
-        loc.flags |= IDX_F_WAL;
-    if (e->type == KV_REC_DEL && !recovery) {
-        idx_del_locked(db->idx, e->key, e->klen, hash, &ch);
-    } else {
-        if (e->type == KV_REC_DEL)
-            loc.flags |= IDX_F_TOMB;
-        if (idx_set_locked(db->idx, e->key, e->klen, hash, &loc, recovery, &ch) != 0)
-            return err_set(KV_ENOMEM, "indexing %s offset %llu", f->name, (unsigned long long)off);
-        if (ch.applied && e->type == KV_REC_PUT)
-            f->live_bytes += e->size;
-    }
-    if (ch.applied && ch.had_old && !(ch.old.flags & IDX_F_TOMB)) {
-        kv_file *old = owner_of(db, &ch.old);
-        if (old != NULL)
-            old->live_bytes -= ch.old.len;
-    }
-    return KV_OK;
-}
+/* ---- applying entries to the index (db_index_entry: apply.c) ---------------------- */
 
 static int recover_entry(void *arg, const kv_entry *e, uint64_t off)
 {
