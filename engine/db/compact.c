@@ -427,7 +427,7 @@ static int finish_pass(compact_pass *p)
         rc = seg_publish(db, p->in, p->nin, outs, p->nout, &renamed);
     free(outs);
     if (rc != KV_OK && renamed)
-        return wal_fail(&db->wal, rc);
+        return db_fail(db, rc);
     if (rc != KV_OK) {
         discard_outputs(p);
         return rc;
@@ -452,7 +452,7 @@ static int run_pass(kv_db *db, int background, int *did)
 {
     compact_pass p = {.db = db, .background = background, .t0 = clock_now_us()};
     *did = 0;
-    int rc = wal_check(&db->wal);
+    int rc = db_check_failed(db);
     if (rc == KV_OK)
         rc = pick(&p);
     if (rc != KV_OK || p.nin == 0) {
@@ -558,7 +558,7 @@ int kv_compact(kv_db *db)
         return err_set(KV_EINVAL, "kv_compact: db is NULL");
     if (db->opts.read_only)
         return err_set(KV_EREADONLY, "kv_compact: %s is open read-only", db->dir);
-    int rc = wal_check(&db->wal);
+    int rc = db_check_failed(db);
     if (rc != KV_OK)
         return rc;
     /* Seal the active segment first: its garbage becomes reclaimable, and its WAL

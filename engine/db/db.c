@@ -81,6 +81,30 @@ int db_check_kv(const char *fn, const void *key, size_t klen, const void *val, s
     return KV_OK;
 }
 
+/* ---- the failure state ------------------------------------------------------------ */
+
+int db_fail(kv_db *db, int status)
+{
+    int expected = 0;
+    if (atomic_compare_exchange_strong(&db->failed, &expected, status)) {
+        pthread_mutex_lock(&db->fail_mu);
+        strncpy(db->failmsg, kv_errmsg(), sizeof db->failmsg - 1);
+        pthread_mutex_unlock(&db->fail_mu);
+    }
+    return status;
+}
+
+int db_check_failed(kv_db *db)
+{
+    int st = atomic_load(&db->failed);
+    if (st == 0)
+        return KV_OK;
+    pthread_mutex_lock(&db->fail_mu);
+    err_set(st, "store failed earlier and refuses writes until reopened: %s", db->failmsg);
+    pthread_mutex_unlock(&db->fail_mu);
+    return st;
+}
+
 /* ---- creating a store -------------------------------------------------------------- */
 
 /* What the directory holds when it has no MANIFEST: only our own debris of an
@@ -340,6 +364,7 @@ int kv_open(const char *dir, const kv_options *opts, kv_db **out)
     db->lock_fd = -1;
     rwlock_init_writers_first(&db->ftab_lock);
     pthread_mutex_init(&db->man_mu, NULL);
+    pthread_mutex_init(&db->fail_mu, NULL);
     pthread_mutex_init(&db->compact_mu, NULL);
     pthread_mutex_init(&db->bg_mu, NULL);
     pthread_cond_init(&db->bg_cv, NULL);
@@ -371,9 +396,9 @@ int kv_close(kv_db *db)
     if (db->wal_started) {
         wal_shutdown(&db->wal);
         /* a failure nobody was told of yet (the interval thread's) is told now */
-        int failed = atomic_load(&db->wal.failed);
+        int failed = atomic_load(&db->failed);
         if (failed != 0)
-            rc = err_set(failed, "kv_close: a write or fsync failed earlier: %s", db->wal.failmsg);
+            rc = err_set(failed, "kv_close: a write or fsync failed earlier: %s", db->failmsg);
         else if (db->active != NULL)
             rc = file_flush(db->active);
     }
@@ -389,6 +414,7 @@ int kv_close(kv_db *db)
         close(db->dirfd);
     pthread_rwlock_destroy(&db->ftab_lock);
     pthread_mutex_destroy(&db->man_mu);
+    pthread_mutex_destroy(&db->fail_mu);
     pthread_mutex_destroy(&db->compact_mu);
     pthread_mutex_destroy(&db->bg_mu);
     pthread_cond_destroy(&db->bg_cv);
@@ -460,7 +486,7 @@ int kv_stat(kv_db *db, kv_stats *st)
     st->io_backend = db->io->backend;
     st->sync = db->opts.sync;
     st->read_only = db->opts.read_only;
-    st->failed = db->wal_started ? db->wal.failed : 0;
+    st->failed = db->failed;
     snprintf(st->io_backend_note, sizeof st->io_backend_note, "%s", db->io->note);
     st->value_bytes_raw = db->value_bytes_raw;
     st->value_bytes_stored = db->value_bytes_stored;

@@ -55,6 +55,9 @@ struct kv_db {
                                   as its hint file when it is sealed */
     wal_writer wal;            /* group commit (writer only) */
     int wal_started;
+    _Atomic int failed;        /* sticky status after a write or fsync error (db_fail) */
+    pthread_mutex_t fail_mu;   /* guards failmsg */
+    char failmsg[256];         /* that error's message, for every later caller */
     _Atomic uint64_t puts, gets, deletes, batches;
     uint64_t recovery_us, recovery_records, recovery_replayed, recovery_cut;
     uint64_t recovery_hints, recovery_hints_rewritten;
@@ -90,6 +93,15 @@ static inline size_t db_active_map_len(const kv_db *db)
  * unless empty. Return KV_OK or KV_EINVAL with a message. */
 int db_check_key(const char *fn, const void *key, size_t klen);
 int db_check_kv(const char *fn, const void *key, size_t klen, const void *val, size_t vlen);
+
+/* The handle's sticky failure state (invariant 6; db.c). db_fail marks the store
+ * failed with status, keeping the calling thread's kv_errmsg (the first failure
+ * wins), and returns status: every later write, sync and compaction fails with it
+ * until the store is reopened, and kv_close reports it. db_check_failed returns that
+ * status (KV_OK if none), setting this thread's message. The WAL writer reports
+ * through its hooks (write.c). Any thread. */
+int db_fail(kv_db *db, int status);
+int db_check_failed(kv_db *db);
 
 /* Recovery (recover.c): rebuilds the index from the MANIFEST's segments and the WAL.
  * Leaves db->active and db->wal_file open and next_seq_at_open set. */

@@ -101,9 +101,17 @@ static int hook_apply(void *arg, wal_req *r)
     return rc;
 }
 
+static int hook_fail(void *arg, int status) { return db_fail(arg, status); }
+
+static int hook_check(void *arg) { return db_check_failed(arg); }
+
 int db_start_writer(kv_db *db)
 {
-    wal_hooks hooks = {db, hook_before_group, hook_apply};
+    wal_hooks hooks = {.arg = db,
+                       .before_group = hook_before_group,
+                       .apply = hook_apply,
+                       .fail = hook_fail,
+                       .check = hook_check};
     int rc = wal_init(&db->wal, db->io, db->opts.sync, db->opts.sync_interval_ms,
                       db->wal_file->fd, db->wal_file->number, db->wal_file->size,
                       db->next_seq_at_open, &hooks);
@@ -119,7 +127,7 @@ static int check_writable(kv_db *db, const char *fn)
         return err_set(KV_EINVAL, "%s: db is NULL", fn);
     if (db->opts.read_only)
         return err_set(KV_EREADONLY, "%s: %s is open read-only", fn, db->dir);
-    return wal_check(&db->wal);
+    return db_check_failed(db);
 }
 
 /* Encodes one entry (stack buffer when small) and commits it. With LZ4 the value is
