@@ -42,24 +42,24 @@ int seg_sync(kv_io *io, kv_file *f)
 
 /* ---- what compaction keeps of a sealed segment ------------------------------------- */
 
-typedef struct summary {
-    kv_file *f;
-    hash_list hashes;
-} summary;
+/* A summary being built from a segment's hint records. */
+struct summary {
+    kv_file *f;       /* the segment, whose sequence range widens record by record */
+    hash_list hashes; /* its keys' hashes: the Bloom filter's input */
+};
 
 static int summarize_entry(void *arg, const kv_entry *e, uint64_t off)
 {
-    summary *s = arg;
-    (void)off;
-    hash_list_add(&s->hashes, idx_hash(e->key, e->klen));
+    struct summary *s = arg;
     file_note_seq(s->f, e->seq);
+    hash_list_add(&s->hashes, idx_hash(e->key, e->klen));
     return KV_OK;
 }
 
 /* The sequence range and Bloom filter of f, from its hint records. */
 static void summarize(kv_file *f, const hint_buf *h)
 {
-    summary s = {f, {0}};
+    struct summary s = {f, {0}};
     f->min_seq = f->max_seq = 0;
     if (hint_buf_walk(h, f->number, f->size, summarize_entry, &s) == KV_OK) {
         f->bloom = hash_list_bloom(&s.hashes);
