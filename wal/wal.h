@@ -21,8 +21,9 @@
  * after a sync), the leader marks the group's first entry KV_RECF_FENCE (format.h),
  * which lets recovery tell damage to durable records from a torn tail.
  *
- * A failed write or fsync is final (invariant 6): the writer remembers the status
- * and every later commit fails with it until the store is reopened.
+ * A failed write or fsync is final (invariant 6): the writer reports it to the
+ * store (hooks.fail), and every later commit fails with the status the store
+ * remembers (hooks.check) until it is reopened.
  */
 #ifndef KV_WAL_H
 #define KV_WAL_H
@@ -55,6 +56,12 @@ typedef struct wal_hooks {
     /* Leader, after the WAL write succeeded: make r durable in the segment and
      * visible in the index. A non-OK status fails the writer. */
     int (*apply)(void *arg, wal_req *r);
+    /* The store's sticky failure state (invariant 6), which belongs to the handle:
+     * fail marks it failed with status (the calling thread's kv_errmsg is kept) and
+     * returns status; check returns the status it failed with (0 if none), setting
+     * this thread's message. Any thread. */
+    int (*fail)(void *arg, int status);
+    int (*check)(void *arg);
 } wal_hooks;
 
 typedef struct wal_writer {
@@ -74,8 +81,6 @@ typedef struct wal_writer {
                                  covers the offset read before it starts, never a
                                  flag cleared after it, so a write that lands
                                  during an fdatasync stays owed a sync */
-    _Atomic int failed;       /* sticky status after a write/fsync error */
-    char failmsg[256];        /* its message, for every later caller */
     _Atomic uint64_t groups, syncs;
     /* adaptive commit delay (KV_SYNC_ALWAYS), guarded by mu */
     uint32_t released;        /* requests the last group released */
@@ -114,10 +119,5 @@ int wal_sync(wal_writer *w);
 
 /* Leader only (from before_group): makes fd the current WAL file. Returns the old fd. */
 int wal_switch(wal_writer *w, int fd, uint32_t number);
-
-/* Marks the writer failed with status (the current thread's kv_errmsg is kept). */
-int wal_fail(wal_writer *w, int status);
-/* Returns the sticky status (0 if none), setting the message in this thread. */
-int wal_check(wal_writer *w);
 
 #endif

@@ -18,27 +18,10 @@
 
 /* ---- failure state ----------------------------------------------------------------- */
 
-int wal_fail(wal_writer *w, int status)
-{
-    int expected = 0;
-    if (atomic_compare_exchange_strong(&w->failed, &expected, status)) {
-        pthread_mutex_lock(&w->fd_mu);
-        strncpy(w->failmsg, kv_errmsg(), sizeof w->failmsg - 1);
-        pthread_mutex_unlock(&w->fd_mu);
-    }
-    return status;
-}
+/* The state is the store's (wal.h, hooks.fail and hooks.check). */
+static int wal_fail(wal_writer *w, int status) { return w->hooks.fail(w->hooks.arg, status); }
 
-int wal_check(wal_writer *w)
-{
-    int st = atomic_load(&w->failed);
-    if (st == 0)
-        return KV_OK;
-    pthread_mutex_lock(&w->fd_mu);
-    err_set(st, "store failed earlier and refuses writes until reopened: %s", w->failmsg);
-    pthread_mutex_unlock(&w->fd_mu);
-    return st;
-}
+static int wal_check(wal_writer *w) { return w->hooks.check(w->hooks.arg); }
 
 /* ---- the request queue and sealing ------------------------------------------------- */
 
@@ -293,7 +276,7 @@ static void *syncer_main(void *arg)
         }
         pthread_cond_timedwait(&w->stop_cv, &w->mu, &ts);
         if (w->stop || atomic_load(&w->synced) >= atomic_load(&w->off)
-            || atomic_load(&w->failed))
+            || wal_check(w) != KV_OK)
             continue;
         pthread_mutex_unlock(&w->mu);
         wal_sync(w); /* a failure is recorded in w and returned to the next writer */

@@ -11,7 +11,7 @@
  *             survivor may hold an older record of its key (invariant 3: no
  *             resurrection); append the kept records to new segments, whose numbers
  *             come after every file in use;
- *   3. seal   flush and fdatasync the outputs, write their hint files;
+ *   3. seal   flush and fdatasync the outputs, write their hint files (seg.h);
  *   4. sync   fdatasync the WAL: the newer records that made input records dead
  *             must be as durable as what they replace;
  *   5. publish one MANIFEST naming the outputs instead of the inputs — the commit
@@ -68,35 +68,6 @@ typedef struct compact_pass {
 } compact_pass;
 
 /* ---- bookkeeping of sealed segments ------------------------------------------------ */
-
-typedef struct summary {
-    kv_file *f;
-    hash_list hashes;
-} summary;
-
-static int summarize_entry(void *arg, const kv_entry *e, uint64_t off)
-{
-    summary *s = arg;
-    (void)off;
-    hash_list_add(&s->hashes, idx_hash(e->key, e->klen));
-    file_note_seq(s->f, e->seq);
-    return KV_OK;
-}
-
-void db_summarize_sealed(kv_db *db, kv_file *f, const hint_buf *h)
-{
-    summary s = {f, {0}};
-    f->min_seq = f->max_seq = 0;
-    if (hint_buf_walk(h, f->number, f->size, summarize_entry, &s) == KV_OK) {
-        f->bloom = hash_list_bloom(&s.hashes);
-    } else { /* unknown contents: may hold any key of any age */
-        f->min_seq = 1;
-        f->max_seq = UINT64_MAX;
-    }
-    hash_list_free(&s.hashes);
-    err_clear();
-    (void)db;
-}
 
 /* Dead bytes compacting f would give back (those above its floor). */
 static uint64_t reclaimable(const kv_file *f)
@@ -259,21 +230,13 @@ static int tomb_needed(compact_pass *p, const kv_entry *e, uint64_t hash, blocke
     return b->n > 0;
 }
 
-/* Seals an output: flush, fdatasync, hint file, and what compaction keeps of it. */
+/* Seals an output (seg_seal), then notes what compaction keeps of it. */
 static int seal_output(compact_pass *p, compact_out *o)
 {
     kv_db *db = p->db;
-    int rc = file_seal_buffer(o->f);
-    if (rc == KV_OK) {
-        int r = db->io->ops->fdatasync(db->io, o->f->fd);
-        if (r < 0)
-            rc = err_errno(-r, "%s: fdatasync of a compaction output", o->f->name);
-    }
+    int rc = seg_seal(db, o->f, &o->hint);
     if (rc != KV_OK)
         return rc;
-    /* Without its hint the segment is still whole: the next open scans it. */
-    hint_write(db->io, db->dirfd, o->f->number, &o->hint, o->f->size);
-    db_summarize_sealed(db, o->f, &o->hint);
     o->f->dead_floor = o->tomb_bytes;
     o->f->nblockers = o->nblockers;
     memcpy(o->f->blockers, o->blockers, sizeof o->blockers);
@@ -304,11 +267,7 @@ static int output_for(compact_pass *p, uint32_t size, compact_out **out)
         return rc;
     o = &p->out[p->nout];
     memset(o, 0, sizeof *o);
-    rc = file_create(db->io, db->dirfd, KV_FILE_SEG, atomic_fetch_add(&db->next_file, 1), &o->f);
-    if (rc == KV_OK && (rc = file_enable_buffer(o->f, KV_SEG_WBUF)) != KV_OK) {
-        db->io->ops->unlink(db->io, db->dirfd, o->f->name);
-        file_unref(o->f);
-    }
+    rc = seg_create(db->io, db->dirfd, atomic_fetch_add(&db->next_file, 1), &o->f);
     if (rc == KV_OK)
         p->nout++;
     *out = o;
@@ -385,42 +344,6 @@ static int copy_input(compact_pass *p, kv_file *f)
 
 /* ---- publishing and retiring ------------------------------------------------------- */
 
-static int in_inputs(const compact_pass *p, uint32_t number)
-{
-    for (uint32_t i = 0; i < p->nin; i++)
-        if (p->in[i]->number == number)
-            return 1;
-    return 0;
-}
-
-static int cmp_seg(const void *a, const void *b)
-{
-    const kv_manifest_seg *x = a, *y = b;
-    return x->number < y->number ? -1 : x->number > y->number;
-}
-
-/* Writes the MANIFEST naming the outputs instead of the inputs. *renamed as
- * manifest_store. The caller holds man_mu. */
-static int publish_locked(compact_pass *p, int *renamed)
-{
-    kv_db *db = p->db;
-    kv_manifest m = db->man;
-    kv_manifest_seg *ns = malloc((m.nsealed + p->nout + 1) * sizeof *ns);
-    uint32_t n = 0;
-    *renamed = 0;
-    if (ns == NULL)
-        return err_set(KV_ENOMEM, "compaction: MANIFEST of %u segments", m.nsealed + p->nout);
-    for (uint32_t i = 0; i < m.nsealed; i++)
-        if (!in_inputs(p, m.sealed[i].number))
-            ns[n++] = m.sealed[i];
-    for (uint32_t i = 0; i < p->nout; i++)
-        ns[n++] = (kv_manifest_seg){p->out[i].f->number, 0, p->out[i].f->size};
-    qsort(ns, n, sizeof *ns, cmp_seg);
-    m.sealed = ns;
-    m.nsealed = n;
-    return db_publish_manifest(db, &m, renamed);
-}
-
 typedef struct reloc_ctx {
     compact_pass *p;
     compact_out *o;
@@ -454,22 +377,7 @@ static void relocate_and_retire(compact_pass *p)
         reloc_ctx c = {p, &p->out[i]};
         hint_buf_walk(&p->out[i].hint, p->out[i].f->number, p->out[i].f->size, relocate_entry, &c);
     }
-    uint32_t *nums = malloc(p->nin * sizeof *nums);
-    kv_file **gone = malloc(p->nin * sizeof *gone);
-    for (uint32_t i = 0; nums != NULL && gone != NULL && i < p->nin; i++)
-        nums[i] = p->in[i]->number;
-    if (nums != NULL && gone != NULL)
-        ftab_remove_n(db, nums, p->nin, gone); /* one hold of the lock for them all */
-    for (uint32_t i = 0; i < p->nin; i++) {
-        char hint[24];
-        kv_file *f = nums != NULL && gone != NULL ? gone[i] : ftab_remove(db, p->in[i]->number);
-        file_name(hint, sizeof hint, p->in[i]->number, KV_FILE_HINT);
-        db->io->ops->unlink(db->io, db->dirfd, p->in[i]->name);
-        db->io->ops->unlink(db->io, db->dirfd, hint);
-        file_unref(f);
-    }
-    free(nums);
-    free(gone);
+    seg_retire(db, p->in, p->nin);
     /* Tombstones kept because of a segment now gone may go at the next pass. */
     pthread_rwlock_rdlock(&db->ftab_lock);
     for (uint32_t i = 0; i < db->nfiles; i++) {
@@ -485,19 +393,12 @@ static void relocate_and_retire(compact_pass *p)
     pthread_rwlock_unlock(&db->ftab_lock);
 }
 
-/* Removes the outputs of an abandoned pass. */
-static void discard_outputs(compact_pass *p, int in_table)
+/* Removes the outputs of an abandoned pass (from the file table too, if they are
+ * there). */
+static void discard_outputs(compact_pass *p)
 {
-    kv_db *db = p->db;
-    for (uint32_t i = 0; i < p->nout; i++) {
-        char hint[24];
-        kv_file *f = p->out[i].f;
-        if (in_table)
-            file_unref(ftab_remove(db, f->number));
-        file_name(hint, sizeof hint, f->number, KV_FILE_HINT);
-        db->io->ops->unlink(db->io, db->dirfd, f->name);
-        db->io->ops->unlink(db->io, db->dirfd, hint);
-    }
+    for (uint32_t i = 0; i < p->nout; i++)
+        seg_retire(p->db, &p->out[i].f, 1);
 }
 
 /* ---- the pass ---------------------------------------------------------------------- */
@@ -511,7 +412,6 @@ static int finish_pass(compact_pass *p)
         rc = wal_sync(&db->wal);
     /* Outputs enter the file table first (nothing points at them yet), credited
      * with every put they hold; relocation takes back what a newer write won. */
-    uint32_t added = 0;
     kv_file **outs = NULL;
     if (rc == KV_OK && p->nout > 0 && (outs = malloc(p->nout * sizeof *outs)) == NULL)
         rc = err_set(KV_ENOMEM, "compaction: %u outputs", p->nout);
@@ -519,24 +419,17 @@ static int finish_pass(compact_pass *p)
         p->out[i].f->live_bytes = p->out[i].put_bytes;
         outs[i] = p->out[i].f;
     }
-    if (rc == KV_OK && (rc = ftab_add_n(db, outs, p->nout)) == KV_OK) {
+    if (rc == KV_OK && (rc = ftab_add_n(db, outs, p->nout)) == KV_OK)
         for (uint32_t i = 0; i < p->nout; i++)
             file_ref(outs[i]);
-        added = p->nout;
-    }
-    free(outs);
     int renamed = 0;
-    if (rc == KV_OK) {
-        pthread_mutex_lock(&db->man_mu);
-        rc = publish_locked(p, &renamed);
-        pthread_mutex_unlock(&db->man_mu);
-    }
+    if (rc == KV_OK)
+        rc = seg_publish(db, p->in, p->nin, outs, p->nout, &renamed);
+    free(outs);
     if (rc != KV_OK && renamed)
-        return wal_fail(&db->wal, rc);
+        return db_fail(db, rc);
     if (rc != KV_OK) {
-        for (uint32_t i = 0; i < added; i++)
-            file_unref(ftab_remove(db, p->out[i].f->number));
-        discard_outputs(p, 0);
+        discard_outputs(p);
         return rc;
     }
     relocate_and_retire(p);
@@ -559,7 +452,7 @@ static int run_pass(kv_db *db, int background, int *did)
 {
     compact_pass p = {.db = db, .background = background, .t0 = clock_now_us()};
     *did = 0;
-    int rc = wal_check(&db->wal);
+    int rc = db_check_failed(db);
     if (rc == KV_OK)
         rc = pick(&p);
     if (rc != KV_OK || p.nin == 0) {
@@ -574,7 +467,7 @@ static int run_pass(kv_db *db, int background, int *did)
     if (rc == KV_OK)
         rc = finish_pass(&p);
     else
-        discard_outputs(&p, 0);
+        discard_outputs(&p);
     if (rc == KV_OK) {
         uint64_t out = 0;
         for (uint32_t i = 0; i < p.nout; i++)
@@ -665,7 +558,7 @@ int kv_compact(kv_db *db)
         return err_set(KV_EINVAL, "kv_compact: db is NULL");
     if (db->opts.read_only)
         return err_set(KV_EREADONLY, "kv_compact: %s is open read-only", db->dir);
-    int rc = wal_check(&db->wal);
+    int rc = db_check_failed(db);
     if (rc != KV_OK)
         return rc;
     /* Seal the active segment first: its garbage becomes reclaimable, and its WAL

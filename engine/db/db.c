@@ -1,7 +1,7 @@
 /*
  * db.c — the store handle: options, kv_open (directory, lock, MANIFEST or a new
- * store, recovery, leftovers, writer start), kv_close, kv_sync, kv_stat, and the
- * file table.
+ * store, recovery, leftovers, writer start), kv_close, kv_sync, kv_stat. The file
+ * table is ftab.c's.
  */
 #include "db/db.h"
 
@@ -119,147 +119,28 @@ int db_check_kv(const char *fn, const void *key, size_t klen, const void *val, s
     return KV_OK;
 }
 
-/* ---- the file table ---------------------------------------------------------------- */
+/* ---- the failure state ------------------------------------------------------------ */
 
-static long ftab_find_locked(kv_db *db, uint32_t number)
+int db_fail(kv_db *db, int status)
 {
-    long lo = 0, hi = (long)db->nfiles - 1;
-    while (lo <= hi) {
-        long mid = (lo + hi) / 2;
-        uint32_t n = db->files[mid]->number;
-        if (n == number)
-            return mid;
-        if (n < number)
-            lo = mid + 1;
-        else
-            hi = mid - 1;
+    int expected = 0;
+    if (atomic_compare_exchange_strong(&db->failed, &expected, status)) {
+        pthread_mutex_lock(&db->fail_mu);
+        strncpy(db->failmsg, kv_errmsg(), sizeof db->failmsg - 1);
+        pthread_mutex_unlock(&db->fail_mu);
     }
-    return -1;
+    return status;
 }
 
-kv_file *ftab_get(kv_db *db, uint32_t number, int wal)
+int db_check_failed(kv_db *db)
 {
-    kv_file *f = NULL;
-    pthread_rwlock_rdlock(&db->ftab_lock);
-    if (wal) {
-        if (db->wal_file != NULL && db->wal_file->number == number)
-            f = db->wal_file;
-    } else {
-        long i = ftab_find_locked(db, number);
-        if (i >= 0)
-            f = db->files[i];
-    }
-    if (f != NULL)
-        file_ref(f);
-    pthread_rwlock_unlock(&db->ftab_lock);
-    return f;
-}
-
-kv_file *ftab_remove(kv_db *db, uint32_t number)
-{
-    kv_file *f;
-    ftab_remove_n(db, &number, 1, &f);
-    return f;
-}
-
-/* Makes room in the table for n more files. The caller holds the write lock. */
-static int ftab_reserve_locked(kv_db *db, uint32_t n)
-{
-    if (db->nfiles + n <= db->fcap)
+    int st = atomic_load(&db->failed);
+    if (st == 0)
         return KV_OK;
-    uint32_t ncap = db->fcap ? db->fcap : 16;
-    while (ncap < db->nfiles + n)
-        ncap *= 2;
-    kv_file **nf = realloc(db->files, ncap * sizeof *nf);
-    if (nf == NULL)
-        return err_set(KV_ENOMEM, "file table of %u files", ncap);
-    db->files = nf;
-    db->fcap = ncap;
-    return KV_OK;
-}
-
-/* Inserts f in number order. The caller holds the write lock. */
-static int ftab_insert_locked(kv_db *db, kv_file *f)
-{
-    int rc = ftab_reserve_locked(db, 1);
-    if (rc == KV_OK) {
-        uint32_t i = db->nfiles;
-        while (i > 0 && db->files[i - 1]->number > f->number) {
-            db->files[i] = db->files[i - 1];
-            i--;
-        }
-        db->files[i] = f;
-        db->nfiles++;
-    }
-    return rc;
-}
-
-/* One hold of the write lock for many files (compaction's outputs and inputs): each
- * hold costs the wait for the readers inside, one of which may be preempted. */
-int ftab_add_n(kv_db *db, kv_file *const *fs, uint32_t n)
-{
-    pthread_rwlock_wrlock(&db->ftab_lock);
-    int rc = ftab_reserve_locked(db, n);
-    for (uint32_t i = 0; i < n && rc == KV_OK; i++)
-        rc = ftab_insert_locked(db, fs[i]); /* room was made: cannot fail */
-    pthread_rwlock_unlock(&db->ftab_lock);
-    return rc;
-}
-
-int ftab_add(kv_db *db, kv_file *f) { return ftab_add_n(db, &f, 1); }
-
-void ftab_remove_n(kv_db *db, const uint32_t *nums, uint32_t n, kv_file **out)
-{
-    pthread_rwlock_wrlock(&db->ftab_lock);
-    for (uint32_t k = 0; k < n; k++) {
-        long i = ftab_find_locked(db, nums[k]);
-        out[k] = NULL;
-        if (i >= 0) {
-            out[k] = db->files[i];
-            memmove(&db->files[i], &db->files[i + 1],
-                    (db->nfiles - (uint32_t)i - 1) * sizeof *db->files);
-            db->nfiles--;
-        }
-    }
-    pthread_rwlock_unlock(&db->ftab_lock);
-}
-
-/* ---- publishing a MANIFEST --------------------------------------------------------- */
-
-/* Stores m; on success, under one hold of the file table's write lock, makes it the
- * MANIFEST in force and, for a roll (seg != NULL), adds seg to the table and makes
- * seg and wal the active pair (*old_wal: the WAL file they replace). One hold, not
- * three: a writer waiting for the lock stops every new reader, so each hold costs
- * the wait for the readers already inside, one of which may be preempted. */
-static int publish(kv_db *db, kv_manifest *m, int *renamed, kv_file *seg, kv_file *wal,
-                   kv_file **old_wal)
-{
-    m->next_file = atomic_load(&db->next_file);
-    int rc = manifest_store(db->io, db->dirfd, m, renamed);
-    if (rc != KV_OK) {
-        free(m->sealed);
-        return rc;
-    }
-    pthread_rwlock_wrlock(&db->ftab_lock);
-    free(db->man.sealed);
-    db->man = *m;
-    if (seg != NULL && (rc = ftab_insert_locked(db, seg)) == KV_OK) {
-        db->active = seg;
-        *old_wal = db->wal_file;
-        db->wal_file = wal;
-    }
-    pthread_rwlock_unlock(&db->ftab_lock);
-    return rc;
-}
-
-int db_publish_manifest(kv_db *db, kv_manifest *m, int *renamed)
-{
-    return publish(db, m, renamed, NULL, NULL, NULL);
-}
-
-int db_publish_roll(kv_db *db, kv_manifest *m, kv_file *seg, kv_file *wal, kv_file **old_wal)
-{
-    return publish(db, m, NULL, seg, wal, old_wal);
+    pthread_mutex_lock(&db->fail_mu);
+    err_set(st, "store failed earlier and refuses writes until reopened: %s", db->failmsg);
+    pthread_mutex_unlock(&db->fail_mu);
+    return st;
 }
 
 /* ---- creating a store -------------------------------------------------------------- */
@@ -420,10 +301,7 @@ static int load_store(kv_db *db, const char *dir)
  * can run again on this handle as on a new one. */
 static int recovery_reset(kv_db *db)
 {
-    for (uint32_t i = 0; i < db->nfiles; i++)
-        file_unref(db->files[i]);
-    db->nfiles = 0;
-    db->active = NULL; /* the table's reference, just dropped, was its only one */
+    ftab_clear(db);
     file_unref(db->wal_file);
     db->wal_file = NULL;
     idx_free(db->idx);
@@ -524,6 +402,7 @@ int kv_open(const char *dir, const kv_options *opts, kv_db **out)
     db->lock_fd = -1;
     rwlock_init_writers_first(&db->ftab_lock);
     pthread_mutex_init(&db->man_mu, NULL);
+    pthread_mutex_init(&db->fail_mu, NULL);
     pthread_mutex_init(&db->compact_mu, NULL);
     pthread_mutex_init(&db->bg_mu, NULL);
     pthread_cond_init(&db->bg_cv, NULL);
@@ -557,14 +436,13 @@ int kv_close(kv_db *db)
     if (db->wal_started) {
         wal_shutdown(&db->wal);
         /* a failure nobody was told of yet (the interval thread's) is told now */
-        int failed = atomic_load(&db->wal.failed);
+        int failed = atomic_load(&db->failed);
         if (failed != 0)
-            rc = err_set(failed, "kv_close: a write or fsync failed earlier: %s", db->wal.failmsg);
+            rc = err_set(failed, "kv_close: a write or fsync failed earlier: %s", db->failmsg);
         else if (db->active != NULL)
             rc = file_flush(db->active);
     }
-    for (uint32_t i = 0; i < db->nfiles; i++)
-        file_unref(db->files[i]);
+    ftab_clear(db);
     free(db->files);
     file_unref(db->wal_file);
     idx_free(db->idx);
@@ -576,6 +454,7 @@ int kv_close(kv_db *db)
         close(db->dirfd);
     pthread_rwlock_destroy(&db->ftab_lock);
     pthread_mutex_destroy(&db->man_mu);
+    pthread_mutex_destroy(&db->fail_mu);
     pthread_mutex_destroy(&db->compact_mu);
     pthread_mutex_destroy(&db->bg_mu);
     pthread_cond_destroy(&db->bg_cv);
@@ -655,7 +534,7 @@ int kv_stat_sized(kv_db *db, kv_stats *out, size_t size)
     st->io_backend = db->io->backend;
     st->sync = db->opts.sync;
     st->read_only = db->opts.read_only;
-    st->failed = db->wal_started ? db->wal.failed : 0;
+    st->failed = db->failed;
     snprintf(st->io_backend_note, sizeof st->io_backend_note, "%s", db->io->note);
     st->value_bytes_raw = db->value_bytes_raw;
     st->value_bytes_stored = db->value_bytes_stored;

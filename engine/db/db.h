@@ -1,10 +1,11 @@
 /*
  * db.h — the store handle and the pieces the engine's modules share.
  *
- * Modules: db.c (options, open, close, sync, stats, the file table), recover.c
- * (rebuilding the index at open), write.c (put, delete, batches, segment roll, the
- * group-commit hooks), read.c (get, foreach), batch.c (kv_batch), compact.c
- * (compaction and its background thread).
+ * Modules: db.c (options, open, close, sync, stats), ftab.c (the file table),
+ * seg.c (the life of a segment: create, seal, publish, open, retire), apply.c (an
+ * entry into the index), recover.c (rebuilding the index at open), write.c (put,
+ * delete, batches, segment roll, the group-commit hooks), read.c (get, foreach),
+ * batch.c (kv_batch), compact.c (compaction and its background thread).
  *
  * Ownership and locking:
  *   - files[] (the file table, sorted by number) is guarded by ftab_lock; readers
@@ -19,6 +20,8 @@
 #ifndef KV_DB_H
 #define KV_DB_H
 
+#include "db/ftab.h"
+#include "db/seg.h"
 #include "store/file.h"
 #include "store/hint.h"
 #include "store/index.h"
@@ -31,7 +34,6 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#define KV_SEG_WBUF (256u << 10) /* write buffer of the active segment */
 #define KV_RO_ATTEMPTS 16        /* read-only recoveries kv_open tries on a store a
                                     writer keeps changing (db.c, recover_read_only) */
 
@@ -53,6 +55,9 @@ struct kv_db {
                                   as its hint file when it is sealed */
     wal_writer wal;            /* group commit (writer only) */
     int wal_started;
+    _Atomic int failed;        /* sticky status after a write or fsync error (db_fail) */
+    pthread_mutex_t fail_mu;   /* guards failmsg */
+    char failmsg[256];         /* that error's message, for every later caller */
     _Atomic uint64_t puts, gets, deletes, batches;
     uint64_t recovery_us, recovery_records, recovery_replayed, recovery_cut;
     uint64_t recovery_hints, recovery_hints_rewritten;
@@ -89,27 +94,14 @@ static inline size_t db_active_map_len(const kv_db *db)
 int db_check_key(const char *fn, const void *key, size_t klen);
 int db_check_kv(const char *fn, const void *key, size_t klen, const void *val, size_t vlen);
 
-/* File table. ftab_get returns a pinned file (file_unref when done) or NULL. */
-kv_file *ftab_get(kv_db *db, uint32_t number, int wal);
-/* Takes a segment out of the table and returns the table's reference (or NULL). */
-kv_file *ftab_remove(kv_db *db, uint32_t number);
-int ftab_add(kv_db *db, kv_file *f);
-/* The same for n files under one hold of the lock: ftab_add_n adds all or none
- * (KV_ENOMEM); ftab_remove_n sets out[i] to the table's reference of file nums[i],
- * or NULL. */
-int ftab_add_n(kv_db *db, kv_file *const *fs, uint32_t n);
-void ftab_remove_n(kv_db *db, const uint32_t *nums, uint32_t n, kv_file **out);
-
-/* Writes m (a new sealed list, owned by m) as the MANIFEST and makes it the one in
- * force; next_file is taken from db. The caller holds man_mu. On failure m->sealed
- * is freed and db->man is unchanged; *renamed as manifest_store. */
-int db_publish_manifest(kv_db *db, kv_manifest *m, int *renamed);
-/* The same for a roll: with the MANIFEST (which names seg's number as the active
- * one), seg enters the file table and seg and wal become the active pair, in one
- * critical section; *old_wal is the WAL file replaced (the caller deletes it). On a
- * failure after the MANIFEST was stored (KV_ENOMEM growing the table) the caller
- * must fail the store. */
-int db_publish_roll(kv_db *db, kv_manifest *m, kv_file *seg, kv_file *wal, kv_file **old_wal);
+/* The handle's sticky failure state (invariant 6; db.c). db_fail marks the store
+ * failed with status, keeping the calling thread's kv_errmsg (the first failure
+ * wins), and returns status: every later write, sync and compaction fails with it
+ * until the store is reopened, and kv_close reports it. db_check_failed returns that
+ * status (KV_OK if none), setting this thread's message. The WAL writer reports
+ * through its hooks (write.c). Any thread. */
+int db_fail(kv_db *db, int status);
+int db_check_failed(kv_db *db);
 
 /* Recovery (recover.c): rebuilds the index from the MANIFEST's segments and the WAL.
  * Leaves db->active and db->wal_file open and next_seq_at_open set. */
@@ -118,21 +110,19 @@ int db_recover(kv_db *db);
 /* Write-side set-up (write.c): starts group commit over db->wal_file. */
 int db_start_writer(kv_db *db);
 
-/* Index bookkeeping shared by recovery and the write path: applies one entry found
- * at (file, off) to the index, keeping per-file live byte counts. recovery selects
- * newest-wins by sequence number and keeps tombstones. */
+/* Index bookkeeping shared by recovery and the write path (apply.c): applies one
+ * entry found at (file, off) to the index, keeping per-file live byte counts.
+ * recovery selects newest-wins by sequence number and keeps tombstones. */
 struct kv_entry;
 int db_index_entry(kv_db *db, kv_file *f, const struct kv_entry *e, uint64_t off, uint64_t hash,
                    int recovery);
 
 /* Compaction (compact.c). compact_start runs the background thread (auto_compact),
  * compact_stop ends it (kv_close, before the writer stops); compact_kick wakes it
- * (a segment was sealed). db_summarize_sealed records what compaction needs of a
- * freshly sealed segment (its seq range and Bloom filter) from its hint records. */
+ * (a segment was sealed). */
 int compact_start(kv_db *db);
 void compact_stop(kv_db *db);
 void compact_kick(kv_db *db);
-void db_summarize_sealed(kv_db *db, kv_file *f, const hint_buf *h);
 /* Dead bytes kv_compact would reclaim now (kv_stat). The caller holds ftab_lock. */
 uint64_t compact_reclaimable_locked(kv_db *db);
 

@@ -75,44 +75,7 @@ typedef struct dead_acc {
     uint64_t *dead;
 } dead_acc;
 
-/* ---- applying entries to the index ------------------------------------------------- */
-
-static kv_file *owner_of(kv_db *db, const idx_loc *loc)
-{
-    if (loc->flags & IDX_F_WAL)
-        return db->wal_file;
-    if (db->active != NULL && loc->file == db->active->number)
-        return db->active;
-    kv_file *f = ftab_get(db, loc->file, 0);
-    if (f != NULL)
-        file_unref(f); /* the table keeps it alive; we only need the pointer */
-    return f;
-}
-
-int db_index_entry(kv_db *db, kv_file *f, const kv_entry *e, uint64_t off, uint64_t hash,
-                   int recovery)
-{
-    idx_change ch;
-    idx_loc loc = {e->seq, f->number, (uint32_t)off, e->size, 0};
-    if (f->kind == KV_FILE_WAL)
-        loc.flags |= IDX_F_WAL;
-    if (e->type == KV_REC_DEL && !recovery) {
-        idx_del_locked(db->idx, e->key, e->klen, hash, &ch);
-    } else {
-        if (e->type == KV_REC_DEL)
-            loc.flags |= IDX_F_TOMB;
-        if (idx_set_locked(db->idx, e->key, e->klen, hash, &loc, recovery, &ch) != 0)
-            return err_set(KV_ENOMEM, "indexing %s offset %llu", f->name, (unsigned long long)off);
-        if (ch.applied && e->type == KV_REC_PUT)
-            f->live_bytes += e->size;
-    }
-    if (ch.applied && ch.had_old && !(ch.old.flags & IDX_F_TOMB)) {
-        kv_file *old = owner_of(db, &ch.old);
-        if (old != NULL)
-            old->live_bytes -= ch.old.len;
-    }
-    return KV_OK;
-}
+/* ---- applying entries to the index (db_index_entry: apply.c) ---------------------- */
 
 static int recover_entry(void *arg, const kv_entry *e, uint64_t off)
 {
@@ -263,30 +226,6 @@ static void *seal_work(void *arg)
     if (c->rc != KV_OK)
         snprintf(c->msg, sizeof c->msg, "%s", kv_errmsg());
     return NULL;
-}
-
-/* Opens a sealed segment the MANIFEST names and adds it to the file table. */
-static int open_sealed(kv_db *db, const kv_manifest_seg *ms, kv_file **out)
-{
-    kv_file *f;
-    int missing;
-    int rc = file_open(db->io, db->dirfd, KV_FILE_SEG, ms->number, 0, &missing, &f);
-    if (rc != KV_OK)
-        return missing ? err_set(KV_ECORRUPT, "%s: segment %06u named by MANIFEST is missing",
-                                db->dir, ms->number) : rc;
-    rc = ftab_add(db, f);
-    if (rc != KV_OK) {
-        file_unref(f);
-        return rc;
-    }
-    if (f->size != ms->size)
-        return err_set(KV_ECORRUPT, "%s: offset %llu: sealed segment has %llu bytes, MANIFEST "
-                      "says %llu", f->name, (unsigned long long)(f->size < ms->size ? f->size : ms->size),
-                      (unsigned long long)f->size, (unsigned long long)ms->size);
-    if (db->opts.mmap_reads)
-        file_map(f, 0);
-    *out = f; /* the file table keeps it alive */
-    return KV_OK;
 }
 
 /* Cuts a torn tail: the writer truncates the file, a reader only stops there. The
@@ -449,7 +388,7 @@ static int recover_sealed(kv_db *db, rec_ctx *rc_ctx)
     if (files == NULL || acc.dead == NULL || idx_bulk_new(db->idx, nt, bulk_dead, &acc, &bulk) != 0)
         rc = err_set(KV_ENOMEM, "%s: recovery", db->dir);
     for (uint32_t i = 0; i < n && rc == KV_OK; i++)
-        rc = open_sealed(db, &db->man.sealed[i], &files[i]);
+        rc = seg_open_sealed(db, &db->man.sealed[i], &files[i]);
     for (unsigned t = 0; t < nt; t++) {
         ctx[t].db = db;
         ctx[t].bulk = bulk;

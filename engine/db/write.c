@@ -23,71 +23,23 @@
 
 /* ---- roll -------------------------------------------------------------------------- */
 
-static int seal_active(kv_db *db)
-{
-    kv_file *a = db->active;
-    int rc = file_seal_buffer(a);
-    if (rc == KV_OK) {
-        int r = db->io->ops->fdatasync(db->io, a->fd);
-        if (r < 0)
-            rc = err_errno(-r, "%s: fdatasync while sealing", a->name);
-    }
-    return rc;
-}
-
-/* Adds the active segment to the sealed list and makes seg and wal the active pair
- * (number num). The caller holds man_mu (compaction publishes MANIFESTs too). */
-static int publish_roll_locked(kv_db *db, uint32_t num, kv_file *seg, kv_file *wal,
-                               kv_file **old_wal)
-{
-    kv_manifest m = db->man;
-    kv_manifest_seg *ns = malloc((m.nsealed + 1) * sizeof *ns);
-    if (ns == NULL)
-        return err_set(KV_ENOMEM, "roll: MANIFEST of %u segments", m.nsealed + 1);
-    /* Sorted by number; compaction outputs may be numbered after the active one. */
-    uint32_t at = m.nsealed;
-    while (at > 0 && m.sealed[at - 1].number > db->active->number)
-        at--;
-    if (at > 0)
-        memcpy(ns, m.sealed, at * sizeof *ns);
-    ns[at] = (kv_manifest_seg){db->active->number, 0, db->active->size};
-    if (m.nsealed > at)
-        memcpy(ns + at + 1, m.sealed + at, (m.nsealed - at) * sizeof *ns);
-    m.sealed = ns;
-    m.nsealed++;
-    m.active = num;
-    return db_publish_roll(db, &m, seg, wal, old_wal);
-}
-
-static int publish_roll(kv_db *db, uint32_t num, kv_file *seg, kv_file *wal, kv_file **old_wal)
-{
-    pthread_mutex_lock(&db->man_mu);
-    int rc = publish_roll_locked(db, num, seg, wal, old_wal);
-    pthread_mutex_unlock(&db->man_mu);
-    return rc;
-}
-
+/* Seals the active segment and makes the next pair active (seg.h, in the order
+ * above). */
 static int roll(kv_db *db)
 {
     kv_file *seg = NULL, *wal = NULL, *old = NULL;
     uint32_t num = atomic_fetch_add(&db->next_file, 1);
-    int rc = seal_active(db);
-    if (rc == KV_OK) {
-        /* A hint that cannot be written only costs the next open a scan. */
-        hint_write(db->io, db->dirfd, db->active->number, &db->active_hint, db->active->size);
-        db_summarize_sealed(db, db->active, &db->active_hint);
-        hint_free(&db->active_hint);
-    }
+    int rc = seg_seal(db, db->active, &db->active_hint);
     if (rc == KV_OK)
-        rc = file_create(db->io, db->dirfd, KV_FILE_SEG, num, &seg);
+        hint_free(&db->active_hint);
+    if (rc == KV_OK)
+        rc = seg_create(db->io, db->dirfd, num, &seg);
     if (rc == KV_OK)
         rc = file_create(db->io, db->dirfd, KV_FILE_WAL, num, &wal);
-    if (rc == KV_OK)
-        rc = file_enable_buffer(seg, KV_SEG_WBUF);
     if (rc == KV_OK && db->opts.mmap_reads)
         file_map(seg, db_active_map_len(db));
     if (rc == KV_OK)
-        rc = publish_roll(db, num, seg, wal, &old);
+        rc = seg_publish_roll(db, num, seg, wal, &old);
     if (rc != KV_OK) {
         file_unref(seg);
         file_unref(wal);
@@ -149,9 +101,17 @@ static int hook_apply(void *arg, wal_req *r)
     return rc;
 }
 
+static int hook_fail(void *arg, int status) { return db_fail(arg, status); }
+
+static int hook_check(void *arg) { return db_check_failed(arg); }
+
 int db_start_writer(kv_db *db)
 {
-    wal_hooks hooks = {db, hook_before_group, hook_apply};
+    wal_hooks hooks = {.arg = db,
+                       .before_group = hook_before_group,
+                       .apply = hook_apply,
+                       .fail = hook_fail,
+                       .check = hook_check};
     int rc = wal_init(&db->wal, db->io, db->opts.sync, db->opts.sync_interval_ms,
                       db->wal_file->fd, db->wal_file->number, db->wal_file->size,
                       db->next_seq_at_open, &hooks);
@@ -167,7 +127,7 @@ static int check_writable(kv_db *db, const char *fn)
         return err_set(KV_EINVAL, "%s: db is NULL", fn);
     if (db->opts.read_only)
         return err_set(KV_EREADONLY, "%s: %s is open read-only", fn, db->dir);
-    return wal_check(&db->wal);
+    return db_check_failed(db);
 }
 
 /* Encodes one entry (stack buffer when small) and commits it. With LZ4 the value is

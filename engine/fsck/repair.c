@@ -13,6 +13,7 @@
 
 #include "format/compress.h"
 #include "db/db.h"
+#include "db/seg.h"
 #include "format/entry.h"
 #include "store/file.h"
 #include "store/hint.h"
@@ -863,9 +864,7 @@ static int do_write(plan *p, const salvage *sv)
     int fds[2] = {-1, -1};
     int rc = open_inputs(p, sv, fds);
     if (rc == KV_OK)
-        rc = file_create(s->io, s->dirfd, KV_FILE_SEG, sv->out, &out);
-    if (rc == KV_OK)
-        rc = file_enable_buffer(out, KV_SEG_WBUF);
+        rc = seg_create(s->io, s->dirfd, sv->out, &out);
     for (size_t i = 0; i < sv->n && rc == KV_OK; i++) {
         kv_entry e;
         uint64_t at;
@@ -876,12 +875,7 @@ static int do_write(plan *p, const salvage *sv)
             hint_add(&hb, &e, at);
     }
     if (rc == KV_OK)
-        rc = file_seal_buffer(out);
-    if (rc == KV_OK) {
-        int r = s->io->ops->fdatasync(s->io, out->fd);
-        if (r < 0)
-            rc = err_errno(-r, "%s: fdatasync", out->name);
-    }
+        rc = seg_sync(s->io, out);
     if (rc == KV_OK && out->size != sv->out_size)
         rc = err_set(KV_EIO, "%s: %llu bytes written, %llu planned", out->name,
                     (unsigned long long)out->size, (unsigned long long)sv->out_size);
