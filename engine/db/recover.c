@@ -94,6 +94,7 @@ int db_index_entry(kv_db *db, kv_file *f, const kv_entry *e, uint64_t off, uint6
 {
     idx_change ch;
     idx_loc loc = {e->seq, f->number, (uint32_t)off, e->size, 0};
+    KV_ASSERT(recovery || idx_shard_held(db->idx, hash)); /* a writer holds the shard */
     if (f->kind == KV_FILE_WAL)
         loc.flags |= IDX_F_WAL;
     if (e->type == KV_REC_DEL && !recovery) {
@@ -407,6 +408,7 @@ static int copy_replayed(kv_db *db, const rec_ctx *c)
             left -= n;
         }
     }
+    KV_ASSERT(rc != KV_OK || db->active->size == c->seg_base + c->replay_bytes);
     free(buf);
     return rc;
 }

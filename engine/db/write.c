@@ -40,6 +40,7 @@ static int seal_active(kv_db *db)
 static int publish_roll_locked(kv_db *db, uint32_t num, kv_file *seg, kv_file *wal,
                                kv_file **old_wal)
 {
+    KV_ASSERT(mutex_held(&db->man_mu));
     kv_manifest m = db->man;
     kv_manifest_seg *ns = malloc((m.nsealed + 1) * sizeof *ns);
     if (ns == NULL)
@@ -105,6 +106,7 @@ static int roll(kv_db *db)
 static int hook_before_group(void *arg, size_t bytes, int force_roll)
 {
     kv_db *db = arg;
+    KV_ASSERT(wal_is_leader(&db->wal));
     uint64_t size = db->active->size;
     if (size > KV_FILE_HDR_SIZE && (force_roll || size + bytes > db->opts.segment_bytes))
         return roll(db);
@@ -128,6 +130,7 @@ static int hook_apply(void *arg, wal_req *r)
     uint64_t base, counts[3] = {0, 0, 0};
     if (r->len == 0)
         return KV_OK; /* a roll request */
+    KV_ASSERT(wal_is_leader(&db->wal));
     int rc = file_append(db->active, r->buf, r->len, &base);
     if (rc != KV_OK)
         return rc;
@@ -137,6 +140,7 @@ static int hook_apply(void *arg, wal_req *r)
         entry_check_header(r->buf + pos, &e);
         e.key = r->buf + pos + KV_ENTRY_HDR;
         e.val = e.key + e.klen;
+        KV_ASSERT(e.size > 0 && r->shard_mask >> idx_shard_of(idx_hash(e.key, e.klen)) & 1);
         rc = db_index_entry(db, db->active, &e, base + pos, idx_hash(e.key, e.klen), 0);
         hint_add(&db->active_hint, &e, base + pos);
         count_values(&e, counts);
