@@ -47,6 +47,8 @@ void kvt_register_repair(void);      /* tests/test_repair2.c: repair never un-de
                                         silence; FIFOs in the store */
 void kvt_register_live(void);        /* tests/test_live.c: readers and tools beside a live writer */
 void kvt_register_hostile(void);     /* tests/test_hostile.c: foreign files, LOCK, exit codes */
+void kvt_register_debug(void);       /* tests/test_debug.c: network file systems refused,
+                                        assertions that run (KV_DEBUG) */
 
 typedef struct kvt_test {
     const char *name; /* test name shown by CUnit */

@@ -404,6 +404,7 @@ static int cmp_seg(const void *a, const void *b)
 static int publish_locked(compact_pass *p, int *renamed)
 {
     kv_db *db = p->db;
+    KV_ASSERT(mutex_held(&db->man_mu));
     kv_manifest m = db->man;
     kv_manifest_seg *ns = malloc((m.nsealed + p->nout + 1) * sizeof *ns);
     uint32_t n = 0;
