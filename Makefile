@@ -42,7 +42,8 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototyp
            -Wcast-qual -Wpointer-arith -Wwrite-strings -Wundef -Wformat=2 \
            -Wvla -Wno-unused-parameter
 CPPFLAGS_KV := -D_GNU_SOURCE -Iengine -Iwal $(EXTRA_CPPFLAGS)
-CFLAGS_KV   := -std=c11 -fPIC -pthread $(OPT) $(WARN) $(SAN) $(EXTRA_CFLAGS)
+# -fvisibility=hidden: libkv.so exports only what kv.h marks KV_API (tests/test_abi.c).
+CFLAGS_KV   := -std=c11 -fPIC -fvisibility=hidden -pthread $(OPT) $(WARN) $(SAN) $(EXTRA_CFLAGS)
 LDLIBS_KV   := -luring -lisal -lxxhash -llz4 -lpthread
 LDFLAGS_KV  := -pthread $(SAN) $(EXTRA_LDFLAGS)
 
@@ -83,26 +84,36 @@ $(FSCK_LIB): $(FSCK_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+# The soname: libkv.so.1 since kv_options and kv_stats carry their size (kv.h, "The
+# ABI"). build/libkv.so.1 links to it, for the programs linked against it
+# (kv-abi-old) to run from the build tree.
+SONAME  := libkv.so.1
 $(BUILD)/libkv.so: $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,libkv.so.0 $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV)
+	$(CC) -shared -Wl,-soname,$(SONAME) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV)
+	ln -sf libkv.so $(BUILD)/$(SONAME)
 
 # tools/dumpfmt.c: the dump format (kvdump writes it, kv load reads it) and the
 # escaping of keys and values every tool prints. tools/forensic.c: kvdump --all and
-# kvdump FILE, over engine/fsck/inspect.h.
-$(BUILD)/bin/kv: $(BUILD)/obj/tools/kv.o $(BUILD)/obj/tools/dumpfmt.o $(BUILD)/libkv.a
+# kvdump FILE, over engine/fsck/inspect.h. tools/json.c: the one JSON string writer
+# (every --json output, kvbench's included). tools/progress.c: the one progress line.
+$(BUILD)/bin/kv: $(BUILD)/obj/tools/kv.o $(BUILD)/obj/tools/dumpfmt.o $(BUILD)/obj/tools/json.o \
+                $(BUILD)/libkv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV)
 
 $(BUILD)/bin/kvdump: $(BUILD)/obj/tools/kvdump.o $(BUILD)/obj/tools/forensic.o \
-                    $(BUILD)/obj/tools/dumpfmt.o $(FSCK_LIB) $(BUILD)/libkv.a
+                    $(BUILD)/obj/tools/dumpfmt.o $(BUILD)/obj/tools/json.o \
+                    $(BUILD)/obj/tools/progress.o $(FSCK_LIB) $(BUILD)/libkv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV)
 
-$(BUILD)/bin/kvcompact: $(BUILD)/obj/tools/kvcompact.o $(BUILD)/libkv.a
+$(BUILD)/bin/kvcompact: $(BUILD)/obj/tools/kvcompact.o $(BUILD)/obj/tools/progress.o \
+                       $(BUILD)/libkv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV)
 
-$(BUILD)/bin/kvcheck: $(BUILD)/obj/tools/kvcheck.o $(FSCK_LIB) $(BUILD)/libkv.a
+$(BUILD)/bin/kvcheck: $(BUILD)/obj/tools/kvcheck.o $(BUILD)/obj/tools/json.o \
+                     $(BUILD)/obj/tools/progress.o $(FSCK_LIB) $(BUILD)/libkv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV)
 
@@ -110,7 +121,7 @@ $(BUILD)/bin/kvdemo: $(BUILD)/obj/tools/kvdemo.o $(BUILD)/libkv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV)
 
-$(BUILD)/bin/kvbench: $(BUILD)/obj/bench/kvbench.o $(BUILD)/libkv.a
+$(BUILD)/bin/kvbench: $(BUILD)/obj/bench/kvbench.o $(BUILD)/obj/tools/json.o $(BUILD)/libkv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV) -lm
 
@@ -119,10 +130,24 @@ $(BUILD)/bin/lz4probe: $(BUILD)/obj/bench/lz4probe.o $(BUILD)/libkv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV)
 
-$(BUILD)/bin/kvtest: $(TEST_OBJ) $(FSCK_LIB) $(BUILD)/libkv.a $(BUILD)/bin/kv \
-                    $(BUILD)/bin/kvcompact $(BUILD)/bin/kvdump $(BUILD)/bin/kvcheck
+# A program built against an older, smaller kv_options and kv_stats (tests/abi/kv_v0.h)
+# and linked to today's libkv.so: the abi suite runs it.
+$(BUILD)/bin/kv-abi-old: $(BUILD)/obj/tests/abi/kv_old.o $(BUILD)/libkv.so
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_KV) -o $@ $(TEST_OBJ) $(FSCK_LIB) $(BUILD)/libkv.a $(LDLIBS_KV) -lcunit
+	$(CC) $(LDFLAGS_KV) -o $@ $< $(BUILD)/libkv.so -Wl,-rpath,'$$ORIGIN/..'
+
+# The abi suite reads engine/kv.h from the source tree.
+$(BUILD)/obj/tests/test_abi.o: CPPFLAGS_KV += -DKV_SOURCE_DIR='"$(CURDIR)"'
+
+# The tests read the tools' JSON with jansson (never a parser of their own), and
+# test the JSON writer itself (tools/json.o) directly.
+$(BUILD)/bin/kvtest: $(TEST_OBJ) $(BUILD)/obj/tools/json.o $(FSCK_LIB) $(BUILD)/libkv.a \
+                    $(BUILD)/bin/kv $(BUILD)/bin/kvcompact $(BUILD)/bin/kvdump \
+                    $(BUILD)/bin/kvcheck $(BUILD)/bin/kvbench $(BUILD)/libkv.so \
+                    $(BUILD)/bin/kv-abi-old
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_KV) -o $@ $(TEST_OBJ) $(BUILD)/obj/tools/json.o $(FSCK_LIB) \
+	    $(BUILD)/libkv.a $(LDLIBS_KV) -lcunit -ljansson
 
 # ---- running ---------------------------------------------------------------------
 deps:
@@ -317,8 +342,8 @@ install: all $(BUILD)/kv.pc
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCDIR) $(DESTDIR)$(BINDIR) \
 	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3
 	install -m 644 $(BUILD)/libkv.a $(DESTDIR)$(LIBDIR)/libkv.a
-	install -m 755 $(BUILD)/libkv.so $(DESTDIR)$(LIBDIR)/libkv.so.0
-	ln -sf libkv.so.0 $(DESTDIR)$(LIBDIR)/libkv.so
+	install -m 755 $(BUILD)/libkv.so $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libkv.so
 	install -m 644 engine/kv.h $(DESTDIR)$(INCDIR)/kv.h
 	install -m 644 $(BUILD)/kv.pc $(DESTDIR)$(LIBDIR)/pkgconfig/kv.pc
 	install -m 755 $(INSTALL_TOOLS) $(DESTDIR)$(BINDIR)/
@@ -326,7 +351,7 @@ install: all $(BUILD)/kv.pc
 	$(if $(MAN3),install -m 644 $(MAN3) $(DESTDIR)$(MANDIR)/man3/)
 
 uninstall:
-	rm -f $(DESTDIR)$(LIBDIR)/libkv.a $(DESTDIR)$(LIBDIR)/libkv.so $(DESTDIR)$(LIBDIR)/libkv.so.0 \
+	rm -f $(DESTDIR)$(LIBDIR)/libkv.a $(DESTDIR)$(LIBDIR)/libkv.so $(DESTDIR)$(LIBDIR)/$(SONAME) \
 	    $(DESTDIR)$(INCDIR)/kv.h $(DESTDIR)$(LIBDIR)/pkgconfig/kv.pc \
 	    $(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(INSTALL_TOOLS)))
 	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(MAN1))) \
@@ -335,4 +360,4 @@ uninstall:
 clean:
 	rm -rf build
 
--include $(wildcard $(BUILD)/obj/*/*.d)
+-include $(wildcard $(BUILD)/obj/*/*.d $(BUILD)/obj/*/*/*.d)

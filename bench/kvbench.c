@@ -46,6 +46,7 @@
 #include <unistd.h>
 
 #include "kv.h"
+#include "../tools/json.h"
 
 /* ---------------------------------------------------------------------------------
  * 1. Configuration, benchmark state and usage text
@@ -848,22 +849,6 @@ static void cpuinfo(const char *const *names, char *out, size_t size)
     }
 }
 
-/* Prints s as a JSON string. */
-static void json_str(const char *s)
-{
-    putchar('"');
-    for (; *s != '\0'; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            printf("\\%c", c);
-        else if (c < 0x20)
-            printf("\\u%04x", c);
-        else
-            putchar(c);
-    }
-    putchar('"');
-}
-
 /* Facts about the run, gathered once for the header. */
 struct facts {
     char date[64];              /* local time, ISO 8601 */
@@ -932,14 +917,14 @@ static void header_json(const struct bench *b, const struct facts *f)
 {
     const struct config *c = &b->cfg;
     printf("{\"type\":\"header\",\"kvbench\":\"%s\",\"libkv\":", KV_VERSION_STRING);
-    json_str(kv_version());
+    jsonw_cstring(stdout, kv_version());
     printf(",\"date\":\"%s\",\"cpu\":", f->date);
-    json_str(f->cpu);
+    jsonw_cstring(stdout, f->cpu);
     printf(",\"cpu_cache\":");
-    json_str(f->cache);
+    jsonw_cstring(stdout, f->cache);
     printf(",\"cores\":%ld,\"io_backend\":\"%s\",\"io_backend_note\":", f->cores,
            io_name(f->st.io_backend));
-    json_str(f->st.io_backend_note);
+    jsonw_cstring(stdout, f->st.io_backend_note);
     printf(",\"sync\":\"%s\",\"key_size\":%zu,\"value_size\":%zu,\"num\":%" PRIu64
            ",\"reads\":%" PRIu64 ",\"threads\":%u,\"sync_num\":%" PRIu64
            ",\"segment_bytes\":%" PRIu64 ",\"seed\":%" PRIu64 ",\"compression\":\"%s\""
@@ -948,7 +933,7 @@ static void header_json(const struct bench *b, const struct facts *f)
            c->threads, c->sync_num, c->segment_bytes, c->seed,
            c->compression == KV_COMPRESS_LZ4 ? "lz4" : "none", c->compressible,
            f->compress_min);
-    json_str(b->dir);
+    jsonw_cstring(stdout, b->dir);
     printf("}\n");
 }
 

@@ -82,6 +82,28 @@ extern "C" {
 #define KV_VERSION_MINOR 1
 #define KV_VERSION_PATCH 0
 #define KV_VERSION_STRING "0.1.0"
+/* The version as one number that compares in order: major * 10000 + minor * 100 +
+ * patch (0.1.0 is 100), for #if KV_VERSION_NUMBER >= ... in a program. */
+#define KV_VERSION_NUMBER \
+    (KV_VERSION_MAJOR * 10000 + KV_VERSION_MINOR * 100 + KV_VERSION_PATCH)
+
+/* The ABI. libkv.so exports exactly the functions this header declares, each marked
+ * KV_API; the library is built with -fvisibility=hidden, so none of its internal
+ * functions can be interposed by, or clash with, a host program's own (the abi
+ * suite of tests/test_abi.c compares nm -D with this header). Its soname is
+ * libkv.so.1: kv_options gained its struct_size field and kv_stat and
+ * kv_options_init their size argument (libkv.so.0 had neither). From libkv.so.1 on,
+ * the two public structs may grow, fields appended only, without a new soname: a
+ * program passes the size of the struct it was compiled with (kv_options_init
+ * records it in struct_size; kv_stat passes it), and the library reads or writes
+ * only that many bytes (sections 3 and 7). */
+#ifndef KV_API
+#if defined(__GNUC__) && __GNUC__ >= 4
+#define KV_API __attribute__((visibility("default")))
+#else
+#define KV_API
+#endif
+#endif
 
 /* ---------------------------------------------------------------------------------
  * 1. Status codes and error reporting
@@ -109,7 +131,7 @@ extern "C" {
 
 /* Returns a short constant text naming a status ("checksum or format error", ...),
  * never NULL; unknown codes give a generic text. Thread-safe. */
-const char *kv_strerror(int status);
+KV_API const char *kv_strerror(int status);
 
 /* Returns the calling thread's last detailed error message, e.g.
  * "segment 000012.seg offset 4096: checksum mismatch (stored 0x1a2b3c4d, computed
@@ -117,7 +139,7 @@ const char *kv_strerror(int status);
  * the next kv_* call in the same thread that can fail (kv_strerror, kv_errmsg,
  * kv_free, kv_version, kv_options_init and kv_batch_count never change it).
  * Thread-safe (per-thread storage). */
-const char *kv_errmsg(void);
+KV_API const char *kv_errmsg(void);
 
 /* ---------------------------------------------------------------------------------
  * 2. Limits
@@ -174,7 +196,19 @@ enum {
     KV_IO_PSYNC = 2  /* portable pwrite/fdatasync, never io_uring */
 };
 
+/* Options. Fill them with kv_options_init, then change the fields you need; kv_open
+ * refuses options that kv_options_init did not fill (struct_size 0).
+ * Growth: struct_size is what lets a program built against an older, smaller
+ * kv_options run against a newer library. kv_open reads only the struct_size bytes
+ * the caller's struct has, and every field beyond them keeps its default; it
+ * refuses (KV_EINVAL) a struct_size below that of the first kv_options (the fields
+ * through compact_dead_ratio) or above the library's own sizeof(kv_options) (a
+ * program built against a newer kv.h than the library it runs with). New fields
+ * are only ever appended, each starting at or past the previous sizeof(kv_options),
+ * so a struct_size always names exactly the fields its caller has. */
 typedef struct kv_options {
+    size_t struct_size;         /* sizeof(kv_options) as the caller was compiled: set by
+                                   kv_options_init; do not change it */
     int create;                 /* create the store if the directory has none (1) */
     int read_only;              /* open without the writer lock; writes fail (0).
                                    Safe beside a writer in any process: see kv_open */
@@ -201,8 +235,13 @@ typedef struct kv_options {
                                    is accepted, 0 tries every value */
 } kv_options;
 
-/* Fills *opts with the defaults shown above. Thread-safe. */
-void kv_options_init(kv_options *opts);
+/* Fills *opts with the defaults shown above, and opts->struct_size with size.
+ * Call it through the kv_options_init macro, which passes sizeof(kv_options) as the
+ * program was compiled: at most size bytes of *opts are written. NULL, or a size
+ * too small to hold struct_size, writes nothing (kv_open then refuses the options).
+ * Thread-safe. */
+KV_API void kv_options_init_sized(kv_options *opts, size_t size);
+#define kv_options_init(opts) kv_options_init_sized((opts), sizeof(kv_options))
 
 /* ---------------------------------------------------------------------------------
  * 4. Opening and closing a store
@@ -238,11 +277,14 @@ typedef struct kv_db kv_db;
  * link names is never opened, let alone truncated. kv removes only its own files:
  * regular files whose names are exactly those kv writes (docs/FORMAT.md, "File
  * names"); 0000099.wal, a FIFO named 000099.wal and the like are left alone.
+ * Options: only the opts->struct_size bytes of *opts are read (section 3).
  * Returns:
  *   KV_OK        *out is a new handle;
- *   KV_EINVAL    NULL dir or out, bad option, dir missing or not a directory, no store
- *                there and create is 0 (or the directory holds other files), dir
- *                on a network file system (see "Caveats" above);
+ *   KV_EINVAL    NULL dir or out, bad option (a struct_size that is 0, i.e. options
+ *                kv_options_init did not fill, or that no kv_options has: the
+ *                message gives the sizes accepted), dir missing or not a directory,
+ *                no store there and create is 0 (or the directory holds other files),
+ *                dir on a network file system (see "Caveats" above);
  *   KV_ELOCKED   another handle holds the writer lock (message names its pid);
  *   KV_ECORRUPT  damage outside a torn tail (message names file and offset): in a
  *                sealed segment anywhere, in the newest WAL file when records that
@@ -255,7 +297,7 @@ typedef struct kv_db kv_db;
  *                read-only, a writer changed the store under every attempt;
  *   KV_ENOSPC, KV_ENOMEM.
  * On error *out is set to NULL. Thread-safe. */
-int kv_open(const char *dir, const kv_options *opts, kv_db **out);
+KV_API int kv_open(const char *dir, const kv_options *opts, kv_db **out);
 
 /* Flushes buffered segment data, stops background threads, releases the lock and
  * frees the handle. Every write acknowledged before kv_close survives as its sync
@@ -264,7 +306,7 @@ int kv_open(const char *dir, const kv_options *opts, kv_db **out);
  * acknowledged is still in the WAL); or the handle's sticky KV_EIO/KV_ENOSPC when a
  * write or fsync failed earlier, e.g. in the KV_SYNC_INTERVAL thread, where no
  * other call may have reported it. No other thread may use db during or after. */
-int kv_close(kv_db *db);
+KV_API int kv_close(kv_db *db);
 
 /* ---------------------------------------------------------------------------------
  * 5. Single-key operations
@@ -275,7 +317,7 @@ int kv_close(kv_db *db);
  * Returns KV_OK; KV_EINVAL (NULL db/key, klen 0 or > KV_MAX_KEY, vlen > KV_MAX_VALUE,
  * NULL val with vlen > 0); KV_EREADONLY; KV_EIO/KV_ENOSPC (the handle is then failed);
  * KV_ENOMEM. Thread-safe. */
-int kv_put(kv_db *db, const void *key, size_t klen, const void *val, size_t vlen);
+KV_API int kv_put(kv_db *db, const void *key, size_t klen, const void *val, size_t vlen);
 
 /* Looks key up. On KV_OK, *val is a malloc'd copy of the value (free it with kv_free;
  * for an empty value it is a valid non-NULL pointer) and *vlen its length.
@@ -283,15 +325,15 @@ int kv_put(kv_db *db, const void *key, size_t klen, const void *val, size_t vlen
  * found"); KV_EINVAL; KV_ECORRUPT (the
  * record failed its checksum: message names file and offset; never a wrong value);
  * KV_EIO; KV_ENOMEM. Thread-safe, runs in parallel with other gets and writes. */
-int kv_get(kv_db *db, const void *key, size_t klen, void **val, size_t *vlen);
+KV_API int kv_get(kv_db *db, const void *key, size_t klen, void **val, size_t *vlen);
 
 /* Frees a value returned by kv_get. NULL is accepted. */
-void kv_free(void *p);
+KV_API void kv_free(void *p);
 
 /* Deletes key by writing a tombstone. Returns KV_OK; KV_NOTFOUND when the key was
  * absent (nothing is written; kv_errmsg "kv_delete: key not found ..."); KV_EINVAL; KV_EREADONLY; KV_EIO; KV_ENOSPC; KV_ENOMEM.
  * Thread-safe. (Two threads deleting the same key at once may both see KV_OK.) */
-int kv_delete(kv_db *db, const void *key, size_t klen);
+KV_API int kv_delete(kv_db *db, const void *key, size_t klen);
 
 /* ---------------------------------------------------------------------------------
  * 6. Atomic batches
@@ -305,29 +347,29 @@ int kv_delete(kv_db *db, const void *key, size_t klen);
 typedef struct kv_batch kv_batch;
 
 /* Returns a new empty batch, or NULL when out of memory. */
-kv_batch *kv_batch_new(void);
+KV_API kv_batch *kv_batch_new(void);
 
 /* Adds a put (copies key and value). Returns KV_OK; KV_EINVAL (NULL batch/key, sizes
  * out of limits, or the batch would exceed KV_MAX_BATCH); KV_ENOMEM. */
-int kv_batch_put(kv_batch *b, const void *key, size_t klen, const void *val, size_t vlen);
+KV_API int kv_batch_put(kv_batch *b, const void *key, size_t klen, const void *val, size_t vlen);
 
 /* Adds a delete (a tombstone is written even if the key is absent). Returns KV_OK,
  * KV_EINVAL, KV_ENOMEM. */
-int kv_batch_delete(kv_batch *b, const void *key, size_t klen);
+KV_API int kv_batch_delete(kv_batch *b, const void *key, size_t klen);
 
 /* Empties the batch for reuse, keeping its memory. NULL is accepted. */
-void kv_batch_clear(kv_batch *b);
+KV_API void kv_batch_clear(kv_batch *b);
 
 /* Frees the batch. NULL is accepted. */
-void kv_batch_free(kv_batch *b);
+KV_API void kv_batch_free(kv_batch *b);
 
 /* Returns the number of operations in the batch (0 for NULL). */
-size_t kv_batch_count(const kv_batch *b);
+KV_API size_t kv_batch_count(const kv_batch *b);
 
 /* Applies the batch atomically; the batch is left unchanged (clear it to reuse).
  * An empty batch is a no-op returning KV_OK. Returns as kv_put. Thread-safe with
  * respect to db; the batch itself must not be changed during the call. */
-int kv_write(kv_db *db, kv_batch *b);
+KV_API int kv_write(kv_db *db, kv_batch *b);
 
 /* ---------------------------------------------------------------------------------
  * 7. Durability, iteration and statistics
@@ -336,7 +378,7 @@ int kv_write(kv_db *db, kv_batch *b);
 /* Makes every write acknowledged so far durable (fdatasync of the WAL). Useful under
  * KV_SYNC_NONE and KV_SYNC_INTERVAL; cheap under KV_SYNC_ALWAYS. Returns KV_OK,
  * KV_EINVAL (NULL db), KV_EREADONLY, KV_EIO (the handle is then failed). Thread-safe. */
-int kv_sync(kv_db *db);
+KV_API int kv_sync(kv_db *db);
 
 /* Calls fn once for every live key with its value, in no particular order. Keys
  * written during the iteration may or may not be visited; none is visited twice.
@@ -346,7 +388,7 @@ int kv_sync(kv_db *db);
  * Returns KV_OK, fn's non-zero value, KV_EINVAL, KV_ECORRUPT, KV_EIO, KV_ENOMEM.
  * After fn's non-zero value kv_errmsg is the message fn left (a kv call of its own
  * that failed), or else "kv_foreach: the callback returned N ...". */
-int kv_foreach(kv_db *db,
+KV_API int kv_foreach(kv_db *db,
                int (*fn)(void *arg, const void *k, size_t kl, const void *v, size_t vl),
                void *arg);
 
@@ -421,14 +463,21 @@ typedef struct kv_stats {
  * is damaged: named in the message, left in place, nothing lost); KV_EIO/KV_ENOSPC
  * (nothing lost; the handle fails only if the MANIFEST's state became uncertain);
  * KV_ENOMEM. Thread-safe. */
-int kv_compact(kv_db *db);
+KV_API int kv_compact(kv_db *db);
 
-/* Fills *st with the handle's current statistics. Returns KV_OK or KV_EINVAL.
- * Thread-safe. */
-int kv_stat(kv_db *db, kv_stats *st);
+/* Fills *st with the handle's current statistics, writing exactly size bytes: the
+ * caller's kv_stats may be an older, smaller one (fields are only ever appended, each
+ * starting at or past the previous sizeof(kv_stats)), and the fields it lacks are
+ * not written. Call it through the kv_stat macro, which passes sizeof(kv_stats) as
+ * the program was compiled. Returns KV_OK; KV_EINVAL for a NULL db or st, or a size
+ * below that of the first kv_stats (the counters through recovery_cut_bytes) or
+ * above the library's sizeof(kv_stats) (a program built against a newer kv.h): then
+ * nothing is written, and the message gives the sizes accepted. Thread-safe. */
+KV_API int kv_stat_sized(kv_db *db, kv_stats *st, size_t size);
+#define kv_stat(db, st) kv_stat_sized((db), (st), sizeof(kv_stats))
 
 /* Returns the library version, "0.1.0". */
-const char *kv_version(void);
+KV_API const char *kv_version(void);
 
 #ifdef __cplusplus
 }

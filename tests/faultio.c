@@ -96,18 +96,13 @@ const char *const fio_variant_name[FIO_V_COUNT] = {
 
 /* ---- small buffers and name maps --------------------------------------------------- */
 
-static int grow(void **p, size_t *cap, size_t need, size_t elem)
+/* grow() (tools/grow.h) for the tables below: -ENOMEM, as a file system would say. */
+static int fio_grow(void **p, size_t *cap, size_t need, size_t elem)
 {
-    if (need <= *cap)
-        return 0;
-    size_t ncap = *cap ? *cap * 2 : 16;
-    while (ncap < need)
-        ncap *= 2;
-    void *np = realloc(*p, ncap * elem);
+    void *np = grow(*p, cap, need, elem, 16, 0);
     if (np == NULL)
         return -ENOMEM;
     *p = np;
-    *cap = ncap;
     return 0;
 }
 
@@ -118,7 +113,7 @@ typedef struct fio_buf {
 
 static int buf_resize(fio_buf *b, size_t len)
 {
-    if (grow((void **)&b->p, &b->cap, len ? len : 1, 1) != 0)
+    if (fio_grow((void **)&b->p, &b->cap, len ? len : 1, 1) != 0)
         return -ENOMEM;
     if (len > b->len)
         memset(b->p + b->len, 0, len - b->len);
@@ -161,7 +156,7 @@ static int map_set(fio_map *m, const char *name, int ino)
         m->v[i].ino = ino;
         return 0;
     }
-    if (grow((void **)&m->v, &m->cap, m->n + 1, sizeof *m->v) != 0)
+    if (fio_grow((void **)&m->v, &m->cap, m->n + 1, sizeof *m->v) != 0)
         return -ENOMEM;
     snprintf(m->v[m->n].name, FIO_NAME, "%s", name);
     m->v[m->n].ino = ino;
@@ -194,7 +189,7 @@ static int map_rename(fio_map *m, const char *from, const char *to)
 
 static int map_copy(fio_map *dst, const fio_map *src)
 {
-    if (grow((void **)&dst->v, &dst->cap, src->n ? src->n : 1, sizeof *dst->v) != 0)
+    if (fio_grow((void **)&dst->v, &dst->cap, src->n ? src->n : 1, sizeof *dst->v) != 0)
         return -ENOMEM;
     if (src->n > 0)
         memcpy(dst->v, src->v, src->n * sizeof *src->v);
@@ -217,7 +212,7 @@ __attribute__((format(printf, 2, 3))) static void model_error(fio *f, const char
 /* Counts a call (the layer's mutex held) and says whether it is the one to fail. */
 static uint64_t begin_call(fio *f, int op, const char *name, int *fail)
 {
-    if (grow((void **)&f->calls, &f->callcap, f->ncalls + 1, sizeof *f->calls) != 0) {
+    if (fio_grow((void **)&f->calls, &f->callcap, f->ncalls + 1, sizeof *f->calls) != 0) {
         model_error(f, "%s", "out of memory for the call log");
         *fail = 0;
         return f->ncalls;
@@ -246,7 +241,7 @@ static long end_call(fio *f, uint64_t k, long rc)
 static int log_ev(fio *f, uint64_t call, int kind, int ino, const char *name,
                   const char *name2, uint64_t off, const void *data, size_t len)
 {
-    if (grow((void **)&f->ev, &f->evcap, f->nev + 1, sizeof *f->ev) != 0) {
+    if (fio_grow((void **)&f->ev, &f->evcap, f->nev + 1, sizeof *f->ev) != 0) {
         model_error(f, "%s", "out of memory for the event log");
         return -ENOMEM;
     }
@@ -275,7 +270,7 @@ static int log_ev(fio *f, uint64_t call, int kind, int ino, const char *name,
 
 static int new_ino(fio *f, const char *name, const uint8_t *init, size_t init_len)
 {
-    if (grow((void **)&f->inos, &f->inocap, f->ninos + 1, sizeof *f->inos) != 0)
+    if (fio_grow((void **)&f->inos, &f->inocap, f->ninos + 1, sizeof *f->inos) != 0)
         return -1;
     fio_ino *in = &f->inos[f->ninos];
     memset(in, 0, sizeof *in);
@@ -329,7 +324,7 @@ static int fo_open(kv_io *io, int dirfd, const char *name, int flags, int mode)
                 log_ev(f, k, EV_TRUNC, ino, NULL, NULL, 0, NULL, 0);
             if (!existed && map_set(&f->names, name, ino) != 0)
                 model_error(f, "%s", "out of memory for a name");
-            if (grow((void **)&f->fds, &f->fdcap, f->nfds + 1, sizeof *f->fds) != 0)
+            if (fio_grow((void **)&f->fds, &f->fdcap, f->nfds + 1, sizeof *f->fds) != 0)
                 model_error(f, "%s", "out of memory for a descriptor");
             else
                 f->fds[f->nfds++] = (fio_fd){rc, ino};
@@ -849,7 +844,7 @@ static void rp_apply(fio_replay *r, size_t i)
         else
             map_del(&r->vol, e->name);
         if (err == 0)
-            err = grow((void **)&r->pdir, &r->pdircap, r->npdir + 1, sizeof *r->pdir);
+            err = fio_grow((void **)&r->pdir, &r->pdircap, r->npdir + 1, sizeof *r->pdir);
         if (err == 0)
             r->pdir[r->npdir++] = i;
         break;
@@ -859,7 +854,7 @@ static void rp_apply(fio_replay *r, size_t i)
         break;
     case EV_WRITE:
     case EV_TRUNC:
-        if (in != NULL && (err = grow((void **)&in->pend, &in->pcap, in->npend + 1,
+        if (in != NULL && (err = fio_grow((void **)&in->pend, &in->pcap, in->npend + 1,
                                       sizeof *in->pend)) == 0)
             in->pend[in->npend++] = i;
         break;

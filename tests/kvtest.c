@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 /* ---------------------------------------------------------------------------------
  * Suites
@@ -236,15 +237,11 @@ char *kvt_path(const char *dir, const char *name)
     char *p = malloc(n);
     KVT_CHECK_FATAL(p != NULL, "kvt_path: out of memory");
     snprintf(p, n, "%s/%s", dir, name);
-    if (g_npaths == g_cap_paths) {
-        size_t cap = g_cap_paths * 2 + 16;
-        char **grown = realloc(g_paths, cap * sizeof *grown);
-        if (grown == NULL)
-            free(p);
-        KVT_CHECK_FATAL(grown != NULL, "kvt_path: out of memory");
-        g_paths = grown;
-        g_cap_paths = cap;
-    }
+    char **grown = grow(g_paths, &g_cap_paths, g_npaths + 1, sizeof *grown, 16, 0);
+    if (grown == NULL)
+        free(p);
+    KVT_CHECK_FATAL(grown != NULL, "kvt_path: out of memory");
+    g_paths = grown;
     g_paths[g_npaths++] = p;
     return p;
 }
@@ -490,26 +487,29 @@ void kvt_spill(const char *path, const void *buf, size_t len)
     close(fd);
 }
 
+uint64_t kvt_hash(const void *p, size_t n, uint64_t seed)
+{
+    return XXH3_64bits_withSeed(p, n, seed);
+}
+
 uint64_t kvt_dir_fingerprint(const char *dir)
 {
     DIR *d = opendir(dir);
     struct dirent *de;
-    uint64_t sum = 1469598103934665603ull;
+    uint64_t sum = 0x6b76u; /* so an empty directory is not 0, a missing one's value */
     if (d == NULL)
         return 0;
     while ((de = readdir(d)) != NULL) {
-        char path[4096];
+        char path[4096], buf[65536];
         struct stat st;
-        uint64_t h = 1469598103934665603ull;
         if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
             continue;
-        for (const char *c = de->d_name; *c; c++)
-            h = (h ^ (uint8_t)*c) * 1099511628211ull;
+        uint64_t h = kvt_hash(de->d_name, strlen(de->d_name), 0);
         snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
         FILE *f = stat(path, &st) == 0 && S_ISREG(st.st_mode) ? fopen(path, "rb") : NULL;
-        int ch;
-        while (f != NULL && (ch = fgetc(f)) != EOF)
-            h = (h ^ (uint8_t)ch) * 1099511628211ull;
+        size_t got;
+        while (f != NULL && (got = fread(buf, 1, sizeof buf, f)) > 0)
+            h = kvt_hash(buf, got, h);
         if (f != NULL)
             fclose(f);
         sum += h;
@@ -535,4 +535,27 @@ int kvt_run(const char *cmd, char *out, size_t n)
         ;
     int st = pclose(p);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* ---- JSON, read back by jansson ------------------------------------------------------ */
+
+json_t *kvt_json_parse(const char *text)
+{
+    json_error_t err;
+    json_t *j = json_loads(text, 0, &err);
+    KVT_CHECK(j != NULL, "not one valid JSON document: %s (line %d, column %d): %.300s",
+              err.text, err.line, err.column, text);
+    return j;
+}
+
+const char *kvt_json_str(const json_t *o, const char *name)
+{
+    const char *s = json_string_value(json_object_get(o, name));
+    return s != NULL ? s : "";
+}
+
+long long kvt_json_int(const json_t *o, const char *name)
+{
+    const json_t *v = json_object_get(o, name);
+    return json_is_integer(v) ? (long long)json_integer_value(v) : -1;
 }

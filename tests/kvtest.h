@@ -10,8 +10,9 @@
  *      through it are released by the suite teardown, even when a _FATAL assertion
  *      ends a test early, so one failure does not leak into the next test
  *   5. Checks: formatted assertion messages (key, seed, step) and value helpers
- *   6. Files and tools: whole files in and out, a fingerprint of a directory, a
- *      command's exit status and output
+ *   6. Files and tools: whole files in and out, a checksum of bytes and a fingerprint
+ *      of a directory (XXH3), a command's exit status and output, JSON read back
+ *      by jansson
  *
  * Threads: sections 2, 3 and the kvt_fmt/kvt_value_* helpers may be used from any
  * thread or from a forked child; the fixture and the assertion helpers belong to the
@@ -24,8 +25,10 @@
 #include <stdint.h>
 
 #include <CUnit/CUnit.h>
+#include <jansson.h>
 
 #include "kv.h"
+#include "../tools/grow.h" /* grow(): the one grow-by-doubling helper */
 
 /* ---------------------------------------------------------------------------------
  * 1. Suites
@@ -47,6 +50,9 @@ void kvt_register_repair(void);      /* tests/test_repair2.c: repair never un-de
                                         silence; FIFOs in the store */
 void kvt_register_live(void);        /* tests/test_live.c: readers and tools beside a live writer */
 void kvt_register_hostile(void);     /* tests/test_hostile.c: foreign files, LOCK, exit codes */
+void kvt_register_json(void);        /* tests/test_json.c: --json of every tool on bytes that
+                                        are no UTF-8, parsed by jansson */
+void kvt_register_abi(void);         /* tests/test_abi.c: libkv.so's exports, struct sizes */
 void kvt_register_debug(void);       /* tests/test_debug.c: network file systems refused,
                                         assertions that run (KV_DEBUG) */
 
@@ -212,14 +218,29 @@ uint8_t *kvt_slurp(const char *path, size_t *len);
 /* Writes len bytes as the whole content of path (created or truncated). */
 void kvt_spill(const char *path, const void *buf, size_t len);
 
+/* The tests' one checksum: XXH3 (64 bits) of the n bytes at p, continued from seed
+ * (0 to start; the previous result to chain several pieces). */
+uint64_t kvt_hash(const void *p, size_t n, uint64_t seed);
+
 /* A fingerprint of every entry of dir: names, and the bytes of regular files
- * (FNV-1a per file, summed, so the order of readdir does not count). A file created,
- * removed, renamed or changed changes it. */
+ * (kvt_hash per file, summed, so the order of readdir does not count). A file
+ * created, removed, renamed or changed changes it. 0 when dir cannot be read. */
 uint64_t kvt_dir_fingerprint(const char *dir);
 
 /* Runs cmd with popen and returns its exit status (-1 if it did not exit), and up to
  * n - 1 bytes of its output in out (the rest is read and dropped, so the command
  * never dies of SIGPIPE). */
 int kvt_run(const char *cmd, char *out, size_t n);
+
+/* Parses text, which must be exactly one JSON document, with jansson and no
+ * leniency (flags 0: valid UTF-8, nothing after the document); a failure is a test
+ * failure naming what is wrong, and returns NULL. The caller json_decref's it. */
+json_t *kvt_json_parse(const char *text);
+
+/* The member name of object o as a string, or "" when it is missing or no string. */
+const char *kvt_json_str(const json_t *o, const char *name);
+
+/* The member name of object o as an integer, or -1 when it is missing or no integer. */
+long long kvt_json_int(const json_t *o, const char *name);
 
 #endif /* KVTEST_H */

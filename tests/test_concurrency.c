@@ -848,7 +848,12 @@ static uint64_t sv_fresh_round(int spin, unsigned ms, uint64_t *gets)
 static void test_writers_progress_under_readers(void)
 {
     uint64_t with_readers = 0, with_spinners = 0, gets = 0, none = 0;
-    for (int attempt = 0; attempt < 3; attempt++) {
+    /* Under a signal storm (make test-signals) 17 threads each take 10,000 signals a
+     * second: the run checks that every put succeeds, and the rate is the plain
+     * run's to judge. */
+    const char *storm = getenv("KV_TEST_SIGSTORM");
+    int judge_rate = storm == NULL || storm[0] == '\0' || strcmp(storm, "0") == 0;
+    for (int attempt = 0; attempt < (judge_rate ? 3 : 1); attempt++) {
         with_readers = with_spinners = 0;
         for (int round = 0; round < 3; round++) {
             with_readers += sv_fresh_round(0, 1000, &gets);
@@ -860,8 +865,8 @@ static void test_writers_progress_under_readers(void)
         if (with_readers * 2 >= with_spinners)
             break;
     }
-    KVT_CHECK(gets > 0, "the readers read nothing");
-    KVT_CHECK(with_readers * 2 >= with_spinners,
+    KVT_CHECK(gets > 0 && with_readers > 0, "the readers read nothing, or no put went through");
+    KVT_CHECK(!judge_rate || with_readers * 2 >= with_spinners,
               "writers starve behind readers: %llu puts beside readers, %llu beside spinners",
               (unsigned long long)with_readers, (unsigned long long)with_spinners);
 }

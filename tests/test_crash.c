@@ -283,14 +283,10 @@ static int drain(int fd, unsigned char **buf, size_t *len, size_t *cap, uint64_t
         pr = ppoll(&p, 1, deadline_us == UINT64_MAX ? NULL : &ts, NULL);
         if (pr <= 0)
             continue; /* EINTR or the deadline: checked above */
-        if (*cap - *len < 65536) {
-            size_t ncap = *cap * 2 + 65536;
-            unsigned char *grown = realloc(*buf, ncap);
-            if (grown == NULL)
-                return 1;
-            *buf = grown;
-            *cap = ncap;
-        }
+        unsigned char *grown = grow(*buf, cap, *len + 65536, 1, 65536, 0);
+        if (grown == NULL)
+            return 1;
+        *buf = grown;
         n = read(fd, *buf + *len, *cap - *len);
         if (n < 0 && errno == EINTR)
             continue;

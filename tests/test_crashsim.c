@@ -183,13 +183,9 @@ static uint64_t run_calls(cs_run *r);
 
 static cs_op *op_new(cs_run *r, int type)
 {
-    if (r->nops == r->cap) {
-        size_t ncap = r->cap ? r->cap * 2 : 64;
-        cs_op *n = realloc(r->ops, ncap * sizeof *n);
-        KVT_CHECK_FATAL(n != NULL, "out of memory for the history");
-        r->ops = n;
-        r->cap = ncap;
-    }
+    cs_op *n = grow(r->ops, &r->cap, r->nops + 1, sizeof *n, 64, 0);
+    KVT_CHECK_FATAL(n != NULL, "out of memory for the history");
+    r->ops = n;
     cs_op *op = &r->ops[r->nops++];
     memset(op, 0, sizeof *op);
     op->type = (uint8_t)type;
@@ -1551,14 +1547,10 @@ __attribute__((format(printf, 2, 3))) static void rec_log(rec_io *rec, const cha
     va_end(ap);
     if (n < 0 || (size_t)n >= sizeof line)
         n = (int)strlen(line);
-    if (rec->len + (size_t)n + 2 > rec->cap) {
-        size_t ncap = rec->cap ? rec->cap * 2 : 65536;
-        char *t = realloc(rec->trace, ncap);
-        if (t == NULL)
-            return;
-        rec->trace = t;
-        rec->cap = ncap;
-    }
+    char *t = grow(rec->trace, &rec->cap, rec->len + (size_t)n + 2, 1, 65536, 0);
+    if (t == NULL)
+        return;
+    rec->trace = t;
     memcpy(rec->trace + rec->len, line, (size_t)n);
     rec->len += (size_t)n;
     rec->trace[rec->len++] = '\n';

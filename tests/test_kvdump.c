@@ -22,11 +22,11 @@
  *   - kvdump --all and kvdump FILE: every record of every file (each sequence number
  *     once across the segments), tombstones and dead records, live ones agreeing
  *     with the store, hint and MANIFEST contents, damage (a flipped byte) listed
- *     with its offset, --json lines that parse, the writer lock's holder; files that
+ *     with its offset, --json lines that jansson parses strictly, the writer lock's holder; files that
  *     are no kv file or of a newer version refused (exit 2); nothing modified.
  *
  * Sections:
- *   1. Helpers: running a tool, files, fingerprints, a flat JSON reader
+ *   1. Helpers: running a tool, files
  *   2. Round trips
  *   3. Bad input to kv load
  *   4. kvdump on bad paths and beside a writer
@@ -94,12 +94,11 @@ static uint8_t *slurp(const char *path, size_t *len)
     if (f == NULL)
         return NULL;
     do {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 65536;
-            uint8_t *nb = realloc(buf, cap);
-            KVT_CHECK_FATAL(nb != NULL, "out of memory reading %s", path);
-            buf = nb;
-        }
+        uint8_t *nb = grow(buf, &cap, n + 1, 1, 65536, 0);
+        if (nb == NULL)
+            free(buf);
+        KVT_CHECK_FATAL(nb != NULL, "out of memory reading %s", path);
+        buf = nb;
         r = fread(buf + n, 1, cap - n, f);
         n += r;
     } while (r > 0);
@@ -137,144 +136,10 @@ static int file_has(const char *path, const char *s)
     return has;
 }
 
-/* A fingerprint of every file in dir: names, sizes, contents (FNV-1a per file,
- * summed, so the order of readdir does not matter). 0 for a missing dir. */
-static uint64_t fingerprint(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *de;
-    uint64_t h = 1469598103934665603ull;
-    if (d == NULL)
-        return 0;
-    while ((de = readdir(d)) != NULL) {
-        char *p = kvt_path(dir, de->d_name);
-        struct stat st;
-        size_t n;
-        if (stat(p, &st) != 0 || !S_ISREG(st.st_mode))
-            continue;
-        uint8_t *b = slurp(p, &n);
-        uint64_t fh = 1469598103934665603ull;
-        for (const char *c = de->d_name; *c; c++)
-            fh = (fh ^ (uint8_t)*c) * 1099511628211ull;
-        for (size_t i = 0; b != NULL && i < n; i++)
-            fh = (fh ^ b[i]) * 1099511628211ull;
-        free(b);
-        h += fh + n;
-    }
-    closedir(d);
-    return h;
-}
-
 static int exists(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0;
-}
-
-/* A flat JSON object as kv stats --json and kvdump --all --json print it:
- * "name": number, "text", true, false or null. */
-typedef struct jfield {
-    char name[64];  /* the member's name */
-    char val[160];  /* its value: the number's text, or the string unescaped */
-    int is_str;     /* 1 for a string */
-} jfield;
-
-static const char *ws(const char *s)
-{
-    while (*s == ' ' || *s == '\n' || *s == '\t' || *s == '\r')
-        s++;
-    return s;
-}
-
-/* Reads a JSON string at s (after its opening quote) into out; returns the position
- * after the closing quote, or NULL. */
-static const char *jstring(const char *s, char *out, size_t n)
-{
-    size_t o = 0;
-    for (; *s != '"'; s++) {
-        int c = (unsigned char)*s;
-        if (c == '\0' || c < 0x20)
-            return NULL;
-        if (c == '\\') {
-            s++;
-            if (*s == 'u') {
-                unsigned v;
-                if (sscanf(s + 1, "%4x", &v) != 1)
-                    return NULL;
-                c = (int)v, s += 4;
-            } else if (*s == '"' || *s == '\\' || *s == '/') {
-                c = *s;
-            } else if (*s == 'n') {
-                c = '\n';
-            } else {
-                return NULL;
-            }
-        }
-        if (o + 1 < n)
-            out[o++] = (char)c;
-    }
-    out[o] = '\0';
-    return s + 1;
-}
-
-/* Parses s, one flat object and nothing after it but white space. Returns the
- * number of members (at most max), or -1 when s is not such an object. */
-static int parse_flat_json(const char *s, jfield *f, int max)
-{
-    int n = 0;
-    s = ws(s);
-    if (*s++ != '{')
-        return -1;
-    s = ws(s);
-    if (*s == '}')
-        return *ws(s + 1) == '\0' ? 0 : -1;
-    for (;;) {
-        if (n == max || *s++ != '"' || (s = jstring(s, f[n].name, sizeof f[n].name)) == NULL)
-            return -1;
-        s = ws(s);
-        if (*s++ != ':')
-            return -1;
-        s = ws(s);
-        if (*s == '"') {
-            f[n].is_str = 1;
-            if ((s = jstring(s + 1, f[n].val, sizeof f[n].val)) == NULL)
-                return -1;
-        } else if (strncmp(s, "true", 4) == 0 || strncmp(s, "false", 5) == 0
-                   || strncmp(s, "null", 4) == 0) {
-            size_t l = *s == 'f' ? 5 : 4;
-            f[n].is_str = 0;
-            memcpy(f[n].val, s, l);
-            f[n].val[l] = '\0';
-            s += l;
-        } else {
-            size_t o = 0;
-            f[n].is_str = 0;
-            while ((*s >= '0' && *s <= '9') || *s == '-' || *s == '.' || *s == 'e'
-                   || *s == 'E' || *s == '+')
-                if (o + 1 < sizeof f[n].val)
-                    f[n].val[o++] = *s++;
-                else
-                    return -1;
-            f[n].val[o] = '\0';
-            if (o == 0)
-                return -1;
-        }
-        n++;
-        s = ws(s);
-        if (*s == '}')
-            return *ws(s + 1) == '\0' ? n : -1;
-        if (*s++ != ',')
-            return -1;
-        s = ws(s);
-    }
-}
-
-static const jfield *jfind(const jfield *f, int n, const char *name)
-{
-    for (int i = 0; i < n; i++)
-        if (strcmp(f[i].name, name) == 0)
-            return &f[i];
-    return NULL;
 }
 
 /* ---------------------------------------------------------------------------------
@@ -574,12 +439,12 @@ static void test_load_into_nonempty(void)
     KVT_RC(kvt_put_str(db, "c", "from store"), KV_OK);
     KVT_RC(kvt_close(db), KV_OK);
 
-    uint64_t fp = fingerprint(dst);
+    uint64_t fp = kvt_dir_fingerprint(dst);
     int rc = run(out, sizeof out, "'%s/kv' -d '%s' load < '%s'", bin(), dst, d);
     KVT_CHECK(rc == 2 && strstr(out, "already holds 2 keys") != NULL
               && strstr(out, "--overwrite") != NULL, "load into a non-empty store: exit %d: %s",
               rc, out);
-    KVT_CHECK(fingerprint(dst) == fp, "a refused load changed the store");
+    KVT_CHECK(kvt_dir_fingerprint(dst) == fp, "a refused load changed the store");
 
     rc = run(out, sizeof out, "'%s/kv' -d '%s' load --no-overwrite < '%s'", bin(), dst, d);
     KVT_CHECK(rc == 0 && strstr(out, "1 written, 1 kept") != NULL, "--no-overwrite: exit %d: %s",
@@ -681,7 +546,7 @@ static void check_bad_load(const char *work, const char *held, const char *what,
     char out[4096], want[64];
     spit(in, text, len);
     snprintf(want, sizeof want, "line %d: ", line);
-    uint64_t fp = fingerprint(held);
+    uint64_t fp = kvt_dir_fingerprint(held);
     for (int i = 0; i < 2; i++) {
         const char *dir = i ? held : fresh;
         int rc = pipe ? run(out, sizeof out, "cat '%s' | '%s/kv' -d '%s' load --overwrite", in,
@@ -695,7 +560,7 @@ static void check_bad_load(const char *work, const char *held, const char *what,
                   msg);
     }
     KVT_CHECK(!exists(fresh), "%s: a refused load created the store", what);
-    KVT_CHECK(fingerprint(held) == fp, "%s: a refused load changed the store", what);
+    KVT_CHECK(kvt_dir_fingerprint(held) == fp, "%s: a refused load changed the store", what);
 }
 
 static void test_load_bad_input(void)
@@ -740,7 +605,7 @@ static void test_kvdump_bad_paths(void)
     spit(kvt_path(other, "notes.txt"), "someone else's\n", 15);
     spit(kvt_path(other, "MANIFEST.bak"), "x", 1);
     const char *paths[] = {"/nonexistent/kvdump-store", plain, empty, other};
-    uint64_t fp = fingerprint(work), fo = fingerprint(other);
+    uint64_t fp = kvt_dir_fingerprint(work), fo = kvt_dir_fingerprint(other);
     int n = kvt_dir_count(work);
     for (int i = 0; i < 4; i++) {
         int rc = run(out, sizeof out, "'%s/kvdump' '%s'", bin(), paths[i]);
@@ -749,7 +614,7 @@ static void test_kvdump_bad_paths(void)
         rc = run(out, sizeof out, "'%s/kvdump' -p -d '%s'", bin(), paths[i]);
         KVT_CHECK(rc == 2, "kvdump -d %s: exit %d: %s", paths[i], rc, out);
     }
-    KVT_CHECK(fingerprint(work) == fp && fingerprint(other) == fo && kvt_dir_count(work) == n
+    KVT_CHECK(kvt_dir_fingerprint(work) == fp && kvt_dir_fingerprint(other) == fo && kvt_dir_count(work) == n
               && kvt_dir_count(empty) == 0 && kvt_dir_count(other) == 2,
               "kvdump changed or created files");
     KVT_CHECK(!exists("/nonexistent"), "kvdump created /nonexistent");
@@ -781,9 +646,9 @@ static void test_kvdump_beside_writer(void)
         snprintf(k, sizeof k, "held%03u", i);
         KVT_RC_FATAL(kv_put(db, k, strlen(k), k, strlen(k)), KV_OK);
     }
-    uint64_t fp = fingerprint(dir);
+    uint64_t fp = kvt_dir_fingerprint(dir);
     dump_to("-p", dir, d);
-    KVT_CHECK(fingerprint(dir) == fp, "kvdump changed a store a writer holds");
+    KVT_CHECK(kvt_dir_fingerprint(dir) == fp, "kvdump changed a store a writer holds");
     KVT_CHECK(file_has(d, "keys=100\n") && file_has(d, " held099\n held099\nDATA=END\n"),
               "the dump of a held store lacks acknowledged writes");
     KVT_RC(kv_put(db, "after", 5, "x", 1), KV_OK);
@@ -834,10 +699,10 @@ static void test_kvdump_damaged_and_locked(void)
     spit(good, text, sizeof text - 1);
     db = open_store(held, KV_COMPRESS_NONE, 0);
     KVT_RC(kvt_put_str(db, "b", "2"), KV_OK);
-    uint64_t fp = fingerprint(held);
+    uint64_t fp = kvt_dir_fingerprint(held);
     rc = run(out, sizeof out, "'%s/kv' -d '%s' load --overwrite < '%s'", bin(), held, good);
     KVT_CHECK(rc == 3 && strstr(out, "locked") != NULL, "load into a held store: %d %s", rc, out);
-    KVT_CHECK(fingerprint(held) == fp, "a refused load changed a held store");
+    KVT_CHECK(kvt_dir_fingerprint(held) == fp, "a refused load changed a held store");
     KVT_ASSERT_ABSENT(db, "a", 1);
     KVT_RC(kvt_close(db), KV_OK);
 }
@@ -917,20 +782,17 @@ static const char *const stat_names[] = {
     "values_compressed", "compression",
 };
 
-static void check_u64(const jfield *f, int n, const char *name, uint64_t want)
+static void check_u64(const json_t *o, const char *name, uint64_t want)
 {
-    const jfield *j = jfind(f, n, name);
-    char w[32];
-    snprintf(w, sizeof w, "%llu", (unsigned long long)want);
-    KVT_CHECK(j != NULL && !j->is_str && strcmp(j->val, w) == 0, "stats --json %s: %s, kv_stat "
-              "says %s", name, j ? j->val : "(missing)", w);
+    long long v = kvt_json_int(o, name);
+    KVT_CHECK(v >= 0 && (uint64_t)v == want, "stats --json %s: %lld, kv_stat says %llu", name,
+              v, (unsigned long long)want);
 }
 
 static void test_stats_json(void)
 {
     char *dir = kvt_dir_new("dump-stats");
     static char out[16384];
-    jfield f[64];
     kv_db *db = open_store(dir, KV_COMPRESS_NONE, 4096);
     char k[16];
     for (unsigned i = 0; i < 300; i++) {
@@ -941,35 +803,38 @@ static void test_stats_json(void)
     KVT_RC(kvt_close(db), KV_OK);
 
     int rc = run(out, sizeof out, "'%s/kv' -d '%s' stats --json", bin(), dir);
-    int n = parse_flat_json(out, f, 64);
-    KVT_CHECK_FATAL(rc == 0 && n > 0, "kv stats --json: exit %d, not one flat object:\n%s", rc,
-                    out);
-    KVT_CHECK(n == (int)(sizeof stat_names / sizeof stat_names[0]), "%d members, kv_stats has %zu",
-              n, sizeof stat_names / sizeof stat_names[0]);
+    KVT_CHECK_FATAL(rc == 0, "kv stats --json: exit %d:\n%s", rc, out);
+    json_t *o = kvt_json_parse(out);
+    KVT_CHECK_FATAL(json_is_object(o), "kv stats --json: not one object:\n%s", out);
+    KVT_CHECK(json_object_size(o) == sizeof stat_names / sizeof stat_names[0],
+              "%zu members, kv_stats has %zu", json_object_size(o),
+              sizeof stat_names / sizeof stat_names[0]);
     for (size_t i = 0; i < sizeof stat_names / sizeof stat_names[0]; i++)
-        KVT_CHECK(jfind(f, n, stat_names[i]) != NULL, "stats --json lacks %s", stat_names[i]);
+        KVT_CHECK(json_object_get(o, stat_names[i]) != NULL, "stats --json lacks %s",
+                  stat_names[i]);
 
     db = open_read_only(dir);
     kv_stats st;
     KVT_RC(kv_stat(db, &st), KV_OK);
     KVT_RC(kvt_close(db), KV_OK);
-    check_u64(f, n, "keys", st.keys);
-    check_u64(f, n, "live_bytes", st.live_bytes);
-    check_u64(f, n, "dead_bytes", st.dead_bytes);
-    check_u64(f, n, "disk_bytes", st.disk_bytes);
-    check_u64(f, n, "segments", st.segments);
-    check_u64(f, n, "wal_files", st.wal_files);
-    check_u64(f, n, "next_seq", st.next_seq);
-    check_u64(f, n, "recovery_records", st.recovery_records);
-    check_u64(f, n, "read_only", 1);
-    check_u64(f, n, "puts", 0);
-    const jfield *j = jfind(f, n, "compression");
-    KVT_CHECK(j && j->is_str && strcmp(j->val, "none") == 0, "compression: %s", j ? j->val : "-");
-    j = jfind(f, n, "sync");
-    KVT_CHECK(j && j->is_str && strcmp(j->val, "always") == 0, "sync: %s", j ? j->val : "-");
-    j = jfind(f, n, "io_backend");
-    KVT_CHECK(j && j->is_str && (strcmp(j->val, "uring") == 0 || strcmp(j->val, "psync") == 0),
-              "io_backend: %s", j ? j->val : "-");
+    check_u64(o, "keys", st.keys);
+    check_u64(o, "live_bytes", st.live_bytes);
+    check_u64(o, "dead_bytes", st.dead_bytes);
+    check_u64(o, "disk_bytes", st.disk_bytes);
+    check_u64(o, "segments", st.segments);
+    check_u64(o, "wal_files", st.wal_files);
+    check_u64(o, "next_seq", st.next_seq);
+    check_u64(o, "recovery_records", st.recovery_records);
+    check_u64(o, "read_only", 1);
+    check_u64(o, "puts", 0);
+    const char *v = kvt_json_str(o, "compression");
+    KVT_CHECK(strcmp(v, "none") == 0, "compression: %s", v);
+    v = kvt_json_str(o, "sync");
+    KVT_CHECK(strcmp(v, "always") == 0, "sync: %s", v);
+    v = kvt_json_str(o, "io_backend");
+    KVT_CHECK(strcmp(v, "uring") == 0 || strcmp(v, "psync") == 0, "io_backend: %s", v);
+    KVT_CHECK(json_is_string(json_object_get(o, "io_backend_note")), "io_backend_note: no string");
+    json_decref(o);
     KVT_CHECK(st.keys == 199, "kv_stat keys %llu", (unsigned long long)st.keys);
 
     /* the text output walks the same list: one line per field, same names in order */
@@ -1002,73 +867,68 @@ typedef struct listing {
     uint64_t max_seq;
 } listing;
 
-static const char *jstr(const jfield *f, int n, const char *name)
-{
-    const jfield *j = jfind(f, n, name);
-    return j != NULL ? j->val : "";
-}
-
 /* Counts one JSON object of a listing. */
-static void count_object(listing *l, const jfield *f, int n)
+static void count_object(listing *l, const json_t *o)
 {
-    const char *what = jstr(f, n, "what"), *file = jstr(f, n, "file");
+    const char *what = kvt_json_str(o, "what"), *file = kvt_json_str(o, "file");
     size_t fl = strlen(file);
     l->objects++;
     if (strcmp(what, "file") == 0)
         l->files++;
     else if (strcmp(what, "damage") == 0) {
         l->damage++;
-        l->damage_at_16 |= strcmp(jstr(f, n, "bad"), "16") == 0;
+        l->damage_at_16 |= kvt_json_int(o, "bad") == 16;
     } else if (strcmp(what, "hint") == 0)
-        l->hints += strcmp(jstr(f, n, "status"), "ok") == 0;
+        l->hints += strcmp(kvt_json_str(o, "status"), "ok") == 0;
     else if (strcmp(what, "hint_record") == 0)
         l->hint_records++;
     else if (strcmp(what, "manifest") == 0)
-        l->manifests += strcmp(jstr(f, n, "status"), "ok") == 0;
+        l->manifests += strcmp(kvt_json_str(o, "status"), "ok") == 0;
     else if (strcmp(what, "sealed") == 0)
         l->sealed++;
     else if (strcmp(what, "lock") == 0) {
-        char pid[32];
-        snprintf(pid, sizeof pid, "%d", (int)getpid());
         l->locks++;
-        l->lock_held_by_us |= strcmp(jstr(f, n, "held"), "yes") == 0
-                              && strcmp(jstr(f, n, "holder"), pid) == 0;
+        l->lock_held_by_us |= strcmp(kvt_json_str(o, "held"), "yes") == 0
+                              && kvt_json_int(o, "holder") == (long long)getpid();
     }
     if (strcmp(what, "record") != 0)
         return;
     l->records++;
-    l->bad_crc += strcmp(jstr(f, n, "crc"), "bad") == 0;
-    l->lz4 += strcmp(jstr(f, n, "comp"), "lz4") == 0 && jfind(f, n, "raw") != NULL;
-    l->more += strcmp(jstr(f, n, "more"), "true") == 0;
-    KVT_CHECK(jfind(f, n, "key") && jfind(f, n, "key_hex") && jfind(f, n, "off")
-              && jfind(f, n, "vlen") && jfind(f, n, "state"), "a record lacks a field");
+    l->bad_crc += strcmp(kvt_json_str(o, "crc"), "bad") == 0;
+    l->lz4 += strcmp(kvt_json_str(o, "comp"), "lz4") == 0 && json_object_get(o, "raw") != NULL;
+    l->more += json_is_true(json_object_get(o, "more"));
+    KVT_CHECK(json_is_string(json_object_get(o, "key"))
+                  && json_is_string(json_object_get(o, "key_hex")) && kvt_json_int(o, "off") >= 0
+                  && kvt_json_int(o, "vlen") >= 0 && *kvt_json_str(o, "state") != '\0',
+              "a record lacks a field");
     if (fl < 4 || strcmp(file + fl - 4, ".seg") != 0)
         return;
-    uint64_t seq = strtoull(jstr(f, n, "seq"), NULL, 10);
+    long long seq = kvt_json_int(o, "seq");
     l->seg_records++;
-    if (seq <= l->max_seq && strcmp(jstr(f, n, "crc"), "ok") == 0)
+    if (seq >= 0 && (uint64_t)seq <= l->max_seq && strcmp(kvt_json_str(o, "crc"), "ok") == 0)
         l->seen[seq]++;
-    const char *st = jstr(f, n, "state");
+    const char *st = kvt_json_str(o, "state");
     l->live += strcmp(st, "live") == 0;
     l->dead += strcmp(st, "dead") == 0;
     l->tombstones += strcmp(st, "tombstone") == 0;
 }
 
-/* Parses the file of JSON lines at path into *l; every line must be one object. */
+/* Parses the file of JSON lines at path into *l: every line must be one JSON object,
+ * parsed by jansson on its own (flags 0: nothing else on the line). */
 static void count_listing(const char *path, listing *l)
 {
     size_t len;
     uint8_t *p = slurp(path, &len);
     KVT_CHECK_FATAL(p != NULL, "no listing at %s", path);
-    jfield f[32];
     char *line = (char *)p, *end = (char *)p + len;
     while (line < end) {
         char *nl = memchr(line, '\n', (size_t)(end - line));
         KVT_CHECK_FATAL(nl != NULL, "the listing's last line has no newline");
         *nl = '\0';
-        int n = parse_flat_json(line, f, 32);
-        KVT_CHECK_FATAL(n > 0, "not one JSON object: %.200s", line);
-        count_object(l, f, n);
+        json_t *o = kvt_json_parse(line);
+        KVT_CHECK_FATAL(json_is_object(o), "not one JSON object: %.200s", line);
+        count_object(l, o);
+        json_decref(o);
         line = nl + 1;
     }
     free(p);
@@ -1127,7 +987,7 @@ static void test_all_every_record(void)
     kv_stats st;
     KVT_RC(kv_stat(db, &st), KV_OK);
     KVT_RC(kvt_close(db), KV_OK);
-    uint64_t fp = fingerprint(dir);
+    uint64_t fp = kvt_dir_fingerprint(dir);
 
     int rc = run(out, sizeof out, "'%s/kvdump' --all --json '%s' > '%s'", bin(), dir, js);
     KVT_CHECK_FATAL(rc == 0, "kvdump --all --json: exit %d: %s", rc, out);
@@ -1179,7 +1039,7 @@ static void test_all_every_record(void)
     count_listing(js, &p);
     KVT_CHECK(rc == 0 && p.records == 4 && p.files == l.files, "--all --prefix batch-: exit %d, "
               "%d records (2 in the segment, 2 in the WAL)", rc, p.records);
-    KVT_CHECK(fingerprint(dir) == fp, "kvdump --all changed the store");
+    KVT_CHECK(kvt_dir_fingerprint(dir) == fp, "kvdump --all changed the store");
     kvt_note("%llu entries: %d live, %d dead, %d tombstones; %d hint records, %d objects",
              (unsigned long long)entries, l.live, l.dead, l.tombstones, l.hint_records,
              l.objects);
@@ -1221,7 +1081,7 @@ static void test_all_damage_and_files(void)
     FILE *f = fopen(seg, "r+b");
     KVT_CHECK_FATAL(f != NULL && fseek(f, 16 + 21, SEEK_SET) == 0 && fputc(0xee, f) == 0xee
                     && fclose(f) == 0, "cannot damage %s", seg);
-    uint64_t fp = fingerprint(dir);
+    uint64_t fp = kvt_dir_fingerprint(dir);
 
     int rc = run(out, sizeof out, "'%s/kvdump' --all --json '%s' > '%s'", bin(), dir, js);
     listing l = {0};
@@ -1266,7 +1126,7 @@ static void test_all_damage_and_files(void)
     count_listing(js, &w);
     KVT_CHECK(rc == 0 && w.records > 0, "kvdump on a WAL file known by its magic: exit %d: %s",
               rc, out);
-    KVT_CHECK(fingerprint(dir) == fp, "kvdump changed the store");
+    KVT_CHECK(kvt_dir_fingerprint(dir) == fp, "kvdump changed the store");
 }
 
 /* Refused with exit 2 and nothing created: a file that is no kv file, a missing
@@ -1279,7 +1139,7 @@ static void test_all_refusals_and_writer(void)
     char *js = kvt_path(work, "out.json");
     char out[4096];
     forensic_store(dir);
-    uint64_t fp = fingerprint(dir);
+    uint64_t fp = kvt_dir_fingerprint(dir);
     int rc;
 
     char *other = kvt_path(work, "notes.txt"), *newer = kvt_path(work, "000009.seg");
@@ -1307,7 +1167,7 @@ static void test_all_refusals_and_writer(void)
     KVT_CHECK(rc == 2, "--all -p: exit %d", rc);
     rc = run(out, sizeof out, "'%s/kvdump' --json '%s'", bin(), dir);
     KVT_CHECK(rc == 2, "--json without --all: exit %d", rc);
-    KVT_CHECK(fingerprint(dir) == fp, "kvdump changed the store");
+    KVT_CHECK(kvt_dir_fingerprint(dir) == fp, "kvdump changed the store");
 
     /* beside a writer of this process: the lock's holder is named */
     kv_db *db = open_quiet(dir, KV_COMPRESS_NONE, 4096);

@@ -71,6 +71,8 @@ int main(void)
     kvt_register_repair();
     kvt_register_live();
     kvt_register_hostile();
+    kvt_register_json();
+    kvt_register_abi();
     kvt_register_debug();
     if (CU_get_error() != CUE_SUCCESS) {
         fprintf(stderr, "kvtest: registering suites: %s\n", CU_get_error_msg());

@@ -24,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "grow.h"
+#include "json.h"
 #include "kv.h"
 
 /* ---------------------------------------------------------------------------------
@@ -31,7 +33,24 @@
  * ------------------------------------------------------------------------------ */
 static const char hexdigits[] = "0123456789abcdef";
 
-void dump_encode(FILE *f, int format, const void *p, size_t n)
+/* Writes byte c in the print encoding at out (1, 2 or 4 characters); returns how many. */
+static size_t print_byte(unsigned c, char *out)
+{
+    if (c == '\\') {
+        out[0] = '\\', out[1] = '\\';
+        return 2;
+    }
+    if (c >= 0x20 && c < 0x7f) {
+        out[0] = (char)c;
+        return 1;
+    }
+    out[0] = '\\', out[1] = 'x', out[2] = hexdigits[c >> 4], out[3] = hexdigits[c & 15];
+    return 4;
+}
+
+/* Encodes the n bytes at p in format into chunks of buf and hands each to emit. */
+static void encode_chunks(FILE *f, int format, const void *p, size_t n,
+                          void (*emit)(FILE *, const void *, size_t))
 {
     const unsigned char *s = p;
     char buf[4096];
@@ -40,57 +59,34 @@ void dump_encode(FILE *f, int format, const void *p, size_t n)
     for (size_t i = 0; i < n; i++) {
         unsigned c = s[i];
         if (o > sizeof buf - 4) {
-            fwrite(buf, 1, o, f);
+            emit(f, buf, o);
             o = 0;
         }
         if (format == DUMP_HEX) {
             buf[o++] = hexdigits[c >> 4];
             buf[o++] = hexdigits[c & 15];
-        } else if (c == '\\') {
-            buf[o++] = '\\';
-            buf[o++] = '\\';
-        } else if (c >= 0x20 && c < 0x7f) {
-            buf[o++] = (char)c;
         } else {
-            buf[o++] = '\\';
-            buf[o++] = 'x';
-            buf[o++] = hexdigits[c >> 4];
-            buf[o++] = hexdigits[c & 15];
+            o += print_byte(c, buf + o);
         }
     }
-    fwrite(buf, 1, o, f);
+    emit(f, buf, o);
 }
 
-void dump_json_string(FILE *f, const char *s, size_t max)
+static void emit_raw(FILE *f, const void *p, size_t n)
 {
-    putc('"', f);
-    for (size_t i = 0; i < max && s[i] != '\0'; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20 || c == 0x7f)
-            fprintf(f, "\\u%04x", c);
-        else
-            putc(c, f);
-    }
-    putc('"', f);
+    fwrite(p, 1, n, f);
 }
 
+void dump_encode(FILE *f, int format, const void *p, size_t n)
+{
+    encode_chunks(f, format, p, n, emit_raw);
+}
+
+/* The print encoding is ASCII: jsonw_chars only has '"' and '\\' to escape in it. */
 void dump_json_bytes(FILE *f, const void *p, size_t n)
 {
-    const unsigned char *s = p;
     putc('"', f);
-    for (size_t i = 0; i < n; i++) {
-        unsigned c = s[i];
-        if (c == '\\')
-            fputs("\\\\\\\\", f);
-        else if (c == '"')
-            fputs("\\\"", f);
-        else if (c >= 0x20 && c < 0x7f)
-            putc((int)c, f);
-        else
-            fprintf(f, "\\\\x%c%c", hexdigits[c >> 4], hexdigits[c & 15]);
-    }
+    encode_chunks(f, DUMP_PRINT, p, n, jsonw_chars);
     putc('"', f);
 }
 
@@ -479,15 +475,13 @@ static int sink_room(dump_reader *r, const sink *s, size_t len)
         return 0;
     if (len >= s->max)
         return input_error(r, "%s longer than %zu bytes (the limit of kv)", s->what, s->max);
-    size_t ncap = cap < 4096 ? 4096 : cap * 2;
-    if (ncap > s->max)
-        ncap = s->max;
-    uint8_t *nb = realloc(*s->buf, ncap);
+    uint8_t *nb = grow(*s->buf, s->cap, len + 1, 1, 4096, s->max);
     if (nb == NULL) {
-        snprintf(r->err, sizeof r->err, "out of memory for a %zu-byte %s", ncap, s->what);
+        snprintf(r->err, sizeof r->err, "out of memory for a %s of more than %zu bytes",
+                 s->what, len);
         return DUMP_ERR_SYS;
     }
-    *s->buf = nb, *s->cap = ncap;
+    *s->buf = nb;
     return 0;
 }
 
@@ -618,22 +612,14 @@ int dump_has_prefix(const void *key, size_t klen, const void *prefix, size_t ple
 
 int dump_keys_add(dump_keys *kl, const void *key, size_t klen)
 {
-    if (kl->len + klen > kl->cap) {
-        size_t ncap = kl->cap ? kl->cap * 2 : 64 * 1024;
-        while (ncap < kl->len + klen)
-            ncap *= 2;
-        uint8_t *nb = realloc(kl->bytes, ncap);
-        if (nb == NULL)
-            return -1;
-        kl->bytes = nb, kl->cap = ncap;
-    }
-    if (kl->n == kl->ncap) {
-        size_t ncap = kl->ncap ? kl->ncap * 2 : 1024;
-        dump_keyref *nr = realloc(kl->refs, ncap * sizeof *nr);
-        if (nr == NULL)
-            return -1;
-        kl->refs = nr, kl->ncap = ncap;
-    }
+    uint8_t *nb = grow(kl->bytes, &kl->cap, kl->len + klen, 1, 64 * 1024, 0);
+    if (nb == NULL)
+        return -1;
+    kl->bytes = nb;
+    dump_keyref *nr = grow(kl->refs, &kl->ncap, kl->n + 1, sizeof *nr, 1024, 0);
+    if (nr == NULL)
+        return -1;
+    kl->refs = nr;
     memcpy(kl->bytes + kl->len, key, klen);
     kl->refs[kl->n].off = kl->len;
     kl->refs[kl->n].klen = (uint32_t)klen;

@@ -49,12 +49,9 @@ void dump_encode(FILE *f, int format, const void *p, size_t n);
 const char *dump_decode(int format, const char *s, size_t len, uint8_t *out, size_t max,
                         size_t *outlen);
 
-/* Writes the text s (at most max bytes, up to a NUL) as a JSON string, quotes
- * included (kv stats --json, kvdump --all --json). */
-void dump_json_string(FILE *f, const char *s, size_t max);
-
 /* Writes the n bytes at p as a JSON string holding their print encoding (so a
- * backslash in the key is "\\\\" in the JSON text and a NUL byte "\\x00"). */
+ * backslash in the key is "\\\\" in the JSON text and a NUL byte "\\x00"); any
+ * other text goes through tools/json.h. */
 void dump_json_bytes(FILE *f, const void *p, size_t n);
 
 /* ---------------------------------------------------------------------------------

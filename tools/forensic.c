@@ -30,6 +30,7 @@
 #include "dumpfmt.h"
 #include "format/format.h"
 #include "fsck/inspect.h"
+#include "json.h"
 #include "kv.h"
 
 #include <errno.h>
@@ -64,7 +65,7 @@ static void obj_begin(const ctx *c, const char *what)
 {
     if (c->o->json) {
         printf("{\"what\": \"%s\", \"file\": ", what);
-        dump_json_string(stdout, c->file, strlen(c->file));
+        jsonw_cstring(stdout, c->file);
     } else {
         printf("%s %s", c->file, what);
     }
@@ -85,7 +86,7 @@ static void f_str(const ctx *c, const char *name, const char *v)
 {
     if (c->o->json) {
         printf(", \"%s\": ", name);
-        dump_json_string(stdout, v, strlen(v));
+        jsonw_cstring(stdout, v);
     } else {
         printf(" %s=%s", name, v);
     }

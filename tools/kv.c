@@ -29,6 +29,8 @@
 #include <unistd.h>
 
 #include "dumpfmt.h"
+#include "grow.h"
+#include "json.h"
 #include "kv.h"
 
 /* ---------------------------------------------------------------------------------
@@ -150,18 +152,16 @@ static int io_error(const char *what, int err)
  * KV_MAX_VALUE, or EXIT_STORE on a read or allocation failure (message printed). */
 static int read_stdin(char **buf, size_t *len)
 {
-    size_t cap = 64 * 1024, n = 0, limit = (size_t)KV_MAX_VALUE + 1;
-    char *p = malloc(cap), *np;
+    size_t cap = 0, n = 0, limit = (size_t)KV_MAX_VALUE + 1;
+    char *p = NULL, *np;
     ssize_t r;
 
-    while (p != NULL && n < limit) {
-        if (n == cap) {
-            size_t ncap = cap * 2 < limit ? cap * 2 : limit;
-            if ((np = realloc(p, ncap)) == NULL)
-                break; /* n == cap < limit tells the failure below */
-            p = np, cap = ncap;
-            continue;
+    while (n < limit) {
+        if ((np = grow(p, &cap, n + 1, 1, 64 * 1024, limit)) == NULL) {
+            free(p);
+            return io_error("stdin", ENOMEM);
         }
+        p = np;
         if ((r = read(STDIN_FILENO, p + n, cap - n)) > 0)
             n += (size_t)r;
         else if (r == 0)
@@ -170,10 +170,6 @@ static int read_stdin(char **buf, size_t *len)
             free(p);
             return io_error("stdin", errno);
         }
-    }
-    if (p == NULL || (n == cap && n < limit)) { /* malloc or realloc failed */
-        free(p);
-        return io_error("stdin", ENOMEM);
     }
     if (n > KV_MAX_VALUE) {
         free(p);
@@ -443,13 +439,13 @@ static void print_stat(const struct stat_field *f, const kv_stats *st, int json)
     case ST_COMPRESSION: name = iv == KV_COMPRESS_LZ4 ? "lz4" : "none"; break;
     default:
         if (json)
-            dump_json_string(stdout, p, sizeof st->io_backend_note);
+            jsonw_string(stdout, p, strnlen(p, sizeof st->io_backend_note));
         else
             printf("%.*s", (int)sizeof st->io_backend_note, p[0] != '\0' ? p : "-");
         return;
     }
     if (json)
-        dump_json_string(stdout, name, strlen(name));
+        jsonw_cstring(stdout, name);
     else
         fputs(name, stdout);
 }

@@ -26,11 +26,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "fsck/check.h"
 #include "db/db.h"
+#include "json.h"
+#include "progress.h"
 #include "kv.h"
 
 enum { EXIT_CLEAN = 0, EXIT_DAMAGE = 1, EXIT_USAGE = 2, EXIT_LOCKED = 3 };
@@ -55,9 +56,7 @@ static const char usage_text[] =
 typedef struct opts {
     const char *path;
     int repair, yes, json, verbose, quiet;
-    int progress;        /* draw the progress line (a terminal, not quiet) */
-    int shown;           /* a progress line is on the screen */
-    struct timespec last;
+    progress line;       /* the progress line (a terminal, not quiet) */
 } opts;
 
 /* ---- output ------------------------------------------------------------------------ */
@@ -71,18 +70,11 @@ static void path_of(const opts *o, const char *file, char *buf, size_t n)
         snprintf(buf, n, "%s%s%s", o->path, o->path[strlen(o->path) - 1] == '/' ? "" : "/", file);
 }
 
-static void clear_progress(opts *o)
-{
-    if (o->shown)
-        fprintf(stderr, "\r%72s\r", "");
-    o->shown = 0;
-}
-
 static void on_problem(void *arg, const check_problem *p)
 {
     opts *o = arg;
     char path[4400];
-    clear_progress(o);
+    progress_clear(&o->line);
     path_of(o, p->file, path, sizeof path);
     if (p->has_off)
         fprintf(stderr, "kvcheck: %s: offset 0x%llx: %s\n", path, (unsigned long long)p->off, p->what);
@@ -96,7 +88,7 @@ static void on_note(void *arg, const char *file, const char *what)
     char path[4400];
     if (!o->verbose)
         return;
-    clear_progress(o);
+    progress_clear(&o->line);
     path_of(o, file, path, sizeof path);
     fprintf(stderr, "kvcheck: %s: note: %s\n", path, what);
 }
@@ -106,17 +98,8 @@ static double mib(uint64_t b) { return (double)b / (1024.0 * 1024.0); }
 static void on_progress(void *arg, uint64_t done, uint64_t total)
 {
     opts *o = arg;
-    struct timespec now;
-    if (!o->progress)
-        return;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    long ms = (now.tv_sec - o->last.tv_sec) * 1000 + (now.tv_nsec - o->last.tv_nsec) / 1000000;
-    if (ms < 200) /* nothing for checks that end at once; then five redraws a second */
-        return;
-    o->last = now;
-    o->shown = 1;
-    fprintf(stderr, "\rkvcheck: %.1f of %.1f MiB read (%3.0f%%)   ", mib(done), mib(total),
-            total ? 100.0 * (double)(done < total ? done : total) / (double)total : 100.0);
+    progress_draw(&o->line, "%.1f of %.1f MiB read (%3.0f%%)", mib(done), mib(total),
+                  total ? 100.0 * (double)(done < total ? done : total) / (double)total : 100.0);
 }
 
 /* A key as C-style escaped text between quotes; long keys are cut. */
@@ -141,21 +124,6 @@ static void print_key(FILE *f, const uint8_t *k, uint32_t n)
         fprintf(f, "... (%u bytes)", n);
 }
 
-static void json_string(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
-}
-
 static void print_summary(const opts *o, const check_summary *s, const check_repair_result *r)
 {
     int record_file = s->single && (s->kind == INSPECT_SEG || s->kind == INSPECT_WAL);
@@ -174,7 +142,7 @@ static void print_summary(const opts *o, const check_summary *s, const check_rep
         return;
     }
     printf("{\"path\":");
-    json_string(stdout, o->path);
+    jsonw_cstring(stdout, o->path);
     printf(",\"clean\":%s,\"files\":%llu,\"records\":%llu,\"bytes\":%llu,\"damaged\":%llu,"
            "\"lost_bytes\":%llu", s->damaged == 0 ? "true" : "false",
            (unsigned long long)s->files, (unsigned long long)s->records,
@@ -204,9 +172,9 @@ static void print_summary(const opts *o, const check_summary *s, const check_rep
 static int run_check(opts *o, check_summary *sum, int tell_summary)
 {
     check_fns fns = {on_problem, on_note, on_progress, o};
-    clock_gettime(CLOCK_MONOTONIC, &o->last);
+    progress_init(&o->line, "kvcheck", !o->quiet); /* silent for its first 200 ms */
     int rc = check_path(o->path, &fns, sum);
-    clear_progress(o);
+    progress_clear(&o->line);
     if (rc != KV_OK) {
         fprintf(stderr, "kvcheck: %s\n", kv_errmsg());
         return EXIT_USAGE;
@@ -435,7 +403,6 @@ int main(int argc, char **argv)
                 "is not a terminal: give --yes to repair without asking\n");
         return EXIT_USAGE;
     }
-    o.progress = !o.quiet && isatty(STDERR_FILENO);
     /* A reader that goes away (kvcheck --repair ... | head) must not kill a repair
      * half-way: writes to the pipe fail instead. */
     signal(SIGPIPE, SIG_IGN);

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "kv.h"
+#include "progress.h"
 
 enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_LOCKED = 3 };
 
@@ -90,29 +91,29 @@ static int open_failed(const char *dir, int rc)
 
 /* ---- progress --------------------------------------------------------------------- */
 
-typedef struct progress {
+typedef struct watcher {
     kv_db *db;
     _Atomic int done;
-} progress;
+} watcher;
 
+/* The thread that draws the progress line while kv_compact works. */
 static void *progress_main(void *arg)
 {
-    progress *p = arg;
-    int shown = 0;
-    while (!atomic_load(&p->done)) {
+    watcher *w = arg;
+    progress line;
+    progress_init(&line, "kvcompact", 1);
+    while (!atomic_load(&w->done)) {
         kv_stats st;
         struct timespec ts = {0, 200 * 1000 * 1000};
         nanosleep(&ts, NULL);
-        if (kv_stat(p->db, &st) != KV_OK || !st.compacting || st.compact_pass_total == 0)
+        if (kv_stat(w->db, &st) != KV_OK || !st.compacting || st.compact_pass_total == 0)
             continue;
-        fprintf(stderr, "\rkvcompact: pass %llu: %.1f of %.1f MiB read (%3.0f%%)   ",
-                (unsigned long long)st.compactions + 1, mib(st.compact_pass_read),
-                mib(st.compact_pass_total),
-                100.0 * (double)st.compact_pass_read / (double)st.compact_pass_total);
-        shown = 1;
+        progress_draw(&line, "pass %llu: %.1f of %.1f MiB read (%3.0f%%)",
+                      (unsigned long long)st.compactions + 1, mib(st.compact_pass_read),
+                      mib(st.compact_pass_total),
+                      100.0 * (double)st.compact_pass_read / (double)st.compact_pass_total);
     }
-    if (shown)
-        fprintf(stderr, "\r%70s\r", "");
+    progress_clear(&line);
     return NULL;
 }
 
@@ -151,7 +152,7 @@ static int compact(const char *dir, const kv_options *base, int quiet)
     int rc = kv_open(dir, &o, &db);
     if (rc != KV_OK)
         return open_failed(dir, rc);
-    progress pr = {db, 0};
+    watcher pr = {db, 0};
     pthread_t th;
     int show = !quiet && isatty(STDERR_FILENO)
                && pthread_create(&th, NULL, progress_main, &pr) == 0;

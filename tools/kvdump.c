@@ -46,6 +46,7 @@
 #include "forensic.h"
 #include "format/format.h"
 #include "kv.h"
+#include "progress.h"
 
 #include <sys/stat.h>
 
@@ -191,20 +192,6 @@ static int dump_compression(kv_db *db, const dump_keys *kl, int *compression)
     return rc;
 }
 
-/* On a terminal (stderr) while stdout goes elsewhere: "kvdump: n of total keys". */
-static void progress(size_t done, size_t total, int *shown, uint64_t *last_ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-    if (done < total && now - *last_ms < 200)
-        return;
-    *last_ms = now;
-    fprintf(stderr, "\rkvdump: %zu of %zu keys (%3.0f%%)", done, total,
-            total ? 100.0 * (double)done / (double)total : 100.0);
-    *shown = 1;
-}
-
 /* Writes one record: the key line and (unless --keys-only) the value line. Returns
  * KV_OK, kv_get's status, or WRITE_FAILED when stdout failed. */
 #define WRITE_FAILED 1000
@@ -234,18 +221,18 @@ static int write_dump(kv_db *db, const struct args *a, const dump_keys *kl, int 
                      .content = a->keys_only ? DUMP_KEYS : DUMP_PAIRS,
                      .has_keys = 1, .keys = kl->n, .has_prefix = a->has_prefix,
                      .prefix = a->prefix, .prefix_len = a->prefix_len};
-    int show = isatty(STDERR_FILENO) && !isatty(STDOUT_FILENO), shown = 0;
+    progress line; /* on a terminal, while stdout goes elsewhere */
     int rc = KV_OK;
-    uint64_t last_ms = 0;
 
+    progress_init(&line, "kvdump", !isatty(STDOUT_FILENO));
     dump_write_header(stdout, &h);
     for (size_t i = 0; i < kl->n && rc == KV_OK; i++) {
-        if (show && (i & 1023) == 0)
-            progress(i, kl->n, &shown, &last_ms);
+        if ((i & 1023) == 0)
+            progress_draw(&line, "%zu of %zu keys (%3.0f%%)", i, kl->n,
+                          100.0 * (double)i / (double)kl->n);
         rc = write_record(db, a, dump_keys_at(kl, i), kl->refs[i].klen);
     }
-    if (shown)
-        fprintf(stderr, "\r%60s\r", "");
+    progress_clear(&line);
     if (rc == WRITE_FAILED)
         return finish_stdout();
     if (rc != KV_OK)

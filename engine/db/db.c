@@ -20,11 +20,17 @@
 
 /* ---- options ----------------------------------------------------------------------- */
 
-void kv_options_init(kv_options *o)
+/* The sizes of kv_options and kv_stats the library accepts from a caller (kv.h,
+ * sections 3 and 7): from those of the first layouts, the fields kv 0.1's first
+ * release had (the options through compact_dead_ratio, the counters through
+ * recovery_cut_bytes), up to this library's own. */
+#define OPTIONS_SIZE_MIN offsetof(kv_options, mmap_reads)
+#define STATS_SIZE_MIN offsetof(kv_stats, recovery_hints)
+
+static void options_defaults(kv_options *o)
 {
-    if (o == NULL)
-        return;
     memset(o, 0, sizeof *o);
+    o->struct_size = sizeof *o;
     o->create = 1;
     o->sync = KV_SYNC_ALWAYS;
     o->sync_interval_ms = 1000;
@@ -36,6 +42,38 @@ void kv_options_init(kv_options *o)
     o->mmap_reads = 1;
     o->compact_bytes_per_sec = 64u << 20;
     o->compress_min_bytes = KV_COMPRESS_MIN_DEFAULT;
+}
+
+/* Writes at most size bytes: a program built against an older kv.h passes the size
+ * of its smaller kv_options. */
+void kv_options_init_sized(kv_options *o, size_t size)
+{
+    kv_options d;
+    if (o == NULL || size < sizeof o->struct_size)
+        return;
+    options_defaults(&d);
+    d.struct_size = size;
+    memcpy(o, &d, size < sizeof d ? size : sizeof d);
+}
+
+/* Copies the caller's options into *dst: only the src->struct_size bytes its struct
+ * has are read, over the defaults, so the fields an older, smaller kv_options lacks
+ * keep them. A struct_size no kv_options has had is refused before anything past it
+ * is read: 0 (options kv_options_init did not fill), below the first layout's, or
+ * above ours (a program built against a newer kv.h than this library). */
+static int options_copy(kv_options *dst, const kv_options *src)
+{
+    size_t size = src->struct_size;
+    if (size < OPTIONS_SIZE_MIN || size > sizeof *dst)
+        return err_set(KV_EINVAL, "kv_open: options.struct_size %zu is not the size of a "
+                       "kv_options (%zu..%zu bytes): fill the options with kv_options_init%s",
+                       size, (size_t)OPTIONS_SIZE_MIN, sizeof *dst,
+                       size > sizeof *dst ? ", and run with a libkv as new as the kv.h "
+                                            "the program was built with" : "");
+    options_defaults(dst);
+    memcpy(dst, src, size);
+    dst->struct_size = sizeof *dst;
+    return KV_OK;
 }
 
 static int check_options(const kv_options *o)
@@ -490,11 +528,13 @@ int kv_open(const char *dir, const kv_options *opts, kv_db **out)
     pthread_mutex_init(&db->compact_mu, NULL);
     pthread_mutex_init(&db->bg_mu, NULL);
     pthread_cond_init(&db->bg_cv, NULL);
+    int rc = KV_OK;
     if (opts != NULL)
-        db->opts = *opts;
+        rc = options_copy(&db->opts, opts);
     else
-        kv_options_init(&db->opts);
-    int rc = check_options(&db->opts);
+        options_defaults(&db->opts);
+    if (rc == KV_OK)
+        rc = check_options(&db->opts);
     if (rc == KV_OK)
         rc = open_store(db, dir);
     if (rc != KV_OK) {
@@ -554,10 +594,18 @@ int kv_sync(kv_db *db)
     return wal_sync(&db->wal);
 }
 
-int kv_stat(kv_db *db, kv_stats *st)
+/* Fills a kv_stats of the library's size, then copies out the size bytes the
+ * caller's has (kv.h): never a byte past them. */
+int kv_stat_sized(kv_db *db, kv_stats *out, size_t size)
 {
-    if (db == NULL || st == NULL)
+    kv_stats full, *st = &full;
+    if (db == NULL || out == NULL)
         return err_set(KV_EINVAL, "kv_stat: %s is NULL", db == NULL ? "db" : "st");
+    if (size < STATS_SIZE_MIN || size > sizeof full)
+        return err_set(KV_EINVAL, "kv_stat: the size of st, %zu, is not the size of a "
+                       "kv_stats (%zu..%zu bytes)%s", size, (size_t)STATS_SIZE_MIN,
+                       sizeof full, size > sizeof full ? ": run with a libkv as new as "
+                       "the kv.h the program was built with" : "");
     memset(st, 0, sizeof *st);
     st->keys = idx_count(db->idx);
     st->index_bytes = idx_bytes(db->idx); /* + the segments' Bloom filters, below */
@@ -614,5 +662,6 @@ int kv_stat(kv_db *db, kv_stats *st)
     st->value_bytes_stored = db->value_bytes_stored;
     st->values_compressed = db->values_compressed;
     st->compression = db->opts.compression;
+    memcpy(out, st, size);
     return KV_OK;
 }
