@@ -9,7 +9,7 @@
 #   make check-layers  no file of the library includes a layer above its own
 #   make test-unit  the CUnit suite only (regular build)
 #   make test-signals  the property and concurrency suites under signal storms
-#   make test-asan  the CUnit suite built with -fsanitize=address,undefined
+#   make test-asan  the CUnit suite built with -fsanitize=address,undefined and KV_DEBUG
 #   make test-tsan  the threaded suites under ThreadSanitizer
 #   make test-valgrind  the CUnit suite (KV_TEST_QUICK=1) under valgrind memcheck
 #   make fuzz       every libFuzzer harness (clang, ASan+UBSan), build/fuzz/<name>_fuzzer
@@ -22,7 +22,8 @@
 #   make bench      a short kvbench run
 #   make lz4probe   build/bin/lz4probe: the measurement behind compress_min_bytes
 #   make install    PREFIX=/usr/local DESTDIR= : library, header, kv.pc, tools, man pages
-#   make debug      everything with -O0 -g and KV_DEBUG extra checks, in build/debug
+#   make debug      everything and kvtest with -O0 -g and KV_DEBUG (KV_ASSERT on), in
+#                   build/debug
 #   make clean
 #
 # Build products live in build/ (or BUILD=...); sources never mix with objects.
@@ -185,9 +186,10 @@ test-signals: $(BUILD)/bin/kvtest
 # ASan+UBSan: a separate tree so regular objects are never mixed in. The index keeps
 # 6 hash bits in a slot instead of 19 here, so its tables take the path that rehashes
 # keys once past 64 slots (a regular build takes it past 2^19 slots per shard).
+# KV_DEBUG turns the library's assertions on (KV_ASSERT, engine/base/kv_int.h).
 test-asan:
 	@$(MAKE) --no-print-directory BUILD=build/asan OPT="-O1 -g" \
-	    EXTRA_CPPFLAGS="$(EXTRA_CPPFLAGS) -DKV_IDX_TAG_BITS=6" \
+	    EXTRA_CPPFLAGS="$(EXTRA_CPPFLAGS) -DKV_IDX_TAG_BITS=6 -DKV_DEBUG" \
 	    SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	    build/asan/bin/kvtest
 	cd build/asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
@@ -229,8 +231,11 @@ bench: $(BUILD)/bin/kvbench
 lz4probe: $(BUILD)/bin/lz4probe
 	$(BUILD)/bin/lz4probe
 
+# KV_DEBUG: assertions on (KV_ASSERT, engine/base/kv_int.h); run the suite from
+# build/debug as test-unit does (cd build/debug && KV_BIN=$PWD/bin ./bin/kvtest).
 debug:
-	@$(MAKE) --no-print-directory BUILD=build/debug OPT="-O0 -g" EXTRA_CPPFLAGS=-DKV_DEBUG all
+	@$(MAKE) --no-print-directory BUILD=build/debug OPT="-O0 -g" EXTRA_CPPFLAGS=-DKV_DEBUG \
+	    all build/debug/bin/kvtest
 
 # ---- fuzzing ---------------------------------------------------------------------
 # One harness per property: fuzz/<name>_fuzzer.c (fuzz/README.md says what each

@@ -10,6 +10,7 @@
  *   5. Single-key operations
  *   6. Atomic batches
  *   7. Durability, iteration and statistics
+ * and, below, the caveats every program should read (as LMDB's lmdb.h has them).
  *
  * Conventions. Functions return KV_OK (0) on success, KV_NOTFOUND (1, not an error)
  * where a key may be absent, or a negative KV_E* code. Results go through
@@ -32,6 +33,40 @@
  * submitted (an io_uring write and fdatasync in particular), so EINTR is never
  * reported as an I/O error and never fails the handle. The test suite runs under
  * storms of 1 kHz and 10 kHz to every thread.
+ *
+ * Caveats.
+ *  - fork(). A handle must not be used after fork() in the child, not even to close
+ *    it: the io_uring ring, the library's threads (group commit's interval syncer,
+ *    background compaction) and the writer lock do not survive into the child, and
+ *    its copy of the handle's mutexes may be held by threads that no longer exist.
+ *    The child may open the store afresh (read-only, or as the writer once the
+ *    parent has closed it). Until the child execs or exits it also shares the
+ *    writer's LOCK descriptor, and with it the flock: the lock is not free for a new
+ *    writer while such a child lives. The descriptors kv keeps are close-on-exec.
+ *  - Network file systems are not supported: NFS, SMB/CIFS (SMB2/3 included), AFS,
+ *    Coda, NCP and CephFS are refused by kv_open with KV_EINVAL naming the file
+ *    system (one fstatfs of the directory). kv relies on fdatasync reaching the
+ *    disk, rename and directory fsync being atomic and durable, flock excluding a
+ *    second writer, the pid in LOCK naming a process of this host, and mappings
+ *    seeing what the writer wrote, none of which a network file system keeps for
+ *    sure, least of all between hosts. Local file systems, tmpfs, overlayfs, FUSE
+ *    and 9P (the host's disk as virtual machines and sandboxes present it) are
+ *    accepted; FUSE and 9P give kv's guarantees only as far as what serves them
+ *    does.
+ *  - Address space. With mmap_reads (the default), a writer maps its active segment
+ *    with segment_bytes + KV_MAX_BATCH + 2 MiB of address space (322 MiB with the
+ *    defaults) and each sealed segment whole; a read-only handle maps every segment
+ *    it read, whole. Mappings take address space, not memory: pages come from the
+ *    page cache as they are read. A process with a limit on its address space
+ *    (ulimit -v, RLIMIT_AS) should count them, or open with mmap_reads 0.
+ *  - Read-only handles see a snapshot: the store as it was when kv_open read it
+ *    (whole batches only). They do not follow the writer; open again to see newer
+ *    writes (kv_open, "Read-only beside a writer").
+ *  - Disk space of removed files. A read-only handle keeps every file it read open,
+ *    so the segments a writer compacts away and the WAL files it rolls past stay on
+ *    disk, unlinked but holding their space, until that handle is closed: close or
+ *    reopen long-lived read-only handles. A writer gives a file's space back once
+ *    no get in flight still reads it.
  */
 #ifndef KV_H
 #define KV_H
@@ -248,7 +283,8 @@ typedef struct kv_db kv_db;
  *   KV_EINVAL    NULL dir or out, bad option (a struct_size that is 0, i.e. options
  *                kv_options_init did not fill, or that no kv_options has: the
  *                message gives the sizes accepted), dir missing or not a directory,
- *                no store there and create is 0 (or the directory holds other files);
+ *                no store there and create is 0 (or the directory holds other files),
+ *                dir on a network file system (see "Caveats" above);
  *   KV_ELOCKED   another handle holds the writer lock (message names its pid);
  *   KV_ECORRUPT  damage outside a torn tail (message names file and offset): in a
  *                sealed segment anywhere, in the newest WAL file when records that

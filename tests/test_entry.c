@@ -513,7 +513,10 @@ static void test_index_arena_repack(void)
         if (i % 4 == 0)
             continue;
         memcpy(key, &i, sizeof i);
-        idx_del_locked(ix, key, sizeof key, idx_hash(key, sizeof key), &ch);
+        uint64_t h = idx_hash(key, sizeof key), shard = UINT64_C(1) << idx_shard_of(h);
+        idx_lock_mask(ix, shard); /* idx_del_locked's precondition (KV_ASSERT) */
+        idx_del_locked(ix, key, sizeof key, h, &ch);
+        idx_unlock_mask(ix, shard);
         KVT_CHECK(ch.had_old && ch.old.seq == i + 1, "delete %u: had %d seq %llu", i, ch.had_old,
                   (unsigned long long)ch.old.seq);
     }

@@ -117,6 +117,10 @@ int wal_roll(wal_writer *w);
  * one already covered them. */
 int wal_sync(wal_writer *w);
 
+/* For KV_ASSERT: 1 when the calling thread leads w's current group (it is in
+ * write_group or the hooks). Debug builds track the leader; other builds return 1. */
+int wal_is_leader(const wal_writer *w);
+
 /* Leader only (from before_group): makes fd the current WAL file. Returns the old fd. */
 int wal_switch(wal_writer *w, int fd, uint32_t number);
 

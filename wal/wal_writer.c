@@ -16,6 +16,19 @@
 #define GROUP_MAX_BYTES (1u << 20) /* a group grows to this unless its first is larger */
 #define GROUP_MAX_REQS 512         /* and to this many requests (iovec limit) */
 
+/* Debug builds know which writer's group the calling thread leads (wal_is_leader). */
+KV_DEBUG_ONLY(static _Thread_local const wal_writer *leading;)
+
+int wal_is_leader(const wal_writer *w)
+{
+#ifdef KV_DEBUG
+    return leading == w;
+#else
+    (void)w;
+    return 1;
+#endif
+}
+
 /* ---- failure state ----------------------------------------------------------------- */
 
 /* The state is the store's (wal.h, hooks.fail and hooks.check). */
@@ -50,6 +63,8 @@ static void seal_req(wal_req *r, uint64_t first)
         entry_seal(p, size, first++);
         p += size;
     }
+    KV_ASSERT(first - r->first_seq == r->nent);
+    KV_ASSERT(entry_check_sealed(r->buf, r->len, r->nent, r->first_seq));
 }
 
 /* Leader, before writing a group that starts with request first: when every byte
@@ -57,6 +72,7 @@ static void seal_req(wal_req *r, uint64_t first)
  * sealed again since the flag is covered by its CRC. */
 static void mark_fence(wal_writer *w, wal_req *first, wal_req *last)
 {
+    KV_ASSERT(wal_is_leader(w));
     if (atomic_load(&w->synced) != atomic_load(&w->off))
         return;
     for (wal_req *q = first;; q = q->next) {
@@ -65,6 +81,7 @@ static void mark_fence(wal_writer *w, wal_req *first, wal_req *last)
             size_t size = entry_size(kv_get16(p + KV_ENTRY_OFF_KLEN), kv_get32(p + KV_ENTRY_OFF_VLEN));
             p[KV_ENTRY_OFF_FLAGS] |= KV_RECF_FENCE;
             entry_seal(p, size, kv_get64(p + KV_ENTRY_OFF_SEQ));
+            KV_ASSERT(entry_check_sealed(p, size, 1, q->first_seq));
             return;
         }
         if (q == last)
@@ -87,6 +104,7 @@ static wal_req *pick_group(wal_writer *w, struct iovec *iov, int *iovcnt, size_t
                            int *roll)
 {
     wal_req *r = w->head, *last = r;
+    KV_ASSERT(mutex_held(&w->mu) && r != NULL && wal_is_leader(w));
     size_t limit = r->len > GROUP_MAX_BYTES ? r->len : GROUP_MAX_BYTES;
     *iovcnt = 0;
     *bytes = 0;
@@ -100,6 +118,7 @@ static wal_req *pick_group(wal_writer *w, struct iovec *iov, int *iovcnt, size_t
         last = r;
         r = r->next;
     }
+    KV_ASSERT(*iovcnt >= 1 && (*bytes > 0 || *roll)); /* the leader's own request */
     return last;
 }
 
@@ -107,6 +126,7 @@ static wal_req *pick_group(wal_writer *w, struct iovec *iov, int *iovcnt, size_t
 static int write_group(wal_writer *w, wal_req *first, wal_req *last, struct iovec *iov,
                        int iovcnt, size_t bytes, int roll)
 {
+    KV_ASSERT(wal_is_leader(w));
     int rc = wal_check(w);
     if (rc == KV_OK && w->hooks.before_group != NULL)
         rc = w->hooks.before_group(w->hooks.arg, bytes, roll);
@@ -166,6 +186,7 @@ int wal_commit(wal_writer *w, wal_req *r)
     int iovcnt, roll;
     size_t bytes;
 
+    KV_ASSERT(r->len > 0 ? entry_check_encoded(r->buf, r->len, r->nent) : r->roll && r->nent == 0);
     pthread_mutex_lock(&w->mu);
     seal_req(r, w->next_seq);
     w->next_seq += r->nent;
@@ -182,7 +203,10 @@ int wal_commit(wal_writer *w, wal_req *r)
         pthread_mutex_unlock(&w->mu);
         return r->status == KV_OK ? KV_OK : wal_check(w);
     }
-    /* r leads a group. */
+    /* r leads a group. A leader never commits again before its group is done: its
+     * hooks roll the segment themselves, never through wal_roll. */
+    KV_ASSERT(leading == NULL);
+    KV_DEBUG_ONLY(leading = w;)
     await_returning_writers(w, r);
     wal_req *last = pick_group(w, iov, &iovcnt, &bytes, &roll);
     pthread_mutex_unlock(&w->mu);
@@ -190,6 +214,8 @@ int wal_commit(wal_writer *w, wal_req *r)
     int st = write_group(w, r, last, iov, iovcnt, bytes, roll);
     uint64_t took = clock_now_us() - t0;
     pthread_mutex_lock(&w->mu);
+    KV_ASSERT(w->head == r);
+    KV_DEBUG_ONLY(leading = NULL;)
     w->sync_ewma_us = (w->sync_ewma_us * 7 + took) / 8;
     w->released = (uint32_t)iovcnt;
     w->arrivals = 0;
@@ -214,6 +240,7 @@ int wal_commit(wal_writer *w, wal_req *r)
 
 int wal_switch(wal_writer *w, int fd, uint32_t number)
 {
+    KV_ASSERT(wal_is_leader(w));
     pthread_mutex_lock(&w->fd_mu);
     int old = w->fd;
     w->fd = fd;

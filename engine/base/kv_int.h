@@ -1,6 +1,6 @@
 /*
- * kv_int.h — internal declarations shared by the library's modules: error recording
- * and small utilities. Not installed; programs use kv.h only.
+ * kv_int.h — internal declarations shared by the library's modules: error recording,
+ * assertions and small utilities. Not installed; programs use kv.h only.
  */
 #ifndef KV_INT_H
 #define KV_INT_H
@@ -47,11 +47,49 @@ static inline void rwlock_init_writers_first(pthread_rwlock_t *l)
 /* Monotonic clock in microseconds. */
 uint64_t clock_now_us(void);
 
+/* Assertions (STYLE.md, "pair assertions"): the code checking its own work, never
+ * an operating error (bad input, I/O failure, a corrupt file: those stay statuses).
+ * With KV_DEBUG (make debug, make test-asan) a false assertion prints where and what
+ * on stderr and aborts, whatever NDEBUG says; without it KV_ASSERT compiles to
+ * nothing and its expression is not evaluated, so it must have no side effect.
+ * KV_DEBUG_ONLY(...) keeps statements (the bookkeeping an assertion needs, such as
+ * who leads the WAL group) in debug builds only. */
 #ifdef KV_DEBUG
-#include <assert.h>
-#define KV_ASSERT(x) assert(x)
+#include <stdio.h>
+#include <stdlib.h>
+__attribute__((noreturn, cold)) static inline void
+assert_failed(const char *expr, const char *file, int line, const char *func)
+{
+    fprintf(stderr, "kv: %s:%d: %s: assertion failed: %s\n", file, line, func, expr);
+    fflush(stderr);
+    abort();
+}
+#define KV_ASSERT(x) ((x) ? (void)0 : assert_failed(#x, __FILE__, __LINE__, __func__))
+#define KV_DEBUG_ONLY(...) __VA_ARGS__
 #else
 #define KV_ASSERT(x) ((void)0)
+#define KV_DEBUG_ONLY(...)
 #endif
+
+/* Lock-holder preconditions, for KV_ASSERT only: 1 when the lock is held by some
+ * thread. They cannot tell which thread holds it, so they never fail when the
+ * caller does hold it and catch the caller that forgot to take it unless another
+ * thread happens to hold it at that moment. A free lock is taken and released at
+ * once: debug builds only. */
+static inline int mutex_held(pthread_mutex_t *m)
+{
+    if (pthread_mutex_trylock(m) != 0)
+        return 1;
+    pthread_mutex_unlock(m);
+    return 0;
+}
+
+static inline int rwlock_held(pthread_rwlock_t *l)
+{
+    if (pthread_rwlock_trywrlock(l) != 0)
+        return 1;
+    pthread_rwlock_unlock(l);
+    return 0;
+}
 
 #endif

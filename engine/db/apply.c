@@ -31,6 +31,7 @@ int db_index_entry(kv_db *db, kv_file *f, const kv_entry *e, uint64_t off, uint6
 {
     idx_change ch;
     idx_loc loc = {e->seq, f->number, (uint32_t)off, e->size, 0};
+    KV_ASSERT(recovery || idx_shard_held(db->idx, hash)); /* a writer holds the shard */
     if (f->kind == KV_FILE_WAL)
         loc.flags |= IDX_F_WAL;
     if (e->type == KV_REC_DEL && !recovery) {

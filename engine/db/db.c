@@ -6,6 +6,7 @@
 #include "db/db.h"
 
 #include "format/entry.h"
+#include "io/fstype.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -216,7 +217,7 @@ static int open_dir(kv_db *db, const char *dir, int create)
     db->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (db->dirfd < 0)
         return err_errno(errno, "kv_open: opening directory %s", dir);
-    return KV_OK;
+    return fs_check_local(db->dirfd, dir); /* no network file system (kv.h, "Caveats") */
 }
 
 /* Removes files the MANIFEST does not name: segments and WAL files of interrupted

@@ -346,6 +346,7 @@ static int copy_replayed(kv_db *db, const rec_ctx *c)
             left -= n;
         }
     }
+    KV_ASSERT(rc != KV_OK || db->active->size == c->seg_base + c->replay_bytes);
     free(buf);
     return rc;
 }

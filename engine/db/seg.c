@@ -103,6 +103,7 @@ static int cmp_seg(const void *a, const void *b)
 static int sealed_list(kv_db *db, kv_manifest *m, kv_file *const *retire, uint32_t nretire,
                        kv_file *const *add, uint32_t nadd)
 {
+    KV_ASSERT(mutex_held(&db->man_mu));
     *m = db->man;
     kv_manifest_seg *ns = malloc((m->nsealed + nadd + 1) * sizeof *ns);
     uint32_t n = 0;

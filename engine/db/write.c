@@ -57,6 +57,7 @@ static int roll(kv_db *db)
 static int hook_before_group(void *arg, size_t bytes, int force_roll)
 {
     kv_db *db = arg;
+    KV_ASSERT(wal_is_leader(&db->wal));
     uint64_t size = db->active->size;
     if (size > KV_FILE_HDR_SIZE && (force_roll || size + bytes > db->opts.segment_bytes))
         return roll(db);
@@ -80,6 +81,7 @@ static int hook_apply(void *arg, wal_req *r)
     uint64_t base, counts[3] = {0, 0, 0};
     if (r->len == 0)
         return KV_OK; /* a roll request */
+    KV_ASSERT(wal_is_leader(&db->wal));
     int rc = file_append(db->active, r->buf, r->len, &base);
     if (rc != KV_OK)
         return rc;
@@ -89,6 +91,7 @@ static int hook_apply(void *arg, wal_req *r)
         entry_check_header(r->buf + pos, &e);
         e.key = r->buf + pos + KV_ENTRY_HDR;
         e.val = e.key + e.klen;
+        KV_ASSERT(e.size > 0 && r->shard_mask >> idx_shard_of(idx_hash(e.key, e.klen)) & 1);
         rc = db_index_entry(db, db->active, &e, base + pos, idx_hash(e.key, e.klen), 0);
         hint_add(&db->active_hint, &e, base + pos);
         count_values(&e, counts);

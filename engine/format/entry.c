@@ -8,7 +8,7 @@
 #include "format/entry.h"
 
 #include "base/crc.h"
-#include "kv.h"
+#include "base/kv_int.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -27,6 +27,10 @@ size_t entry_encode(uint8_t *dst, int type, int flags, const void *key, size_t k
     memcpy(dst + KV_ENTRY_HDR, key, klen);
     if (vlen > 0)
         memcpy(dst + KV_ENTRY_HDR + klen, val, vlen);
+#ifdef KV_DEBUG
+    kv_entry e; /* the caller checked the arguments: the header must decode back */
+    KV_ASSERT(entry_check_header(dst, &e) == NULL && e.size == entry_size(klen, vlen));
+#endif
     return entry_size(klen, vlen);
 }
 
@@ -94,6 +98,39 @@ int entry_parse(const uint8_t *p, size_t avail, kv_entry *e, char *why_buf, size
         return ENTRY_BAD;
     }
     return ENTRY_OK;
+}
+
+/* ---- the writer's own checks (KV_ASSERT) ------------------------------------------ */
+
+int entry_check_encoded(const uint8_t *buf, size_t len, uint32_t nent)
+{
+    size_t pos = 0;
+    for (uint32_t i = 0; i < nent; i++) {
+        kv_entry e;
+        if (len - pos < KV_ENTRY_HDR || entry_check_header(buf + pos, &e) != NULL
+            || e.size > len - pos)
+            return 0;
+        if ((e.flags & KV_RECF_LZ4) && kv_get32(buf + pos + KV_ENTRY_HDR + e.klen) > KV_MAX_VALUE)
+            return 0;
+        if (!(e.flags & KV_RECF_BATCH) != (i == nent - 1))
+            return 0; /* every entry but the last says "more of this batch follows" */
+        pos += e.size;
+    }
+    return nent > 0 && pos == len;
+}
+
+int entry_check_sealed(const uint8_t *buf, size_t len, uint32_t nent, uint64_t first_seq)
+{
+    size_t pos = 0;
+    char why[128];
+    for (uint32_t i = 0; i < nent; i++) {
+        kv_entry e;
+        if (entry_parse(buf + pos, len - pos, &e, why, sizeof why) != ENTRY_OK
+            || e.seq != first_seq + i)
+            return 0;
+        pos += e.size;
+    }
+    return pos == len;
 }
 
 /* ---- file headers ---------------------------------------------------------------- */

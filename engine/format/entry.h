@@ -48,6 +48,14 @@ const char *entry_check_header(const uint8_t *p, kv_entry *e);
  *               written into why_buf of why_len bytes). */
 int entry_parse(const uint8_t *p, size_t avail, kv_entry *e, char *why_buf, size_t why_len);
 
+/* The writer's checks of its own work, for KV_ASSERT (kv_int.h): 1 when buf's len
+ * bytes are exactly nent entries whose headers are sane, every entry but the last
+ * flagged KV_RECF_BATCH (encoded, not yet sealed); entry_check_sealed: 1 when they
+ * are exactly nent entries that parse (CRC included) with sequence numbers
+ * first_seq, first_seq + 1, ... */
+int entry_check_encoded(const uint8_t *buf, size_t len, uint32_t nent);
+int entry_check_sealed(const uint8_t *buf, size_t len, uint32_t nent, uint64_t first_seq);
+
 /* File headers. */
 void file_header_encode(uint8_t *dst, const char *magic, uint32_t number);
 /* Returns NULL when the header has this magic and version; else why not.

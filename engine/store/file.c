@@ -161,6 +161,7 @@ int file_enable_buffer(kv_file *f, size_t cap)
 
 static int flush_locked(kv_file *f)
 {
+    KV_ASSERT(mutex_held(&f->mu) && f->wlen <= f->wcap);
     if (f->wlen == 0)
         return KV_OK;
     int r = io_pwrite_full(f->io, f->fd, f->wbuf, f->wlen, f->woff);
@@ -213,6 +214,8 @@ int file_append(kv_file *f, const void *buf, size_t len, uint64_t *off)
     }
     if (rc == KV_OK)
         f->size = *off + len;
+    /* appended bytes are contiguous: the returned offset is the old end */
+    KV_ASSERT(rc != KV_OK || (f->size == f->woff + f->wlen && f->wlen <= f->wcap));
     pthread_mutex_unlock(&f->mu);
     return rc;
 }

@@ -178,6 +178,7 @@ static idx_node *arena_alloc(arena_chunk **head, uint64_t *bytes, size_t klen)
     }
     idx_node *n = (idx_node *)(void *)((uint8_t *)c->data + c->used);
     c->used += need;
+    KV_ASSERT(c->used <= c->cap && need % 8 == 0 && need >= sizeof *n + klen);
     return n;
 }
 
@@ -210,6 +211,7 @@ static void shard_repack(idx_shard *sh)
         memcpy(m, n, sizeof *n + n->klen);
         sh->slots[i] = (sh->slots[i] & ~SLOT_PTR_MASK) | (uint64_t)(uintptr_t)m >> 3;
     }
+    KV_ASSERT(c->used == live && c->used <= c->cap);
     chunks_free(sh->chunks);
     sh->chunks = c;
     sh->arena_bytes = sizeof *c + c->cap;
@@ -249,6 +251,7 @@ static long shard_find(const idx_shard *sh, const void *key, size_t klen, uint64
 static void shard_place(uint64_t *slots, uint32_t cap, uint64_t s)
 {
     uint32_t mask = cap - 1, i = slot_home(s, mask);
+    KV_ASSERT(s != 0 && cap > 0 && (cap & mask) == 0);
     while (slots[i] != 0)
         i = (i + 1) & mask;
     slots[i] = s;
@@ -297,6 +300,7 @@ static void shard_remove_at(idx_shard *sh, uint32_t i)
             i = j;
         }
     }
+    KV_ASSERT(sh->count > 0);
     sh->slots[i] = 0;
     sh->count--;
 }
@@ -361,6 +365,8 @@ static int shard_insert(idx_shard *sh, const void *key, size_t klen, uint64_t ha
     n->klen = (uint16_t)klen;
     memcpy(n->key, key, klen);
     node_fill(n, loc);
+    KV_ASSERT(n->klen == klen && slot_node(slot_make(n, hash)) == n && slot_tag_eq(slot_make(n, hash), hash));
+    KV_ASSERT(sh->count < sh->cap); /* shard_reserve made room: a free slot ends every probe */
     shard_place(sh->slots, sh->cap, slot_make(n, hash));
     sh->count++;
     sh->tombs += (loc->flags & IDX_F_TOMB) != 0;
@@ -392,6 +398,7 @@ void idx_del_locked(kv_index *ix, const void *key, size_t klen, uint64_t hash,
                     idx_change *ch)
 {
     idx_shard *sh = &ix->shards[idx_shard_of(hash)];
+    KV_ASSERT(rwlock_held(&sh->lock));
     long i = shard_find(sh, key, klen, hash);
     ch->applied = 1;
     ch->had_old = i >= 0;
@@ -423,6 +430,11 @@ int idx_relocate(kv_index *ix, const void *key, size_t klen, uint64_t hash, uint
     }
     pthread_rwlock_unlock(&sh->lock);
     return moved;
+}
+
+int idx_shard_held(kv_index *ix, uint64_t hash)
+{
+    return rwlock_held(&ix->shards[idx_shard_of(hash)].lock);
 }
 
 void idx_lock_mask(kv_index *ix, uint64_t mask)
@@ -679,6 +691,7 @@ int idx_bulk_add(idx_bulk *b, unsigned producer, const void *key, size_t klen, u
     n->klen = (uint16_t)klen;
     memcpy(n->key, key, klen);
     node_fill(n, loc);
+    KV_ASSERT(n->klen == klen && slot_node(slot_make(n, hash)) == n);
     q->v[q->n++] = slot_make(n, hash);
     pr->queued++;
     return 0;

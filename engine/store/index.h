@@ -69,6 +69,8 @@ int idx_relocate(kv_index *ix, const void *key, size_t klen, uint64_t hash, uint
 /* Locks (write) every shard whose bit is set in mask, in shard order; unlocks them. */
 void idx_lock_mask(kv_index *ix, uint64_t mask);
 void idx_unlock_mask(kv_index *ix, uint64_t mask);
+/* For KV_ASSERT: 1 when the shard of hash is locked (by some thread, kv_int.h). */
+int idx_shard_held(kv_index *ix, uint64_t hash);
 
 /* Bulk loading, for recovery only (nothing else may use the index meanwhile).
  * Up to IDX_BULK_THREADS producers (numbered 0..producers-1, each used by one thread

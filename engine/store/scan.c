@@ -67,6 +67,7 @@ static const uint8_t *win_get(window *w, uint64_t off, size_t n, int *rc)
     }
     w->boff = off;
     w->blen = (size_t)r;
+    KV_ASSERT(w->blen <= w->cap && want <= w->end - off);
     if ((size_t)r < n)
         return NULL; /* the file shrank under us: treat as its end */
     return w->buf;
@@ -193,6 +194,7 @@ static int scan_loop(window *w, uint64_t start, kv_scan_fn fn, void *arg, kv_sca
         uint64_t next = check_batch(w, off, &count, &last, res, &rc);
         if (next == 0)
             break;
+        KV_ASSERT(next > off && next <= w->end && count > 0);
         rc = deliver_batch(w, off, count, &last, fn, arg, res);
         if (rc != KV_OK)
             break;
@@ -270,6 +272,7 @@ static int walk_damage(window *w, const kv_scan_result *sr, const kv_scan_walk_f
         if (rc != KV_OK)
             return rc;
     }
+    KV_ASSERT(next > start && next <= w->end); /* the walk moves on: it ends */
     res->regions++;
     res->lost_bytes += next - start;
     res->tail = next == w->end;
