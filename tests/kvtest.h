@@ -28,7 +28,7 @@
 #include <jansson.h>
 
 #include "kv.h"
-#include "../tools/grow.h" /* grow(): the one grow-by-doubling helper */
+#include "base/grow.h" /* grow(): the one grow-by-doubling helper */
 
 /* ---------------------------------------------------------------------------------
  * 1. Suites

@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "grow.h"
+#include "base/grow.h"
 #include "json.h"
 #include "kv.h"
 

@@ -29,7 +29,7 @@
 #include <unistd.h>
 
 #include "dumpfmt.h"
-#include "grow.h"
+#include "base/grow.h"
 #include "json.h"
 #include "kv.h"
 

@@ -7,6 +7,7 @@
 #include "store/index.h"
 #include "db/db.h"
 #include "base/kv_int.h"
+#include "base/grow.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -40,16 +41,10 @@ static int batch_add(kv_batch *b, int type, const void *key, size_t klen, const 
     if (b->len + need > KV_MAX_BATCH)
         return err_set(KV_EINVAL, "kv_batch: adding %zu bytes would exceed KV_MAX_BATCH (%u)",
                       need, KV_MAX_BATCH);
-    if (b->len + need > b->cap) {
-        size_t ncap = b->cap ? b->cap * 2 : 256;
-        while (ncap < b->len + need)
-            ncap *= 2;
-        uint8_t *nb = realloc(b->buf, ncap);
-        if (nb == NULL)
-            return err_set(KV_ENOMEM, "kv_batch: growing to %zu bytes", ncap);
-        b->buf = nb;
-        b->cap = ncap;
-    }
+    uint8_t *nb = grow(b->buf, &b->cap, b->len + need, 1, 256, 0);
+    if (nb == NULL)
+        return err_set(KV_ENOMEM, "kv_batch: growing to %zu bytes", b->len + need);
+    b->buf = nb;
     b->last_off = b->len;
     b->len += entry_encode(b->buf + b->len, type, KV_RECF_BATCH, key, klen, val, vlen);
     b->count++;

@@ -34,6 +34,7 @@
 #include "base/crc.h"
 #include "format/entry.h"
 #include "store/scan.h"
+#include "base/grow.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -62,7 +63,8 @@ typedef struct compact_pass {
     kv_file **surv;           /* survivors, pinned */
     uint32_t nsurv;
     compact_out *out;         /* outputs, the last one open for appending */
-    uint32_t nout, outcap;
+    uint32_t nout;
+    size_t outcap;
     uint64_t bytes_in, dropped, tombs_dropped;
     uint64_t t0, paced;       /* pacing: start time and bytes processed */
 } compact_pass;
@@ -256,12 +258,10 @@ static int output_for(compact_pass *p, uint32_t size, compact_out **out)
     }
     int rc = o != NULL ? seal_output(p, o) : KV_OK;
     if (rc == KV_OK && p->nout == p->outcap) {
-        uint32_t ncap = p->outcap ? p->outcap * 2 : 4;
-        compact_out *no = realloc(p->out, ncap * sizeof *no);
+        compact_out *no = grow(p->out, &p->outcap, (size_t)p->nout + 1, sizeof *no, 4, 0);
         if (no == NULL)
-            return err_set(KV_ENOMEM, "compaction: %u outputs", ncap);
+            return err_set(KV_ENOMEM, "compaction: %u outputs", p->nout + 1);
         p->out = no;
-        p->outcap = ncap;
     }
     if (rc != KV_OK)
         return rc;

@@ -46,7 +46,8 @@ struct kv_db {
     kv_index *idx;             /* key -> location */
     pthread_rwlock_t ftab_lock; /* guards files/nfiles */
     kv_file **files;           /* open segments, sorted by number */
-    uint32_t nfiles, fcap;
+    uint32_t nfiles;           /* files in the table */
+    size_t fcap;               /* its capacity (grow.h) */
     kv_file *active;           /* the active segment */
     kv_file *wal_file;         /* the WAL file (writer: being appended; read-only:
                                   indexed for records not yet in the segment) */

@@ -9,6 +9,7 @@
 #include "db/ftab.h"
 
 #include "db/db.h"
+#include "base/grow.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -54,16 +55,10 @@ kv_file *ftab_get(kv_db *db, uint32_t number, int wal)
 /* Makes room in the table for n more files. The caller holds the write lock. */
 static int ftab_reserve_locked(kv_db *db, uint32_t n)
 {
-    if (db->nfiles + n <= db->fcap)
-        return KV_OK;
-    uint32_t ncap = db->fcap ? db->fcap : 16;
-    while (ncap < db->nfiles + n)
-        ncap *= 2;
-    kv_file **nf = realloc(db->files, ncap * sizeof *nf);
+    kv_file **nf = grow(db->files, &db->fcap, (size_t)db->nfiles + n, sizeof *nf, 16, 0);
     if (nf == NULL)
-        return err_set(KV_ENOMEM, "file table of %u files", ncap);
+        return err_set(KV_ENOMEM, "file table of %u files", db->nfiles + n);
     db->files = nf;
-    db->fcap = ncap;
     return KV_OK;
 }
 

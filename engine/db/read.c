@@ -10,6 +10,7 @@
 #include "format/compress.h"
 #include "db/db.h"
 #include "format/entry.h"
+#include "base/grow.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -132,23 +133,15 @@ static int collect_key(void *arg, const uint8_t *key, size_t klen, const idx_loc
     keylist *kl = arg;
     if (loc->flags & IDX_F_TOMB)
         return 0;
-    if (kl->len + klen > kl->cap) {
-        size_t ncap = kl->cap ? kl->cap * 2 : 4096;
-        while (ncap < kl->len + klen)
-            ncap *= 2;
-        uint8_t *nb = realloc(kl->bytes, ncap);
-        if (nb == NULL)
-            return KV_ENOMEM;
-        kl->bytes = nb;
-        kl->cap = ncap;
-    }
+    uint8_t *nb = grow(kl->bytes, &kl->cap, kl->len + klen, 1, 4096, 0);
+    if (nb == NULL)
+        return KV_ENOMEM;
+    kl->bytes = nb;
     if (kl->n == kl->ncap) {
-        size_t ncap = kl->ncap ? kl->ncap * 2 : 256;
-        uint32_t *nl = realloc(kl->lens, ncap * sizeof *nl);
+        uint32_t *nl = grow(kl->lens, &kl->ncap, kl->n + 1, sizeof *nl, 256, 0);
         if (nl == NULL)
             return KV_ENOMEM;
         kl->lens = nl;
-        kl->ncap = ncap;
     }
     memcpy(kl->bytes + kl->len, key, klen);
     kl->len += klen;

@@ -23,6 +23,7 @@
 
 #include "format/entry.h"
 #include "store/scan.h"
+#include "base/grow.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -134,12 +135,10 @@ static int runs_add(replay_runs *r, uint64_t off, uint64_t len)
         return KV_OK;
     }
     if (r->n == r->cap) {
-        size_t ncap = r->cap ? r->cap * 2 : 4;
-        void *nv = realloc(r->v, ncap * sizeof *r->v);
+        void *nv = grow(r->v, &r->cap, r->n + 1, sizeof *r->v, 4, 0);
         if (nv == NULL)
             return err_set(KV_ENOMEM, "recovery: replaying the WAL");
         r->v = nv;
-        r->cap = ncap;
     }
     r->v[r->n][0] = off;
     r->v[r->n][1] = len;

@@ -14,6 +14,7 @@
 #include "store/file.h"
 #include "store/hint.h"
 #include "base/kv_int.h"
+#include "base/grow.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -57,14 +58,12 @@ static void add(ctx *c, const char *file, int kind, int has_off, uint64_t off, u
 {
     va_list ap;
     if (c->n == c->cap) {
-        size_t ncap = c->cap ? c->cap * 2 : 32;
-        finding *nv = realloc(c->v, ncap * sizeof *nv);
+        finding *nv = grow(c->v, &c->cap, c->n + 1, sizeof *nv, 32, 0);
         if (nv == NULL) {
             c->nomem = 1;
             return;
         }
         c->v = nv;
-        c->cap = ncap;
     }
     finding *f = &c->v[c->n++];
     snprintf(f->file, sizeof f->file, "%s", file);

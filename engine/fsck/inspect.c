@@ -13,6 +13,7 @@
 #include "store/hint.h"
 #include "base/kv_int.h"
 #include "store/scan.h"
+#include "base/grow.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -347,7 +348,7 @@ int inspect_walk_buffer(const uint8_t *buf, size_t len, const inspect_walk_fns *
 
 typedef struct hint_collect {
     inspect_hint *h;
-    uint32_t cap;
+    size_t cap;
 } hint_collect;
 
 static int hint_keep(void *arg, const kv_entry *e, uint64_t off)
@@ -355,12 +356,10 @@ static int hint_keep(void *arg, const kv_entry *e, uint64_t off)
     hint_collect *c = arg;
     inspect_hint *h = c->h;
     if (h->count == c->cap) {
-        uint32_t ncap = c->cap ? c->cap * 2 : 64;
-        inspect_hint_rec *nr = realloc(h->recs, ncap * sizeof *nr);
+        inspect_hint_rec *nr = grow(h->recs, &c->cap, (size_t)h->count + 1, sizeof *nr, 64, 0);
         if (nr == NULL)
-            return err_set(KV_ENOMEM, "%06u.hint: %u records", h->number, ncap);
+            return err_set(KV_ENOMEM, "%06u.hint: %u records", h->number, h->count + 1);
         h->recs = nr;
-        c->cap = ncap;
     }
     h->recs[h->count++] = (inspect_hint_rec){e->seq, off, e->size, e->type, e->klen, e->key};
     return KV_OK;
@@ -532,14 +531,12 @@ int inspect_list_dir(int dirfd, inspect_dirent **out, size_t *n)
         if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
             continue;
         if (cnt == cap) {
-            size_t ncap = cap ? cap * 2 : 32;
-            inspect_dirent *nv = realloc(v, ncap * sizeof *nv);
+            inspect_dirent *nv = grow(v, &cap, cnt + 1, sizeof *nv, 32, 0);
             if (nv == NULL) {
-                rc = err_set(KV_ENOMEM, "listing the directory: %zu entries", ncap);
+                rc = err_set(KV_ENOMEM, "listing the directory: %zu entries", (cnt + 1));
                 break;
             }
             v = nv;
-            cap = ncap;
         }
         inspect_dirent *e = &v[cnt++];
         memset(e, 0, sizeof *e);

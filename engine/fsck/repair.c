@@ -18,6 +18,7 @@
 #include "store/file.h"
 #include "store/hint.h"
 #include "base/kv_int.h"
+#include "base/grow.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -137,12 +138,10 @@ static int add_step(plan *p, int type, const char *file, int has_off, uint64_t o
 {
     va_list ap;
     if (p->n == p->cap) {
-        size_t ncap = p->cap ? p->cap * 2 : 16;
-        step *nv = realloc(p->v, ncap * sizeof *nv);
+        step *nv = grow(p->v, &p->cap, p->n + 1, sizeof *nv, 16, 0);
         if (nv == NULL)
-            return err_set(KV_ENOMEM, "repair: a plan of %zu steps", ncap);
+            return err_set(KV_ENOMEM, "repair: a plan of %zu steps", (p->n + 1));
         p->v = nv;
-        p->cap = ncap;
     }
     step *st = &p->v[p->n];
     memset(st, 0, sizeof *st);
@@ -196,12 +195,10 @@ static int cmp_step(const void *a, const void *b)
 static int push_kept(salvage *sv, const kept *k)
 {
     if (sv->n == sv->cap) {
-        size_t ncap = sv->cap ? sv->cap * 2 : 64;
-        kept *nr = realloc(sv->recs, ncap * sizeof *nr);
+        kept *nr = grow(sv->recs, &sv->cap, sv->n + 1, sizeof *nr, 64, 0);
         if (nr == NULL)
-            return err_set(KV_ENOMEM, "repair: %zu records to salvage", ncap);
+            return err_set(KV_ENOMEM, "repair: %zu records to salvage", (sv->n + 1));
         sv->recs = nr;
-        sv->cap = ncap;
     }
     sv->recs[sv->n++] = *k;
     return KV_OK;
@@ -211,12 +208,10 @@ static int push_cand(salvage *sv, uint8_t src, uint64_t off, uint32_t size, uint
                      int type, const uint8_t *key, uint32_t klen, int source)
 {
     if (sv->ncand == sv->capcand) {
-        size_t ncap = sv->capcand ? sv->capcand * 2 : 16;
-        cand *nc = realloc(sv->cands, ncap * sizeof *nc);
+        cand *nc = grow(sv->cands, &sv->capcand, sv->ncand + 1, sizeof *nc, 16, 0);
         if (nc == NULL)
-            return err_set(KV_ENOMEM, "repair: a list of %zu lost records", ncap);
+            return err_set(KV_ENOMEM, "repair: a list of %zu lost records", (sv->ncand + 1));
         sv->cands = nc;
-        sv->capcand = ncap;
     }
     cand *c = &sv->cands[sv->ncand];
     *c = (cand){off, seq, size, key != NULL ? klen : 0, type, source, NULL, src, 0, 0};
@@ -302,12 +297,10 @@ static int keep_record_in(keep_ctx *k, const inspect_rec *r)
             k->batch_bad = 1;
     }
     if (k->nbatch == k->capbatch) {
-        size_t ncap = k->capbatch ? k->capbatch * 2 : 16;
-        kept *nb = realloc(k->batch, ncap * sizeof *nb);
+        kept *nb = grow(k->batch, &k->capbatch, k->nbatch + 1, sizeof *nb, 16, 0);
         if (nb == NULL)
-            return err_set(KV_ENOMEM, "repair: a batch of %zu entries", ncap);
+            return err_set(KV_ENOMEM, "repair: a batch of %zu entries", (k->nbatch + 1));
         k->batch = nb;
-        k->capbatch = ncap;
     }
     k->batch[k->nbatch++] = (kept){r->e.seq, r->off, r->e.size, k->src, 0};
     if (r->e.flags & KV_RECF_BATCH)

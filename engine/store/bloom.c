@@ -5,6 +5,7 @@
  * the two halves of the key's 64-bit XXH3 hash, already computed for the index.
  */
 #include "store/bloom.h"
+#include "base/grow.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -66,14 +67,12 @@ void hash_list_add(hash_list *l, uint64_t hash)
     if (l->failed)
         return;
     if (l->n == l->cap) {
-        size_t ncap = l->cap ? l->cap * 2 : 1024;
-        uint64_t *nv = realloc(l->v, ncap * sizeof *nv);
+        uint64_t *nv = grow(l->v, &l->cap, l->n + 1, sizeof *nv, 1024, 0);
         if (nv == NULL) {
             l->failed = 1;
             return;
         }
         l->v = nv;
-        l->cap = ncap;
     }
     l->v[l->n++] = hash;
 }

@@ -6,6 +6,7 @@
 #include "base/crc.h"
 #include "store/file.h"
 #include "base/kv_int.h"
+#include "base/grow.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,18 +22,12 @@ void hint_add(hint_buf *h, const kv_entry *e, uint64_t off)
     size_t need = KV_HINT_REC + e->klen;
     if (h->failed)
         return;
-    if (h->len + need > h->cap) {
-        size_t ncap = h->cap ? h->cap * 2 : 64 * 1024;
-        while (ncap < h->len + need)
-            ncap *= 2;
-        uint8_t *nb = realloc(h->buf, ncap);
-        if (nb == NULL) {
-            h->failed = 1;
-            return;
-        }
-        h->buf = nb;
-        h->cap = ncap;
+    uint8_t *nb = grow(h->buf, &h->cap, h->len + need, 1, 64 * 1024, 0);
+    if (nb == NULL) {
+        h->failed = 1;
+        return;
     }
+    h->buf = nb;
     uint8_t *p = h->buf + h->len;
     kv_put64(p, e->seq);
     kv_put32(p + 8, (uint32_t)off);

@@ -1,12 +1,13 @@
 /*
- * grow.h — the one grow-by-doubling helper of the tools, kvbench and the tests.
+ * grow.h — the one grow-by-doubling helper of the library, the tools, kvbench and
+ * the tests (base layer: it needs nothing but realloc).
  *
  * An array that is appended to doubles its capacity when full, so n appends cost
- * O(n) copying in all. Every such array in tools/ and tests/ grows through grow(),
- * which also refuses a size that would overflow. (engine/ still has its own copies.)
+ * O(n) copying in all. Such arrays grow through grow(), which also refuses a size
+ * that would overflow.
  */
-#ifndef KV_TOOLS_GROW_H
-#define KV_TOOLS_GROW_H
+#ifndef KV_GROW_H
+#define KV_GROW_H
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -38,4 +39,4 @@ static inline void *grow(void *p, size_t *cap, size_t need, size_t elem, size_t 
     return np;
 }
 
-#endif /* KV_TOOLS_GROW_H */
+#endif /* KV_GROW_H */
