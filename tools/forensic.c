@@ -26,7 +26,7 @@
  */
 #include "forensic.h"
 
-#include "db/db.h"
+#include "fsck/peek.h"
 #include "dumpfmt.h"
 #include "format/format.h"
 #include "fsck/inspect.h"
@@ -154,7 +154,6 @@ static const char *op_word(int type)
 /* live, dead, newer, tombstone, whole (no store to ask) or damaged. */
 static const char *record_state(const ctx *c, const inspect_rec *r)
 {
-    idx_loc loc;
     if (!r->whole)
         return "damaged";
     if (r->e.type == KV_REC_DEL)
@@ -163,8 +162,7 @@ static const char *record_state(const ctx *c, const inspect_rec *r)
         return "whole";
     if (r->e.seq >= c->next_seq)
         return "newer";
-    if (idx_get(c->db->idx, r->e.key, r->e.klen, idx_hash(r->e.key, r->e.klen), &loc)
-        && !(loc.flags & IDX_F_TOMB) && loc.seq == r->e.seq)
+    if (peek_is_newest(c->db, r->e.key, r->e.klen, r->e.seq))
         return "live";
     return "dead";
 }

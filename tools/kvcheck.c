@@ -29,7 +29,7 @@
 #include <unistd.h>
 
 #include "fsck/check.h"
-#include "db/db.h"
+#include "io/lock.h"
 #include "json.h"
 #include "progress.h"
 #include "kv.h"

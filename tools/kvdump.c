@@ -16,10 +16,10 @@
  * again); values are read one at a time, so a store of any size dumps without its
  * values being loaded.
  *
- * kvdump uses the library's internal index (engine/db/db.h) for two things the public
- * API does not offer: listing the keys without reading their values (kv_foreach
- * reads every value), and telling whether a value is stored LZ4-compressed (for the
- * compression= header line). Values themselves are read with kv_get, so every one
+ * kvdump asks the tools' view of the handle (engine/fsck/peek.h) for two things the
+ * public API does not offer: listing the keys without reading their values
+ * (kv_foreach reads every value), and telling whether a value is stored
+ * LZ4-compressed (for the compression= header line). Values themselves are read with kv_get, so every one
  * is checked (CRC, then LZ4 decoding) exactly as an application's read would be.
  *
  * Exit status: 0 done, 2 usage error or DIR is not a kv store (or of a newer
@@ -41,7 +41,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "db/db.h"
+#include "base/kv_int.h"
+#include "fsck/peek.h"
 #include "dumpfmt.h"
 #include "forensic.h"
 #include "format/format.h"
@@ -127,17 +128,15 @@ static int finish_stdout(void)
  * 2. The live dump
  * ------------------------------------------------------------------------------ */
 
-/* idx_visit_shard callback: copies each live key that has the prefix. */
+/* peek_keys callback: copies each live key that has the prefix. */
 struct collect {
     dump_keys *kl;
     const struct args *a;
 };
 
-static int collect_key(void *arg, const uint8_t *key, size_t klen, const idx_loc *loc)
+static int collect_key(void *arg, const uint8_t *key, size_t klen)
 {
     struct collect *c = arg;
-    if (loc->flags & IDX_F_TOMB)
-        return 0;
     if (c->a->has_prefix && !dump_has_prefix(key, klen, c->a->prefix, c->a->prefix_len))
         return 0;
     return dump_keys_add(c->kl, key, klen) == 0 ? 0 : KV_ENOMEM;
@@ -147,37 +146,10 @@ static int collect_key(void *arg, const uint8_t *key, size_t klen, const idx_loc
 static int list_keys(kv_db *db, const struct args *a, dump_keys *kl)
 {
     struct collect c = {kl, a};
-    for (unsigned s = 0; s < IDX_SHARDS; s++)
-        if (idx_visit_shard(db->idx, s, collect_key, &c) != 0)
-            return err_set(KV_ENOMEM, "listing the keys: out of memory after %zu keys", kl->n);
+    if (peek_keys(db, collect_key, &c) != 0)
+        return err_set(KV_ENOMEM, "listing the keys: out of memory after %zu keys", kl->n);
     dump_keys_sort(kl);
     return KV_OK;
-}
-
-/* Sets *lz4 when the record the index holds for key stores its value LZ4-compressed
- * (flag byte of the entry header). The header is not checked here: kv_get checks the
- * whole record (CRC included) when the value is dumped. */
-static int stored_lz4(kv_db *db, const uint8_t *key, size_t klen, int *lz4)
-{
-    idx_loc loc;
-    uint8_t hdr[KV_ENTRY_HDR];
-    int rc = KV_OK;
-
-    *lz4 = 0;
-    if (!idx_get(db->idx, key, klen, idx_hash(key, klen), &loc) || (loc.flags & IDX_F_TOMB))
-        return KV_OK;
-    kv_file *f = ftab_get(db, loc.file, loc.flags & IDX_F_WAL);
-    if (f == NULL)
-        return err_set(KV_EIO, "file %u of a key's record is not open", loc.file);
-    const uint8_t *p = file_peek(f, loc.off, sizeof hdr);
-    if (p == NULL) {
-        rc = file_read(f, loc.off, hdr, sizeof hdr);
-        p = hdr;
-    }
-    if (rc == KV_OK)
-        *lz4 = (p[KV_ENTRY_OFF_FLAGS] & KV_RECF_LZ4) != 0;
-    file_unref(f);
-    return rc;
 }
 
 /* compression= of the header: lz4 when any dumped value is stored compressed. kv
@@ -187,7 +159,7 @@ static int dump_compression(kv_db *db, const dump_keys *kl, int *compression)
 {
     int lz4 = 0, rc = KV_OK;
     for (size_t i = 0; i < kl->n && !lz4 && rc == KV_OK; i++)
-        rc = stored_lz4(db, dump_keys_at(kl, i), kl->refs[i].klen, &lz4);
+        rc = peek_stored_lz4(db, dump_keys_at(kl, i), kl->refs[i].klen, &lz4);
     *compression = lz4 ? KV_COMPRESS_LZ4 : KV_COMPRESS_NONE;
     return rc;
 }
