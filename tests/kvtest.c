@@ -537,6 +537,26 @@ int kvt_run(const char *cmd, char *out, size_t n)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+const char *kvt_bin(void)
+{
+    const char *b = getenv("KV_BIN");
+    return b != NULL && b[0] != '\0' ? b : "build/bin";
+}
+
+int kvt_runf(char *out, size_t n, int mode, const char *fmt, ...)
+{
+    char cmd[8192];
+    va_list ap;
+    size_t at = mode == KVT_BOTH ? 2 : 0;
+    memcpy(cmd, "{ ", at);
+    va_start(ap, fmt);
+    int len = vsnprintf(cmd + at, sizeof cmd - 32, fmt, ap);
+    va_end(ap);
+    KVT_CHECK_FATAL(len > 0 && (size_t)len < sizeof cmd - 32, "command too long");
+    strcat(cmd, mode == KVT_BOTH ? "; } 2>&1" : " </dev/null");
+    return kvt_run(cmd, out, n);
+}
+
 /* ---- JSON, read back by jansson ------------------------------------------------------ */
 
 json_t *kvt_json_parse(const char *text)

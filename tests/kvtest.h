@@ -232,6 +232,16 @@ uint64_t kvt_dir_fingerprint(const char *dir);
  * never dies of SIGPIPE). */
 int kvt_run(const char *cmd, char *out, size_t n);
 
+/* The directory of the tools under test: $KV_BIN, else build/bin. */
+const char *kvt_bin(void);
+
+/* kvt_run of the printf-style command. KVT_STDOUT: stdin from /dev/null, out gets its
+ * stdout; KVT_BOTH: run as "{ command; } 2>&1", out gets stderr too and what stdout
+ * the command does not redirect itself. FATAL when the command is too long. */
+enum { KVT_STDOUT = 0, KVT_BOTH = 1 };
+int kvt_runf(char *out, size_t n, int mode, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* Parses text, which must be exactly one JSON document, with jansson and no
  * leniency (flags 0: valid UTF-8, nothing after the document); a failure is a test
  * failure naming what is wrong, and returns NULL. The caller json_decref's it. */

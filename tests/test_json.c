@@ -93,26 +93,6 @@ static json_t *parse_string(const char *text, int allow_nul)
     return j;
 }
 
-static const char *bin(void)
-{
-    const char *b = getenv("KV_BIN");
-    return b != NULL && b[0] != '\0' ? b : "build/bin";
-}
-
-/* Runs the command made from fmt (stdin /dev/null); out gets its stdout only, up to
- * n - 1 bytes. Returns its exit status. */
-static int run(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int run(char *out, size_t n, const char *fmt, ...)
-{
-    char cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    int len = vsnprintf(cmd, sizeof cmd - 32, fmt, ap);
-    va_end(ap);
-    KVT_CHECK_FATAL(len > 0 && (size_t)len < sizeof cmd - 32, "command too long");
-    strcat(cmd, " </dev/null");
-    return kvt_run(cmd, out, n);
-}
 
 /* ---------------------------------------------------------------------------------
  * 2. The writer
@@ -270,7 +250,7 @@ static void test_kvcheck_json(void)
 {
     char *dir = bad_store();
     static char out[65536];
-    int rc = run(out, sizeof out, "'%s/kvcheck' --json '%s' 2>/dev/null", bin(), dir);
+    int rc = kvt_runf(out, sizeof out, KVT_STDOUT, "'%s/kvcheck' --json '%s' 2>/dev/null", kvt_bin(), dir);
     KVT_CHECK_FATAL(rc == 0, "kvcheck --json: exit %d: %s", rc, out);
     json_t *j = kvt_json_parse(out);
     KVT_CHECK_FATAL(json_is_object(j), "kvcheck --json: not one object: %s", out);
@@ -282,7 +262,7 @@ static void test_kvcheck_json(void)
 
     /* a single file under that directory, as kvcheck FILE */
     char *seg = a_segment(dir);
-    rc = run(out, sizeof out, "'%s/kvcheck' --json '%s' 2>/dev/null", bin(), seg);
+    rc = kvt_runf(out, sizeof out, KVT_STDOUT, "'%s/kvcheck' --json '%s' 2>/dev/null", kvt_bin(), seg);
     j = kvt_json_parse(out);
     KVT_CHECK(rc == 0 && json_is_object(j) && decodes_to(json_object_get(j, "path"), seg,
                                                           strlen(seg)),
@@ -295,7 +275,7 @@ static void test_kvdump_json(void)
     char *dir = bad_store();
     char *js = kvt_path(kvt_dir_new("json-out"), "all.json");
     char out[4096];
-    int rc = run(out, sizeof out, "'%s/kvdump' --all --json '%s' > '%s' 2>/dev/null", bin(),
+    int rc = kvt_runf(out, sizeof out, KVT_STDOUT, "'%s/kvdump' --all --json '%s' > '%s' 2>/dev/null", kvt_bin(),
                  dir, js);
     KVT_CHECK_FATAL(rc == 0, "kvdump --all --json: exit %d: %s", rc, out);
     size_t len;
@@ -326,7 +306,7 @@ static void test_kvdump_json(void)
 
     /* kvdump --json FILE prints the file's whole path: it decodes back */
     char *seg = a_segment(dir);
-    rc = run(out, sizeof out, "'%s/kvdump' --json '%s' 2>/dev/null", bin(), seg);
+    rc = kvt_runf(out, sizeof out, KVT_STDOUT, "'%s/kvdump' --json '%s' 2>/dev/null", kvt_bin(), seg);
     char *nl = strchr(out, '\n'); /* its first line: the file object */
     if (nl != NULL)
         *nl = '\0';
@@ -341,7 +321,7 @@ static void test_stats_and_bench_json(void)
 {
     char *dir = bad_store();
     static char out[65536];
-    int rc = run(out, sizeof out, "'%s/kv' -d '%s' stats --json 2>/dev/null", bin(), dir);
+    int rc = kvt_runf(out, sizeof out, KVT_STDOUT, "'%s/kv' -d '%s' stats --json 2>/dev/null", kvt_bin(), dir);
     json_t *j = kvt_json_parse(out);
     KVT_CHECK(rc == 0 && json_is_object(j) && kvt_json_int(j, "keys") == (long long)NKEYS
                   && json_is_string(json_object_get(j, "io_backend_note")),
@@ -350,8 +330,8 @@ static void test_stats_and_bench_json(void)
 
     /* kvbench --json names its directory in the header; every line parses */
     char *bdir = kvt_path(kvt_dir_new("json-bench"), bad_name);
-    rc = run(out, sizeof out, "'%s/kvbench' --json --num 200 --benchmarks fillseq --db '%s' "
-             "2>/dev/null", bin(), bdir);
+    rc = kvt_runf(out, sizeof out, KVT_STDOUT, "'%s/kvbench' --json --num 200 --benchmarks fillseq --db '%s' "
+             "2>/dev/null", kvt_bin(), bdir);
     KVT_CHECK_FATAL(rc == 0, "kvbench --json: exit %d: %s", rc, out);
     int lines = 0, dir_ok = 0;
     for (char *line = out, *nl; (nl = strchr(line, '\n')) != NULL; line = nl + 1, lines++) {

@@ -51,40 +51,6 @@
  * 1. Helpers
  * ------------------------------------------------------------------------------ */
 
-/* Directory of the tools under test. */
-static const char *bin(void)
-{
-    const char *b = getenv("KV_BIN");
-    return b != NULL && b[0] != '\0' ? b : "build/bin";
-}
-
-/* Runs the shell command made from fmt as "{ command; } 2>&1", capturing (up to
- * n - 1 bytes into out) what it writes to stderr and to a stdout it does not
- * redirect itself. Returns its exit status (-1 if it did not exit). */
-static int run(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int run(char *out, size_t n, const char *fmt, ...)
-{
-    char cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    memcpy(cmd, "{ ", 2);
-    int len = vsnprintf(cmd + 2, sizeof cmd - 16, fmt, ap);
-    va_end(ap);
-    KVT_CHECK_FATAL(len > 0 && (size_t)len < sizeof cmd - 16, "command too long");
-    strcat(cmd, "; } 2>&1");
-    FILE *p = popen(cmd, "r");
-    KVT_CHECK_FATAL(p != NULL, "popen %s", cmd);
-    size_t got = 0, r;
-    char sink[4096];
-    while ((r = fread(got + 1 < n ? out + got : sink, 1,
-                      got + 1 < n ? n - 1 - got : sizeof sink, p)) > 0)
-        if (got + 1 < n)
-            got += r;
-    out[got] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 /* The whole file at path (malloc'd; *len its size), or NULL when it cannot be read. */
 static uint8_t *slurp(const char *path, size_t *len)
 {
@@ -274,7 +240,7 @@ static void check_pairs(const char *dir, const pairs *ps)
 static void dump_to(const char *opt, const char *src, const char *out)
 {
     char msg[2048];
-    int rc = run(msg, sizeof msg, "'%s/kvdump' %s '%s' > '%s'", bin(), opt, src, out);
+    int rc = kvt_runf(msg, sizeof msg, KVT_BOTH, "'%s/kvdump' %s '%s' > '%s'", kvt_bin(), opt, src, out);
     KVT_CHECK_FATAL(rc == 0, "kvdump %s %s: exit %d: %s", opt, src, rc, msg);
 }
 
@@ -282,7 +248,7 @@ static void dump_to(const char *opt, const char *src, const char *out)
 static void load_from(const char *dst, const char *in)
 {
     char msg[2048];
-    int rc = run(msg, sizeof msg, "'%s/kv' -d '%s' load < '%s'", bin(), dst, in);
+    int rc = kvt_runf(msg, sizeof msg, KVT_BOTH, "'%s/kv' -d '%s' load < '%s'", kvt_bin(), dst, in);
     KVT_CHECK_FATAL(rc == 0, "kv -d %s load < %s: exit %d: %s", dst, in, rc, msg);
 }
 
@@ -395,26 +361,26 @@ static void test_load_inputs(void)
     dump_to("-p", src, d);
 
     char *piped = kvt_path(work, "piped"), *dp = kvt_path(work, "dump-piped");
-    int rc = run(out, sizeof out, "cat '%s' | '%s/kv' -d '%s' load", d, bin(), piped);
+    int rc = kvt_runf(out, sizeof out, KVT_BOTH, "cat '%s' | '%s/kv' -d '%s' load", d, kvt_bin(), piped);
     KVT_CHECK(rc == 0, "load from a pipe: exit %d: %s", rc, out);
     dump_to("-p", piped, dp);
     KVT_CHECK(same_file(d, dp), "load from a pipe: the dumps differ");
 
     char *fromf = kvt_path(work, "fromf"), *df = kvt_path(work, "dump-f");
-    rc = run(out, sizeof out, "'%s/kv' -d '%s' load -f '%s' < /dev/null", bin(), fromf, d);
+    rc = kvt_runf(out, sizeof out, KVT_BOTH, "'%s/kv' -d '%s' load -f '%s' < /dev/null", kvt_bin(), fromf, d);
     KVT_CHECK(rc == 0 && strstr(out, "21 written") != NULL, "load -f: exit %d: %s", rc, out);
     dump_to("-p", fromf, df);
     KVT_CHECK(same_file(d, df), "load -f: the dumps differ");
 
     char *plain = kvt_path(work, "plain"), *dn = kvt_path(work, "dump-plain");
-    rc = run(out, sizeof out, "'%s/kv' -d '%s' --compression none load < '%s'", bin(), plain, d);
+    rc = kvt_runf(out, sizeof out, KVT_BOTH, "'%s/kv' -d '%s' --compression none load < '%s'", kvt_bin(), plain, d);
     KVT_CHECK(rc == 0, "load --compression none: exit %d: %s", rc, out);
     dump_to("-p", plain, dn);
     KVT_CHECK(file_has(dn, "compression=none\n") && file_has(d, "compression=lz4\n"),
               "--compression none did not beat compression=lz4");
     check_pairs(plain, &ps);
 
-    rc = run(out, sizeof out, "'%s/kv' -d '%s' load -f '%s/missing'", bin(),
+    rc = kvt_runf(out, sizeof out, KVT_BOTH, "'%s/kv' -d '%s' load -f '%s/missing'", kvt_bin(),
              kvt_path(work, "never"), work);
     KVT_CHECK(rc == 3 && strstr(out, "missing") != NULL, "load -f missing: exit %d: %s", rc, out);
     KVT_CHECK(!exists(kvt_path(work, "never")), "load of a missing file created the store");
@@ -440,13 +406,13 @@ static void test_load_into_nonempty(void)
     KVT_RC(kvt_close(db), KV_OK);
 
     uint64_t fp = kvt_dir_fingerprint(dst);
-    int rc = run(out, sizeof out, "'%s/kv' -d '%s' load < '%s'", bin(), dst, d);
+    int rc = kvt_runf(out, sizeof out, KVT_BOTH, "'%s/kv' -d '%s' load < '%s'", kvt_bin(), dst, d);
     KVT_CHECK(rc == 2 && strstr(out, "already holds 2 keys") != NULL
               && strstr(out, "--overwrite") != NULL, "load into a non-empty store: exit %d: %s",
               rc, out);
     KVT_CHECK(kvt_dir_fingerprint(dst) == fp, "a refused load changed the store");
 
-    rc = run(out, sizeof out, "'%s/kv' -d '%s' load --no-overwrite < '%s'", bin(), dst, d);
+    rc = kvt_runf(out, sizeof out, KVT_BOTH, "'%s/kv' -d '%s' load --no-overwrite < '%s'", kvt_bin(), dst, d);
     KVT_CHECK(rc == 0 && strstr(out, "1 written, 1 kept") != NULL, "--no-overwrite: exit %d: %s",
               rc, out);
     db = open_read_only(dst);
@@ -455,7 +421,7 @@ static void test_load_into_nonempty(void)
     KVT_ASSERT_VALUE(db, "c", 1, "from store", 10);
     KVT_RC(kvt_close(db), KV_OK);
 
-    rc = run(out, sizeof out, "'%s/kv' -d '%s' load --overwrite < '%s'", bin(), dst, d);
+    rc = kvt_runf(out, sizeof out, KVT_BOTH, "'%s/kv' -d '%s' load --overwrite < '%s'", kvt_bin(), dst, d);
     KVT_CHECK(rc == 0 && strstr(out, "2 written, 0 kept") != NULL, "--overwrite: exit %d: %s",
               rc, out);
     db = open_read_only(dst);
@@ -464,7 +430,7 @@ static void test_load_into_nonempty(void)
     KVT_ASSERT_VALUE(db, "c", 1, "from store", 10);
     KVT_RC(kvt_close(db), KV_OK);
 
-    rc = run(out, sizeof out, "'%s/kv' -d '%s' load --overwrite --no-overwrite < '%s'", bin(),
+    rc = kvt_runf(out, sizeof out, KVT_BOTH, "'%s/kv' -d '%s' load --overwrite --no-overwrite < '%s'", kvt_bin(),
              dst, d);
     KVT_CHECK(rc == 2, "--overwrite with --no-overwrite: exit %d: %s", rc, out);
 }
@@ -549,9 +515,9 @@ static void check_bad_load(const char *work, const char *held, const char *what,
     uint64_t fp = kvt_dir_fingerprint(held);
     for (int i = 0; i < 2; i++) {
         const char *dir = i ? held : fresh;
-        int rc = pipe ? run(out, sizeof out, "cat '%s' | '%s/kv' -d '%s' load --overwrite", in,
-                            bin(), dir)
-                      : run(out, sizeof out, "'%s/kv' -d '%s' load --overwrite < '%s'", bin(), dir,
+        int rc = pipe ? kvt_runf(out, sizeof out, KVT_BOTH, "cat '%s' | '%s/kv' -d '%s' load --overwrite", in,
+                            kvt_bin(), dir)
+                      : kvt_runf(out, sizeof out, KVT_BOTH, "'%s/kv' -d '%s' load --overwrite < '%s'", kvt_bin(), dir,
                             in);
         KVT_CHECK(rc == 2, "%s: exit %d, expected 2: %s", what, rc, out);
         KVT_CHECK(strstr(out, msg) != NULL && (line == 0 || strstr(out, want) != NULL)
@@ -608,10 +574,10 @@ static void test_kvdump_bad_paths(void)
     uint64_t fp = kvt_dir_fingerprint(work), fo = kvt_dir_fingerprint(other);
     int n = kvt_dir_count(work);
     for (int i = 0; i < 4; i++) {
-        int rc = run(out, sizeof out, "'%s/kvdump' '%s'", bin(), paths[i]);
+        int rc = kvt_runf(out, sizeof out, KVT_BOTH, "'%s/kvdump' '%s'", kvt_bin(), paths[i]);
         KVT_CHECK(rc == 2 && strstr(out, paths[i]) != NULL && strncmp(out, "kvdump: ", 8) == 0,
                   "kvdump %s: exit %d: %s", paths[i], rc, out);
-        rc = run(out, sizeof out, "'%s/kvdump' -p -d '%s'", bin(), paths[i]);
+        rc = kvt_runf(out, sizeof out, KVT_BOTH, "'%s/kvdump' -p -d '%s'", kvt_bin(), paths[i]);
         KVT_CHECK(rc == 2, "kvdump -d %s: exit %d: %s", paths[i], rc, out);
     }
     KVT_CHECK(kvt_dir_fingerprint(work) == fp && kvt_dir_fingerprint(other) == fo && kvt_dir_count(work) == n
@@ -620,16 +586,16 @@ static void test_kvdump_bad_paths(void)
     KVT_CHECK(!exists("/nonexistent"), "kvdump created /nonexistent");
 
     /* usage: no DIR, DIR twice, an unknown option, a bad --prefix; --help, --version */
-    KVT_CHECK(run(out, sizeof out, "'%s/kvdump'", bin()) == 2, "no DIR: %s", out);
-    KVT_CHECK(run(out, sizeof out, "'%s/kvdump' -d '%s' '%s'", bin(), empty, empty) == 2,
+    KVT_CHECK(kvt_runf(out, sizeof out, KVT_BOTH, "'%s/kvdump'", kvt_bin()) == 2, "no DIR: %s", out);
+    KVT_CHECK(kvt_runf(out, sizeof out, KVT_BOTH, "'%s/kvdump' -d '%s' '%s'", kvt_bin(), empty, empty) == 2,
               "-d and DIR: %s", out);
-    KVT_CHECK(run(out, sizeof out, "'%s/kvdump' --bogus '%s'", bin(), empty) == 2, "--bogus: %s",
+    KVT_CHECK(kvt_runf(out, sizeof out, KVT_BOTH, "'%s/kvdump' --bogus '%s'", kvt_bin(), empty) == 2, "--bogus: %s",
               out);
-    KVT_CHECK(run(out, sizeof out, "'%s/kvdump' --prefix 'a\\q' '%s'", bin(), empty) == 2
+    KVT_CHECK(kvt_runf(out, sizeof out, KVT_BOTH, "'%s/kvdump' --prefix 'a\\q' '%s'", kvt_bin(), empty) == 2
               && strstr(out, "bad escape") != NULL, "bad --prefix: %s", out);
-    KVT_CHECK(run(out, sizeof out, "'%s/kvdump' --help", bin()) == 0
+    KVT_CHECK(kvt_runf(out, sizeof out, KVT_BOTH, "'%s/kvdump' --help", kvt_bin()) == 0
               && strstr(out, "usage: kvdump") != NULL, "--help: %s", out);
-    KVT_CHECK(run(out, sizeof out, "'%s/kvdump' --version", bin()) == 0
+    KVT_CHECK(kvt_runf(out, sizeof out, KVT_BOTH, "'%s/kvdump' --version", kvt_bin()) == 0
               && strstr(out, KV_VERSION_STRING) != NULL, "--version: %s", out);
 }
 
@@ -680,16 +646,16 @@ static void test_kvdump_damaged_and_locked(void)
     FILE *f = fopen(seg, "r+b");
     KVT_CHECK_FATAL(f != NULL && fseek(f, 16 + 20 + 5, SEEK_SET) == 0 && fputc('V', f) == 'V'
                     && fclose(f) == 0, "cannot damage %s", seg);
-    int rc = run(out, sizeof out, "'%s/kvdump' -p '%s' > '%s'", bin(), dir, d);
+    int rc = kvt_runf(out, sizeof out, KVT_BOTH, "'%s/kvdump' -p '%s' > '%s'", kvt_bin(), dir, d);
     KVT_CHECK(rc == 3 && strstr(out, "000001.seg") != NULL && strstr(out, "offset 16") != NULL,
               "kvdump of a damaged record: exit %d: %s", rc, out);
     KVT_CHECK(file_has(d, "HEADER=END\n") && !file_has(d, "DATA=END"),
               "the dump of a damaged store ends with DATA=END");
-    rc = run(out, sizeof out, "'%s/kv' -d '%s' load < '%s'", bin(), kvt_path(work, "new"), d);
+    rc = kvt_runf(out, sizeof out, KVT_BOTH, "'%s/kv' -d '%s' load < '%s'", kvt_bin(), kvt_path(work, "new"), d);
     KVT_CHECK(rc == 2 && strstr(out, "before DATA=END") != NULL, "load of a cut dump: %d %s", rc,
               out);
     KVT_CHECK(!exists(kvt_path(work, "new")), "load of a cut dump created the store");
-    rc = run(out, sizeof out, "'%s/kv' -d '%s' scan > /dev/null", bin(), dir);
+    rc = kvt_runf(out, sizeof out, KVT_BOTH, "'%s/kv' -d '%s' scan > /dev/null", kvt_bin(), dir);
     KVT_CHECK(rc == 3 && strstr(out, "000001.seg") != NULL, "kv scan of a damaged record: %d %s",
               rc, out);
 
@@ -700,7 +666,7 @@ static void test_kvdump_damaged_and_locked(void)
     db = open_store(held, KV_COMPRESS_NONE, 0);
     KVT_RC(kvt_put_str(db, "b", "2"), KV_OK);
     uint64_t fp = kvt_dir_fingerprint(held);
-    rc = run(out, sizeof out, "'%s/kv' -d '%s' load --overwrite < '%s'", bin(), held, good);
+    rc = kvt_runf(out, sizeof out, KVT_BOTH, "'%s/kv' -d '%s' load --overwrite < '%s'", kvt_bin(), held, good);
     KVT_CHECK(rc == 3 && strstr(out, "locked") != NULL, "load into a held store: %d %s", rc, out);
     KVT_CHECK(kvt_dir_fingerprint(held) == fp, "a refused load changed a held store");
     KVT_ASSERT_ABSENT(db, "a", 1);
@@ -732,7 +698,7 @@ static void test_keys_only_and_prefix(void)
     KVT_CHECK(got != NULL && n == sizeof keys_only - 1 && memcmp(got, keys_only, n) == 0,
               "--keys-only dump:\n%.*s", (int)n, got ? (char *)got : "");
     free(got);
-    int rc = run(out, sizeof out, "'%s/kv' -d '%s' load < '%s'", bin(), kvt_path(work, "new"), d);
+    int rc = kvt_runf(out, sizeof out, KVT_BOTH, "'%s/kv' -d '%s' load < '%s'", kvt_bin(), kvt_path(work, "new"), d);
     KVT_CHECK(rc == 2 && strstr(out, "no values") != NULL, "load of --keys-only: %d %s", rc, out);
 
     dump_to("-p --prefix user/", dir, d);
@@ -753,19 +719,19 @@ static void test_keys_only_and_prefix(void)
     dump_to("--prefix nothing", dir, d);
     KVT_CHECK(file_has(d, "keys=0\n"), "--prefix nothing matched something");
 
-    rc = run(out, sizeof out, "'%s/kv' -d '%s' scan", bin(), dir);
+    rc = kvt_runf(out, sizeof out, KVT_BOTH, "'%s/kv' -d '%s' scan", kvt_bin(), dir);
     KVT_CHECK(rc == 0 && strcmp(out, "p\\x00q\ttab\\x09here\np\\x00r\t\nuser/1\talice\n"
                                 "user/2\tbob\nusers\tx\nzz\tlast\n") == 0, "kv scan: %d\n%s", rc,
               out);
-    rc = run(out, sizeof out, "'%s/kv' -d '%s' scan --prefix user", bin(), dir);
+    rc = kvt_runf(out, sizeof out, KVT_BOTH, "'%s/kv' -d '%s' scan --prefix user", kvt_bin(), dir);
     KVT_CHECK(rc == 0 && strcmp(out, "user/1\talice\nuser/2\tbob\nusers\tx\n") == 0,
               "kv scan --prefix user: %d\n%s", rc, out);
-    rc = run(out, sizeof out, "'%s/kv' -d '%s' scan --prefix 'p\\x00'", bin(), dir);
+    rc = kvt_runf(out, sizeof out, KVT_BOTH, "'%s/kv' -d '%s' scan --prefix 'p\\x00'", kvt_bin(), dir);
     KVT_CHECK(rc == 0 && strcmp(out, "p\\x00q\ttab\\x09here\np\\x00r\t\n") == 0,
               "kv scan --prefix p\\x00: %d\n%s", rc, out);
-    rc = run(out, sizeof out, "'%s/kv' -d '%s' scan extra", bin(), dir);
+    rc = kvt_runf(out, sizeof out, KVT_BOTH, "'%s/kv' -d '%s' scan extra", kvt_bin(), dir);
     KVT_CHECK(rc == 2, "kv scan with an operand: %d %s", rc, out);
-    rc = run(out, sizeof out, "'%s/kv' -d '%s' scan --prefix 'x\\' ", bin(), dir);
+    rc = kvt_runf(out, sizeof out, KVT_BOTH, "'%s/kv' -d '%s' scan --prefix 'x\\' ", kvt_bin(), dir);
     KVT_CHECK(rc == 2 && strstr(out, "cut short") != NULL, "kv scan bad --prefix: %d %s", rc, out);
 }
 
@@ -802,7 +768,7 @@ static void test_stats_json(void)
     KVT_RC(kv_delete(db, "k7", 2), KV_OK);
     KVT_RC(kvt_close(db), KV_OK);
 
-    int rc = run(out, sizeof out, "'%s/kv' -d '%s' stats --json", bin(), dir);
+    int rc = kvt_runf(out, sizeof out, KVT_BOTH, "'%s/kv' -d '%s' stats --json", kvt_bin(), dir);
     KVT_CHECK_FATAL(rc == 0, "kv stats --json: exit %d:\n%s", rc, out);
     json_t *o = kvt_json_parse(out);
     KVT_CHECK_FATAL(json_is_object(o), "kv stats --json: not one object:\n%s", out);
@@ -838,7 +804,7 @@ static void test_stats_json(void)
     KVT_CHECK(st.keys == 199, "kv_stat keys %llu", (unsigned long long)st.keys);
 
     /* the text output walks the same list: one line per field, same names in order */
-    rc = run(out, sizeof out, "'%s/kv' -d '%s' stats", bin(), dir);
+    rc = kvt_runf(out, sizeof out, KVT_BOTH, "'%s/kv' -d '%s' stats", kvt_bin(), dir);
     const char *p = out;
     for (size_t i = 0; i < sizeof stat_names / sizeof stat_names[0] && rc == 0; i++) {
         size_t l = strlen(stat_names[i]);
@@ -849,7 +815,7 @@ static void test_stats_json(void)
         p++;
     }
     KVT_CHECK(rc == 0 && *p == '\0', "kv stats: exit %d, extra text: %s", rc, p);
-    rc = run(out, sizeof out, "'%s/kv' -d '%s' stats --jsn", bin(), dir);
+    rc = kvt_runf(out, sizeof out, KVT_BOTH, "'%s/kv' -d '%s' stats --jsn", kvt_bin(), dir);
     KVT_CHECK(rc == 2, "stats --jsn: exit %d", rc);
 }
 
@@ -989,7 +955,7 @@ static void test_all_every_record(void)
     KVT_RC(kvt_close(db), KV_OK);
     uint64_t fp = kvt_dir_fingerprint(dir);
 
-    int rc = run(out, sizeof out, "'%s/kvdump' --all --json '%s' > '%s'", bin(), dir, js);
+    int rc = kvt_runf(out, sizeof out, KVT_BOTH, "'%s/kvdump' --all --json '%s' > '%s'", kvt_bin(), dir, js);
     KVT_CHECK_FATAL(rc == 0, "kvdump --all --json: exit %d: %s", rc, out);
     listing l = {.max_seq = entries};
     l.seen = calloc(entries + 1, 1);
@@ -1017,7 +983,7 @@ static void test_all_every_record(void)
     KVT_CHECK(l.hint_records > 0 && l.hint_records < l.seg_records, "%d hint records",
               l.hint_records);
 
-    rc = run(out, sizeof out, "'%s/kvdump' --all '%s' > '%s'", bin(), dir, txt);
+    rc = kvt_runf(out, sizeof out, KVT_BOTH, "'%s/kvdump' --all '%s' > '%s'", kvt_bin(), dir, txt);
     KVT_CHECK(rc == 0, "kvdump --all: exit %d: %s", rc, out);
     size_t len;
     uint8_t *t = slurp(txt, &len);
@@ -1033,7 +999,7 @@ static void test_all_every_record(void)
     KVT_CHECK(lines == l.objects && recs == l.records, "text: %d lines, %d records; json: %d "
               "objects, %d records", lines, recs, l.objects, l.records);
 
-    rc = run(out, sizeof out, "'%s/kvdump' --all --json --prefix batch- '%s' > '%s'", bin(),
+    rc = kvt_runf(out, sizeof out, KVT_BOTH, "'%s/kvdump' --all --json --prefix batch- '%s' > '%s'", kvt_bin(),
              dir, js);
     listing p = {0};
     count_listing(js, &p);
@@ -1083,14 +1049,14 @@ static void test_all_damage_and_files(void)
                     && fclose(f) == 0, "cannot damage %s", seg);
     uint64_t fp = kvt_dir_fingerprint(dir);
 
-    int rc = run(out, sizeof out, "'%s/kvdump' --all --json '%s' > '%s'", bin(), dir, js);
+    int rc = kvt_runf(out, sizeof out, KVT_BOTH, "'%s/kvdump' --all --json '%s' > '%s'", kvt_bin(), dir, js);
     listing l = {0};
     count_listing(js, &l);
     KVT_CHECK(rc == 0 && l.damage == 1 && l.damage_at_16 && l.bad_crc == 1,
               "--all on a damaged segment: exit %d, %d damage (at 16: %d), %d bad crc: %s", rc,
               l.damage, l.damage_at_16, l.bad_crc, out);
 
-    rc = run(out, sizeof out, "'%s/kvdump' --json '%s' > '%s'", bin(), seg, js);
+    rc = kvt_runf(out, sizeof out, KVT_BOTH, "'%s/kvdump' --json '%s' > '%s'", kvt_bin(), seg, js);
     listing s = {0};
     count_listing(js, &s);
     KVT_CHECK(rc == 0 && s.files == 1 && s.damage == 1 && s.damage_at_16 && s.records > 10,
@@ -1100,7 +1066,7 @@ static void test_all_damage_and_files(void)
     const char *files[] = {"000002.hint", "MANIFEST", "LOCK"};
     for (int i = 0; i < 3; i++) {
         char *p = kvt_path(dir, files[i]);
-        rc = run(out, sizeof out, "'%s/kvdump' --json '%s' > '%s'", bin(), p, js);
+        rc = kvt_runf(out, sizeof out, KVT_BOTH, "'%s/kvdump' --json '%s' > '%s'", kvt_bin(), p, js);
         listing h = {0};
         count_listing(js, &h);
         KVT_CHECK(rc == 0 && h.files == 1 && h.objects > 1 && (i != 0 || (h.hints == 1
@@ -1121,7 +1087,7 @@ static void test_all_damage_and_files(void)
         }
     if (d != NULL)
         closedir(d);
-    rc = run(out, sizeof out, "'%s/kvdump' --json '%s' > '%s'", bin(),
+    rc = kvt_runf(out, sizeof out, KVT_BOTH, "'%s/kvdump' --json '%s' > '%s'", kvt_bin(),
              kvt_path(work, "copy-of-a-wal"), js);
     count_listing(js, &w);
     KVT_CHECK(rc == 0 && w.records > 0, "kvdump on a WAL file known by its magic: exit %d: %s",
@@ -1148,7 +1114,7 @@ static void test_all_refusals_and_writer(void)
     const char *bad[] = {other, "/nonexistent/000001.seg", newer};
     const char *why[] = {"not a kv file", "does not exist", "newer"};
     for (int i = 0; i < 3; i++) {
-        rc = run(out, sizeof out, "'%s/kvdump' '%s' > /dev/null", bin(), bad[i]);
+        rc = kvt_runf(out, sizeof out, KVT_BOTH, "'%s/kvdump' '%s' > /dev/null", kvt_bin(), bad[i]);
         KVT_CHECK(rc == 2 && strstr(out, why[i]) != NULL && strstr(out, bad[i]) != NULL,
                   "kvdump %s: exit %d: %s", bad[i], rc, out);
     }
@@ -1157,22 +1123,22 @@ static void test_all_refusals_and_writer(void)
     spit(kvt_path(foreign, "a.txt"), "x", 1);
     const char *dirs[] = {empty, foreign, "/nonexistent/kv-store"};
     for (int i = 0; i < 3; i++) {
-        rc = run(out, sizeof out, "'%s/kvdump' --all '%s'", bin(), dirs[i]);
+        rc = kvt_runf(out, sizeof out, KVT_BOTH, "'%s/kvdump' --all '%s'", kvt_bin(), dirs[i]);
         KVT_CHECK(rc == 2 && strstr(out, dirs[i]) != NULL, "kvdump --all %s: exit %d: %s",
                   dirs[i], rc, out);
     }
     KVT_CHECK(kvt_dir_count(empty) == 0 && kvt_dir_count(foreign) == 1,
               "kvdump --all created files");
-    rc = run(out, sizeof out, "'%s/kvdump' --all -p '%s'", bin(), dir);
+    rc = kvt_runf(out, sizeof out, KVT_BOTH, "'%s/kvdump' --all -p '%s'", kvt_bin(), dir);
     KVT_CHECK(rc == 2, "--all -p: exit %d", rc);
-    rc = run(out, sizeof out, "'%s/kvdump' --json '%s'", bin(), dir);
+    rc = kvt_runf(out, sizeof out, KVT_BOTH, "'%s/kvdump' --json '%s'", kvt_bin(), dir);
     KVT_CHECK(rc == 2, "--json without --all: exit %d", rc);
     KVT_CHECK(kvt_dir_fingerprint(dir) == fp, "kvdump changed the store");
 
     /* beside a writer of this process: the lock's holder is named */
     kv_db *db = open_quiet(dir, KV_COMPRESS_NONE, 4096);
     KVT_RC(kvt_put_str(db, "while held", "yes"), KV_OK);
-    rc = run(out, sizeof out, "'%s/kvdump' --all --json '%s' > '%s'", bin(), dir, js);
+    rc = kvt_runf(out, sizeof out, KVT_BOTH, "'%s/kvdump' --all --json '%s' > '%s'", kvt_bin(), dir, js);
     listing h = {0};
     count_listing(js, &h);
     KVT_CHECK(rc == 0 && h.lock_held_by_us, "--all beside a writer: exit %d, lock holder %s "
