@@ -44,6 +44,24 @@ static inline void rwlock_init_writers_first(pthread_rwlock_t *l)
     pthread_rwlockattr_destroy(&a);
 }
 
+/* Read-locks l on the read path (kv_get's index shard and file table), spinning a
+ * moment before it sleeps. A writer holds these locks for microseconds; a reader
+ * that slept on the futex instead is woken with the scheduler's credit for sleepers
+ * and preempts the writer it waited for, which on a busy machine starved writes (a
+ * roll's fdatasyncs each wait for the CPU again). Spinning keeps readers running
+ * like any busy thread. */
+static inline void rwlock_rdlock_spin(pthread_rwlock_t *l)
+{
+    for (int i = 0; i < 2000; i++) {
+        if (pthread_rwlock_tryrdlock(l) == 0)
+            return;
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+    }
+    pthread_rwlock_rdlock(l);
+}
+
 /* Monotonic clock in microseconds. */
 uint64_t clock_now_us(void);
 

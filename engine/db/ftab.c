@@ -35,7 +35,7 @@ static long ftab_find_locked(kv_db *db, uint32_t number)
 kv_file *ftab_get(kv_db *db, uint32_t number, int wal)
 {
     kv_file *f = NULL;
-    pthread_rwlock_rdlock(&db->ftab_lock);
+    rwlock_rdlock_spin(&db->ftab_lock);
     if (wal) {
         if (db->wal_file != NULL && db->wal_file->number == number)
             f = db->wal_file;

@@ -343,7 +343,7 @@ int idx_get(kv_index *ix, const void *key, size_t klen, uint64_t hash, idx_loc *
 {
     idx_shard *sh = &ix->shards[idx_shard_of(hash)];
     int found = 0;
-    pthread_rwlock_rdlock(&sh->lock);
+    rwlock_rdlock_spin(&sh->lock);
     long i = shard_find(sh, key, klen, hash);
     if (i >= 0) {
         node_loc(slot_node(sh->slots[i]), out);
