@@ -83,25 +83,6 @@ static void poke(const char *path, uint64_t off, uint8_t x)
     close(fd);
 }
 
-static const char *bin(void)
-{
-    const char *b = getenv("KV_BIN");
-    return b != NULL && b[0] != '\0' ? b : "build/bin";
-}
-
-/* Runs `kvcheck ARGS` under a 30 s timeout (stdin /dev/null, stderr into the output);
- * returns its exit status (124: it hung). */
-static int kvcheck(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int kvcheck(char *out, size_t n, const char *fmt, ...)
-{
-    char args[4096], cmd[5000];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "timeout -k 5 30 '%s/kvcheck' %s </dev/null 2>&1", bin(), args);
-    return kvt_run(cmd, out, n);
-}
 
 /* Victim's value after the repair: 0 absent, 1 OLD_VALUE, 2 NEW_VALUE, -1 other. */
 static int victim_state(const char *dir)
@@ -153,7 +134,8 @@ static int repair_tombstone(const char *dir, int keep_hint, uint64_t rel, uint8_
     if (!keep_hint)
         KVT_CHECK_FATAL(unlink(kvt_path(dir, "000002.hint")) == 0, "rm 000002.hint");
     poke(seg, victim_at(seg, 2) + rel, x);
-    int ex = kvcheck(out, n, "--repair --yes '%s'", dir);
+    int ex = kvt_runf(out, n, KVT_STDOUT, "timeout -k 5 30 '%s/kvcheck' --repair --yes '%s' 2>&1",
+                      kvt_bin(), dir);
     KVT_CHECK_FATAL(ex == 0, "kvcheck --repair exited %d:\n%s", ex, out);
     return victim_state(dir);
 }
@@ -231,7 +213,8 @@ static void put_reverts_told(const char *tag, int keep_hint, uint64_t rel)
     if (!keep_hint)
         KVT_CHECK_FATAL(unlink(kvt_path(dir, "000002.hint")) == 0, "rm 000002.hint");
     poke(seg, victim_at(seg, 1) + rel, 0x5a);
-    int ex = kvcheck(out, sizeof out, "--repair --yes '%s'", dir);
+    int ex = kvt_runf(out, sizeof out, KVT_STDOUT, "timeout -k 5 30 '%s/kvcheck' --repair --yes '%s' 2>&1",
+                      kvt_bin(), dir);
     KVT_CHECK_FATAL(ex == 0, "kvcheck --repair exited %d:\n%s", ex, out);
     int st = victim_state(dir);
     KVT_CHECK(st == 2 || (st == 1 && line_has(out, "revert", "\"victim\"")),
@@ -263,7 +246,8 @@ static void fifo_refused(const char *tag, const char *name, int replace)
     KVT_CHECK_FATAL(mkfifo(fifo, 0644) == 0, "mkfifo %s", fifo);
     uint64_t before = kvt_dir_fingerprint(dir);
     uint64_t t0 = kvt_now_ms();
-    int ex = kvcheck(out, sizeof out, "--repair --yes '%s'", dir);
+    int ex = kvt_runf(out, sizeof out, KVT_STDOUT, "timeout -k 5 30 '%s/kvcheck' --repair --yes '%s' 2>&1",
+                      kvt_bin(), dir);
     uint64_t ms = kvt_now_ms() - t0;
     KVT_CHECK(ex == 2, "FIFO %s: kvcheck --repair exited %d (124: hung) after %llu ms:\n%s",
               name, ex, (unsigned long long)ms, out);
