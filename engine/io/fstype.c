@@ -6,6 +6,7 @@
 #include "base/kv_int.h"
 
 #include <stddef.h>
+#include <errno.h>
 #include <sys/vfs.h>
 
 /* statfs f_type values (linux/magic.h and the file systems' sources). */
@@ -35,7 +36,11 @@ const char *fs_network_name(uint64_t magic)
 int fs_check_local(int dirfd, const char *dir)
 {
     struct statfs sf;
-    if (fstatfs(dirfd, &sf) != 0)
+    int r;
+    do /* a signal must not skip the check */
+        r = fstatfs(dirfd, &sf);
+    while (r != 0 && errno == EINTR);
+    if (r != 0)
         return KV_OK; /* cannot tell: the open goes on, as before this check */
     /* f_type is a signed word: CIFS's 0xFF534D42 reads back sign-extended */
     const char *name = fs_network_name((uint64_t)sf.f_type & 0xFFFFFFFFu);
