@@ -59,9 +59,9 @@
  *    it read, whole. Mappings take address space, not memory: pages come from the
  *    page cache as they are read. A process with a limit on its address space
  *    (ulimit -v, RLIMIT_AS) should count them, or open with mmap_reads 0.
- *  - Read-only handles see a snapshot: the store as it was when kv_open read it
- *    (whole batches only). They do not follow the writer; open again to see newer
- *    writes (kv_open, "Read-only beside a writer").
+ *  - Read-only handles see a snapshot: the store as it was when kv_open (or their
+ *    last kv_refresh) read it, whole batches only. kv_refresh catches up with the
+ *    writer (section 7).
  *  - Disk space of removed files. A read-only handle keeps every file it read open,
  *    so the segments a writer compacts away and the WAL files it rolls past stay on
  *    disk, unlinked but holding their space, until that handle is closed: close or
@@ -380,6 +380,24 @@ KV_API int kv_write(kv_db *db, kv_batch *b);
  * KV_EINVAL (NULL db), KV_EREADONLY, KV_EIO (the handle is then failed). Thread-safe. */
 KV_API int kv_sync(kv_db *db);
 
+/* Catches a read-only handle up with the writer: afterwards it sees every write
+ * whose call had returned before kv_refresh was called (whatever the writer's sync
+ * mode: an acknowledged write is in the kernel), and the files the writer retired
+ * since (compacted segments, WAL files rolled past) are closed and unmapped. It reads
+ * only what is new: the MANIFEST when it changed, the WAL past where the handle
+ * stopped, the hints (or records) of segments sealed or written by compaction since.
+ * Guarantees to the handle's readers (kv_get, kv_foreach, in any thread, during the
+ * refresh too): a batch is seen whole or not at all; a key never goes back to an
+ * older value; a value read is one the writer wrote. The handle modifies nothing on
+ * disk, and it is safe beside a writer that rolls, compacts, is killed and restarts
+ * (a torn tail it cuts at recovery holds nothing a reader used). One refresh runs
+ * at a time (a second caller waits). Returns KV_OK (also on a writer handle:
+ * nothing to do); KV_EINVAL (NULL db); KV_ECORRUPT (damage, as kv_open reports it:
+ * the handle keeps its previous view and stays usable); KV_EIO (an I/O error, or the
+ * store was replaced or repaired under the handle: open it again); KV_ENOMEM.
+ * Thread-safe. */
+KV_API int kv_refresh(kv_db *db);
+
 /* Calls fn once for every live key with its value, in no particular order. Keys
  * written during the iteration may or may not be visited; none is visited twice.
  * A non-zero return from fn stops the iteration and is returned: use a positive
@@ -451,6 +469,18 @@ typedef struct kv_stats {
                                     else the value itself */
     uint64_t values_compressed;  /* how many of them were stored compressed */
     int compression;             /* the compression in use (KV_COMPRESS_*) */
+    /* A read-only handle following a writer (kv_refresh); 0 for a writer. */
+    uint64_t reader_seq;         /* the sequence number the handle has reached: it sees
+                                    every write up to it */
+    uint64_t reader_lag;         /* how far behind the writer's newest acknowledged write
+                                    it was when its last refresh began (the sequence
+                                    numbers that refresh caught up) */
+    uint64_t refreshes;          /* kv_refresh calls that completed */
+    uint64_t refresh_last_time;  /* end of the last one, microseconds since 1970 (0: none) */
+    uint64_t refresh_last_us;    /* its duration, microseconds */
+    uint64_t pinned_files;       /* files the writer has deleted that the handle still
+                                    holds open (a refresh releases them) ... */
+    uint64_t pinned_bytes;       /* ... and the disk space they keep */
 } kv_stats;
 
 /* Compacts now: seals the active segment unless it is empty (so its WAL file, a
