@@ -96,4 +96,12 @@ static inline uint64_t kv_get64(const uint8_t *p)
     return (uint64_t)kv_get32(p) | ((uint64_t)kv_get32(p + 4) << 32);
 }
 
+/* Compaction requested from another process (docs/MULTIPROCESS.md, "Compaction from
+ * another process"): kvcompact leaves a request, the writer that holds the store
+ * answers it with a result. Each is written as its .tmp and renamed into place. */
+#define KV_COMPACT_REQ "COMPACT.req"
+#define KV_COMPACT_REQ_TMP "COMPACT.req.tmp"
+#define KV_COMPACT_RES "COMPACT.res"
+#define KV_COMPACT_RES_TMP "COMPACT.res.tmp"
+
 #endif
