@@ -251,6 +251,7 @@ static int tail_flush(tail_ctx *t)
 {
     atomic_store(&t->wal->woff, t->taken_end);
     atomic_store(&t->wal->size, t->taken_end);
+    t->db->wal_last_seq = t->last_seq; /* whole batches only: the last one's last */
     return apply_step(t->db, t->s, NULL);
 }
 
@@ -314,8 +315,6 @@ static int tail_wal(kv_db *db, staged *s)
      * finished it. */
     if (rc == KV_OK)
         rc = tail_flush(&t);
-    if (rc == KV_OK)
-        db->wal_last_seq = t.last_seq;
     staged_reset(s);
     return rc;
 }
