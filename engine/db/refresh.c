@@ -169,10 +169,17 @@ static kv_file *loc_file(kv_db *db, const idx_loc *loc)
             return db->wal_prev;
         return NULL;
     }
-    kv_file *f = ftab_get(db, loc->file, 0);
-    if (f != NULL)
-        file_unref(f); /* the table keeps it; only the pointer is wanted */
-    return f;
+    /* Only a refresh (this thread, under refresh_mu) changes a read-only handle's
+     * table: it can be searched without its lock. */
+    uint32_t lo = 0, hi = db->nfiles;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (db->files[mid]->number < loc->file)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < db->nfiles && db->files[lo]->number == loc->file ? db->files[lo] : NULL;
 }
 
 static void lose_live(kv_db *db, const idx_loc *old)
@@ -197,6 +204,12 @@ static int apply_step(kv_db *db, staged *s, doomed *d)
     for (size_t i = 0; i < s->n && rc == KV_OK; i++) {
         struct stage_rec *r = &s->v[i];
         idx_change ch;
+        /* a long run of keys scattered over a large index: each costs two cache
+         * misses (slot, node), fetched ahead */
+        if (i + 16 < s->n)
+            idx_prefetch_locked(db->idx, s->v[i + 16].hash, 0);
+        if (i + 8 < s->n)
+            idx_prefetch_locked(db->idx, s->v[i + 8].hash, 1);
         if (idx_set_locked(db->idx, s->keys + r->koff, r->klen, r->hash, &r->loc, 1, &ch) != 0) {
             rc = err_set(KV_ENOMEM, "kv_refresh: indexing %s offset %u", r->file->name, r->loc.off);
             break;

@@ -450,6 +450,20 @@ int idx_del_seq_locked(kv_index *ix, const void *key, size_t klen, uint64_t hash
     return 1;
 }
 
+void idx_prefetch_locked(kv_index *ix, uint64_t hash, int node)
+{
+    const idx_shard *sh = &ix->shards[idx_shard_of(hash)];
+    const uint64_t *slot = &sh->slots[hash_pos(hash) & (sh->cap - 1)];
+    if (sh->cap == 0)
+        return;
+    if (!node) {
+        __builtin_prefetch(slot);
+        return;
+    }
+    if (*slot != 0 && slot_tag_eq(*slot, hash))
+        __builtin_prefetch(slot_node(*slot));
+}
+
 int idx_shard_held(kv_index *ix, uint64_t hash)
 {
     return rwlock_held(&ix->shards[idx_shard_of(hash)].lock);

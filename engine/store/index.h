@@ -73,6 +73,12 @@ int idx_relocate(kv_index *ix, const void *key, size_t klen, uint64_t hash, uint
 int idx_del_seq_locked(kv_index *ix, const void *key, size_t klen, uint64_t hash, uint64_t seq,
                        idx_loc *old);
 
+/* A hint to the CPU that key hash is looked up soon (a long run of updates): with
+ * node 0 the line of its home slot is fetched, with node 1 the node that slot points
+ * at, when its tag matches (call with 0 some updates earlier). Changes nothing. The
+ * caller holds the shard's lock. */
+void idx_prefetch_locked(kv_index *ix, uint64_t hash, int node);
+
 /* Locks (write) every shard whose bit is set in mask, in shard order; unlocks them. */
 void idx_lock_mask(kv_index *ix, uint64_t mask);
 void idx_unlock_mask(kv_index *ix, uint64_t mask);
