@@ -182,13 +182,22 @@ static kv_file *loc_file(kv_db *db, const idx_loc *loc)
     return lo < db->nfiles && db->files[lo]->number == loc->file ? db->files[lo] : NULL;
 }
 
+/* A reader's live byte counts change only in the refresh thread (kv_stat reads
+ * them): a plain atomic store does, without a locked read-modify-write a record. */
+static void live_add(kv_file *f, int64_t delta)
+{
+    atomic_store_explicit(&f->live_bytes,
+                          atomic_load_explicit(&f->live_bytes, memory_order_relaxed) + (uint64_t)delta,
+                          memory_order_relaxed);
+}
+
 static void lose_live(kv_db *db, const idx_loc *old)
 {
     if (old->flags & IDX_F_TOMB)
         return;
     kv_file *f = loc_file(db, old);
     if (f != NULL)
-        atomic_fetch_sub(&f->live_bytes, old->len);
+        live_add(f, -(int64_t)old->len);
 }
 
 /* Applies s (newest wins; a tombstone hides the key) and removes d's keys that still
@@ -217,7 +226,7 @@ static int apply_step(kv_db *db, staged *s, doomed *d)
         if (!ch.applied)
             continue;
         if (!(r->loc.flags & IDX_F_TOMB))
-            atomic_fetch_add(&r->file->live_bytes, r->loc.len);
+            live_add(r->file, r->loc.len);
         if (ch.had_old)
             lose_live(db, &ch.old);
     }
@@ -522,7 +531,7 @@ static int seg_entry(void *arg, const kv_entry *e, uint64_t off)
     idx_loc old;
     if (e->type == KV_REC_PUT
         && idx_relocate(c->db->idx, e->key, e->klen, hash, e->seq, c->f->number, (uint32_t)off, &old)) {
-        atomic_fetch_add(&c->f->live_bytes, e->size);
+        live_add(c->f, e->size);
         lose_live(c->db, &old);
     }
     return KV_OK;
