@@ -1538,13 +1538,15 @@ int check_repair(const char *dir, int lock_fd, const check_repair_fns *fns,
         rc = err_set(KV_ECORRUPT, "the MANIFEST is %s: kvcheck --repair cannot rebuild it, so "
                     "which segments make up the store is unknown; nothing was changed",
                     s.man_state == KV_NOTFOUND ? "missing" : "damaged");
-    if (rc == KV_OK && sum.damaged > 0) {
+    if (rc == KV_OK && (sum.damaged > 0 || sum.unfinished > 0)) {
         p.s = &s;
         p.lock_fd = lock_fd;
         p.res = res;
         rc = make_plan(&p);
         res->steps = (uint32_t)p.n;
     }
+    if (rc == KV_OK && p.n > 0) /* no reader while files it may map change (lock.h) */
+        rc = lock_readers_absent(lock_fd, dir);
     if (rc == KV_OK && p.n > 0) {
         tell_plan(&p, fns);
         if (fns != NULL && fns->confirm != NULL && !fns->confirm(fns->arg))
