@@ -849,11 +849,353 @@ static void test_killed_writer(void)
               k.rounds, k.acked);
 }
 
+/* ---- a held store ------------------------------------------------------------------------ */
+
+/* Waits (up to 5 s) until LOCK names pid: the writer has opened the store. */
+static void tl_wait_lock(const char *dir, pid_t pid)
+{
+    char want[32];
+    snprintf(want, sizeof want, "%ld\n", (long)pid);
+    for (uint64_t until = kvt_now_ms() + 5000; kvt_now_ms() < until; kvt_sleep_ms(5)) {
+        char buf[32] = "";
+        int fd = open(kvt_path(dir, "LOCK"), O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+        if (fd >= 0)
+            close(fd);
+        if (n > 0 && strcmp(buf, want) == 0)
+            return;
+    }
+    KVT_CHECK_FATAL(0, "the writer (pid %ld) did not take %s/LOCK in 5 s", (long)pid, dir);
+}
+
+/* kv put, del and load and kvcheck --repair on a store a writer process holds: exit
+ * 3, naming the writer's pid, and nothing of theirs reaches the store; kvcheck itself
+ * reads it (exit 0). */
+static void test_held_store_refuses(void)
+{
+    char *dir = kvt_dir_new("tl-held"), *aux = kvt_dir_new("tl-haux");
+    char *src = kvt_path(aux, "src"), *dump = kvt_path(aux, "dump");
+    char *errfile = kvt_path(aux, "stderr"), pid[32];
+    static tl_run r;
+    const char *b = kvt_bin();
+    kv_db *db;
+    tl_seed_store(dir);
+    KVT_RC_FATAL(kvt_open_mode(src, KV_SYNC_NONE, KV_IO_AUTO, 0, &db), KV_OK);
+    KVT_RC_FATAL(kvt_put_str(db, "held-load", "loaded while held"), KV_OK);
+    KVT_RC_FATAL(kvt_close(db), KV_OK);
+    tl_runf(&r, errfile, "'%s/kvdump' '%s' >'%s'", b, src, dump);
+    KVT_CHECK_FATAL(r.rc == 0, "kvdump of the source store: exit %d: %s", r.rc, r.err);
+    tl_writer w;
+    tl_cfg c = {.dir = dir, .seed = kvt_now_us(), .first_n = 1, .reopen = 0, .log_fd = -1};
+    tl_writer_start(&w, c, 0);
+    tl_wait_lock(dir, w.pid);
+    snprintf(pid, sizeof pid, "pid %ld", (long)w.pid);
+    static const char *const what[] = {"kv put", "kv del", "kv load", "kvcheck --repair"};
+    for (int i = 0; i < 4; i++) {
+        if (i == 0)
+            tl_runf(&r, errfile, "'%s/kv' -d '%s' put held-put value", b, dir);
+        else if (i == 1)
+            tl_runf(&r, errfile, "'%s/kv' -d '%s' del pin000", b, dir);
+        else if (i == 2)
+            tl_runf(&r, errfile, "'%s/kv' -d '%s' load --overwrite -f '%s'", b, dir, dump);
+        else
+            tl_runf(&r, errfile, "'%s/kvcheck' --repair --yes '%s'", b, dir);
+        KVT_CHECK(r.rc == 3 && strstr(r.err, pid) != NULL && strstr(r.err, dir) != NULL,
+                  "%s on a store held by %s: exit %d, stderr \"%s\" (want exit 3 naming the "
+                  "store and the pid)", what[i], pid, r.rc, r.err);
+    }
+    KVT_CHECK(strstr(r.out, "will:") == NULL, "kvcheck --repair told a plan for a held store: %s",
+              r.out);
+    tl_runf(&r, errfile, "'%s/kvcheck' '%s'", b, dir);
+    KVT_CHECK(r.rc == 0 && strstr(r.out, "damaged=0 ") != NULL, "kvcheck on a held store: exit %d: "
+              "%s %s", r.rc, r.err, r.out);
+    tl_writer_stop(&w, 0, 0);
+    kv_options o;
+    kv_options_init(&o);
+    o.read_only = 1;
+    o.create = 0;
+    KVT_RC_FATAL(kvt_open(dir, &o, &db), KV_OK);
+    KVT_ASSERT_ABSENT(db, "held-put", 8);
+    KVT_ASSERT_ABSENT(db, "held-load", 9);
+    char k[16], v[700];
+    size_t vl = tl_pin(k, sizeof k, v, sizeof v, 0);
+    KVT_ASSERT_VALUE(db, k, strlen(k), v, vl);
+    kvt_close(db);
+}
+
+/* ---- the locks ---------------------------------------------------------------------------- */
+
+/* A store of a few sealed segments (4 KiB each), closed. */
+static void tl_small_store(const char *dir)
+{
+    kv_db *db;
+    KVT_RC_FATAL(kvt_open_mode(dir, KV_SYNC_NONE, KV_IO_AUTO, 4096, &db), KV_OK);
+    for (unsigned i = 0; i < 100; i++) {
+        char k[16], v[300];
+        snprintf(k, sizeof k, "k%04u", i);
+        snprintf(v, sizeof v, "k%04u=%u;%0200u", i, i, i);
+        KVT_RC_FATAL(kvt_put_str(db, k, v), KV_OK);
+    }
+    KVT_RC_FATAL(kvt_close(db), KV_OK);
+}
+
+static void tl_ro_options(kv_options *o)
+{
+    kv_options_init(o);
+    o->read_only = 1;
+    o->create = 0;
+}
+
+/* Two writer opens in one process conflict (flock belongs to the open file
+ * description), whichever path names the directory; a read-only handle beside the
+ * writer takes no writer lock and is no writer's obstacle. */
+static void test_two_writers_one_process(void)
+{
+    char *dir = kvt_dir_new("tl-2w"), *aux = kvt_dir_new("tl-2waux");
+    char *link = kvt_path(aux, "link"), *dot = kvt_path(dir, ".");
+    char ours[32];
+    kv_db *w1, *w2 = NULL, *ro;
+    kv_options o;
+    tl_small_store(dir);
+    KVT_CHECK_FATAL(symlink(dir, link) == 0, "symlink %s: %s", link, strerror(errno));
+    snprintf(ours, sizeof ours, "pid %ld", (long)getpid());
+    KVT_RC_FATAL(kvt_open_mode(dir, KV_SYNC_NONE, KV_IO_AUTO, 4096, &w1), KV_OK);
+    const char *paths[3] = {dir, dot, link};
+    for (int i = 0; i < 3; i++) {
+        int rc = kvt_open_mode(paths[i], KV_SYNC_NONE, KV_IO_AUTO, 4096, &w2);
+        KVT_CHECK(rc == KV_ELOCKED && strstr(kv_errmsg(), ours) != NULL, "a second writer open "
+                  "in this process through %s: %s (%s); want KV_ELOCKED naming %s", paths[i],
+                  kv_strerror(rc), kv_errmsg(), ours);
+        if (rc == KV_OK)
+            kvt_close(w2);
+    }
+    tl_ro_options(&o);
+    KVT_RC(kvt_open(dir, &o, &ro), KV_OK);
+    KVT_RC(kvt_put_str(w1, "beside", "a reader"), KV_OK);
+    KVT_RC(kvt_close(w1), KV_OK);
+    KVT_RC(kvt_open_mode(link, KV_SYNC_NONE, KV_IO_AUTO, 4096, &w2), KV_OK);
+    KVT_RC(kvt_close(w2), KV_OK);
+    KVT_RC(kvt_close(ro), KV_OK);
+}
+
+/* The child of test_reader_blocks_repair: a read-only handle held until the parent
+ * closes the pipe; exits 0 when it opened and read k0000. */
+static void tl_reader_child(const char *dir, int ready_fd, int wait_fd)
+{
+    kv_options o;
+    kv_db *db;
+    char b;
+    tl_ro_options(&o);
+    int ok = kv_open(dir, &o, &db) == KV_OK;
+    void *v;
+    size_t vl;
+    ok = ok && kv_get(db, "k0000", 5, &v, &vl) == KV_OK;
+    if (ok)
+        kv_free(v);
+    ssize_t w = write(ready_fd, ok ? "y" : "n", 1);
+    while (read(wait_fd, &b, 1) < 0 && errno == EINTR) {
+    }
+    if (ok)
+        kv_close(db);
+    _exit(ok && w == 1 ? 0 : 1);
+}
+
+/* kvcheck --repair --yes on dir with a reader open: exit 3 with the message, nothing
+ * told, nothing changed. */
+static void tl_repair_refused(const char *dir, const char *errfile, const char *reader)
+{
+    static tl_run r;
+    uint64_t before = kvt_dir_fingerprint(dir);
+    tl_runf(&r, errfile, "'%s/kvcheck' --repair --yes '%s'", kvt_bin(), dir);
+    KVT_CHECK(r.rc == 3 && strstr(r.err, "a read-only process has the store open; close it "
+                                         "first") != NULL && strstr(r.err, "/LOCK") != NULL,
+              "kvcheck --repair with %s: exit %d, stderr \"%s\" (want 3 and the message)", reader,
+              r.rc, r.err);
+    KVT_CHECK(strstr(r.out, "will:") == NULL, "kvcheck --repair told a plan: %s", r.out);
+    KVT_CHECK(before == kvt_dir_fingerprint(dir), "kvcheck --repair with %s changed the store",
+              reader);
+}
+
+/* A read-only handle holds the reader lock: kvcheck --repair refuses (exit 3) while
+ * one is open, in this process or another, and repairs once it is closed. */
+static void test_reader_blocks_repair(void)
+{
+    char *dir = kvt_dir_new("tl-rlock"), *aux = kvt_dir_new("tl-rlaux");
+    char *errfile = kvt_path(aux, "stderr"), *hint = NULL;
+    static tl_run r;
+    kv_db *ro;
+    kv_options o;
+    int ready[2], hold[2], st;
+    char got = 0;
+    tl_small_store(dir);
+    const char *names[] = {"000001.hint", "000002.hint", "000003.hint"};
+    for (int i = 0; i < 3 && hint == NULL; i++)
+        if (access(kvt_path(dir, names[i]), F_OK) == 0)
+            hint = kvt_path(dir, names[i]);
+    KVT_CHECK_FATAL(hint != NULL, "no hint among the first segments of %s", dir);
+    KVT_CHECK_FATAL(unlink(hint) == 0, "unlink %s: %s", hint, strerror(errno));
+    tl_ro_options(&o);
+    KVT_RC_FATAL(kvt_open(dir, &o, &ro), KV_OK);
+    tl_repair_refused(dir, errfile, "a read-only handle open in this process");
+    KVT_RC(kvt_close(ro), KV_OK);
+
+    KVT_CHECK_FATAL(pipe(ready) == 0 && pipe(hold) == 0, "pipe: %s", strerror(errno));
+    fflush(NULL);
+    pid_t pid = fork();
+    KVT_CHECK_FATAL(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        close(ready[0]);
+        close(hold[1]);
+        tl_reader_child(dir, ready[1], hold[0]);
+    }
+    close(ready[1]);
+    close(hold[0]);
+    KVT_CHECK(read(ready[0], &got, 1) == 1 && got == 'y', "the reader child did not open");
+    tl_repair_refused(dir, errfile, "a read-only handle open in another process");
+    close(hold[1]);
+    close(ready[0]);
+    KVT_CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+              "the reader child ended with status 0x%x", st);
+
+    tl_runf(&r, errfile, "'%s/kvcheck' --repair --yes '%s'", kvt_bin(), dir);
+    KVT_CHECK(r.rc == 0 && strstr(r.out, "1 hints written") != NULL, "kvcheck --repair with no "
+              "reader: exit %d, \"%s\" \"%s\"", r.rc, r.err, r.out);
+    KVT_CHECK(access(hint, F_OK) == 0, "the repair did not write %s again", hint);
+}
+
+/* While kvcheck --repair holds the reader lock (taken here as it takes it), a
+ * read-only open is KV_ELOCKED naming LOCK, and opens again once it is released; a
+ * reader open, the repair's lock is refused. */
+static void test_repair_holds_readers_out(void)
+{
+    char *dir = kvt_dir_new("tl-rxlock");
+    kv_options o;
+    kv_db *ro;
+    int fd;
+    tl_small_store(dir);
+    tl_ro_options(&o);
+    int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    KVT_CHECK_FATAL(dirfd >= 0, "open %s: %s", dir, strerror(errno));
+    KVT_RC_FATAL(lock_take(dirfd, dir, &fd), KV_OK);
+    KVT_RC(lock_readers_absent(fd, dir), KV_OK);
+    int rc = kvt_open(dir, &o, &ro);
+    KVT_CHECK(rc == KV_ELOCKED && strstr(kv_errmsg(), "kvcheck --repair") != NULL
+              && strstr(kv_errmsg(), "/LOCK") != NULL, "a read-only open during a repair: %s "
+              "(%s); want KV_ELOCKED naming the repair", kv_strerror(rc), kv_errmsg());
+    if (rc == KV_OK)
+        kvt_close(ro);
+    lock_release(fd);
+    KVT_RC_FATAL(kvt_open(dir, &o, &ro), KV_OK);
+    KVT_RC_FATAL(lock_take(dirfd, dir, &fd), KV_OK);
+    rc = lock_readers_absent(fd, dir);
+    KVT_CHECK(rc == KV_ELOCKED && strstr(kv_errmsg(), "a read-only process has the store open")
+              != NULL, "the repair's lock beside a reader: %s (%s)", kv_strerror(rc), kv_errmsg());
+    lock_release(fd);
+    close(dirfd);
+    KVT_RC(kvt_close(ro), KV_OK);
+}
+
+/* A store without LOCK (never opened by a writer here: a copy) opens read-only, and
+ * the reader creates nothing: no LOCK appears, no byte changes. */
+static void test_reader_without_lock_file(void)
+{
+    char *dir = kvt_dir_new("tl-nolock");
+    kv_options o;
+    kv_db *ro;
+    tl_small_store(dir);
+    KVT_CHECK_FATAL(unlink(kvt_path(dir, "LOCK")) == 0, "unlink LOCK: %s", strerror(errno));
+    uint64_t before = kvt_dir_fingerprint(dir);
+    tl_ro_options(&o);
+    KVT_RC_FATAL(kvt_open(dir, &o, &ro), KV_OK);
+    char v[300];
+    int vl = snprintf(v, sizeof v, "k%04u=%u;%0200u", 42u, 42u, 42u);
+    KVT_ASSERT_VALUE(ro, "k0042", 5, v, (size_t)vl);
+    KVT_RC(kvt_close(ro), KV_OK);
+    KVT_CHECK(access(kvt_path(dir, "LOCK"), F_OK) != 0, "a read-only open created LOCK");
+    KVT_CHECK(before == kvt_dir_fingerprint(dir), "a read-only open changed the store");
+}
+
+/* ---- leftovers are notes ------------------------------------------------------------------ */
+
+static void tl_copy(const char *dir, const char *from, const char *to)
+{
+    size_t n;
+    uint8_t *b = kvt_slurp(kvt_path(dir, from), &n);
+    kvt_spill(kvt_path(dir, to), b, n);
+    free(b);
+}
+
+/* The files of steps a writer did not finish, made by hand in a closed store: kvcheck
+ * exits 0 and notes each one (not with --quiet), counts them as unfinished=; --repair
+ * removes kv's own and leaves the COMPACT.* files to the compaction protocol. */
+static void test_leftovers_are_notes(void)
+{
+    char *dir = kvt_dir_new("tl-left"), *aux = kvt_dir_new("tl-laux");
+    char *errfile = kvt_path(aux, "stderr"), wal[64] = "", active_hint[64], cmd[4200];
+    static tl_run r;
+    const char *b = kvt_bin();
+    tl_small_store(dir);
+    snprintf(cmd, sizeof cmd, "cd '%s' && ls *.wal", dir);
+    KVT_CHECK_FATAL(kvt_run(cmd, wal, sizeof wal) == 0 && strlen(wal) == 11, "one WAL file: %s",
+                    wal);
+    wal[10] = '\0';
+    snprintf(active_hint, sizeof active_hint, "%.6s.hint", wal);
+    const char *kv_own[5] = {"MANIFEST.tmp", "000900.hint.tmp", active_hint, "000901.seg",
+                             "000902.wal"};
+    static const char *const compact[4] = {"COMPACT.req", "COMPACT.res", "COMPACT.req.tmp",
+                                           "COMPACT.res.tmp"};
+    tl_copy(dir, "MANIFEST", kv_own[0]);
+    tl_copy(dir, "000001.hint", kv_own[1]);
+    tl_copy(dir, "000001.hint", kv_own[2]);
+    tl_copy(dir, "000001.seg", kv_own[3]);
+    tl_copy(dir, wal, kv_own[4]);
+    for (int i = 0; i < 4; i++)
+        kvt_spill(kvt_path(dir, compact[i]), "request\n", 8);
+    tl_runf(&r, errfile, "'%s/kvcheck' '%s'", b, dir);
+    KVT_CHECK(r.rc == 0 && strstr(r.out, " damaged=0 ") != NULL && strstr(r.out, " unfinished=9")
+              != NULL && only_notes(r.err), "kvcheck on a store with leftovers: exit %d, \"%s\" "
+              "\"%s\"", r.rc, r.err, r.out);
+    for (int i = 0; i < 9; i++) {
+        const char *name = i < 5 ? kv_own[i] : compact[i - 5];
+        char want[300];
+        snprintf(want, sizeof want, "%s/%s: note: ", dir, name);
+        KVT_CHECK(strstr(r.err, want) != NULL, "kvcheck does not note %s: \"%s\"", name, r.err);
+    }
+    tl_runf(&r, errfile, "'%s/kvcheck' --quiet '%s'", b, dir);
+    KVT_CHECK(r.rc == 0 && r.err[0] == '\0' && r.out[0] == '\0', "kvcheck --quiet: exit %d, \"%s\" "
+              "\"%s\"", r.rc, r.err, r.out);
+    tl_runf(&r, errfile, "'%s/kvcheck' --json '%s'", b, dir);
+    json_t *j = kvt_json_parse(r.out);
+    KVT_CHECK(r.rc == 0 && j != NULL && json_is_true(json_object_get(j, "clean"))
+              && kvt_json_int(j, "unfinished") == 9, "kvcheck --json: exit %d, %s", r.rc, r.out);
+    json_decref(j);
+    tl_runf(&r, errfile, "'%s/kvcheck' --repair --yes '%s'", b, dir);
+    KVT_CHECK(r.rc == 0 && strstr(r.out, "5 files removed") != NULL, "kvcheck --repair: exit %d, "
+              "\"%s\" \"%s\"", r.rc, r.err, r.out);
+    for (int i = 0; i < 9; i++) {
+        const char *name = i < 5 ? kv_own[i] : compact[i - 5];
+        KVT_CHECK((access(kvt_path(dir, name), F_OK) == 0) == (i >= 5), "after the repair %s is %s",
+                  name, i >= 5 ? "gone" : "still there");
+    }
+}
+
 static const kvt_test tools_live_tests[] = {
     {"kvcheck, kvdump and kv beside a writer that rolls, compacts and reopens: no false "
      "report", test_tools_beside_writer},
     {"a writer killed at random moments: kvcheck exits 0 (leftovers are notes), every "
      "acknowledged write is there, the one in flight whole or not at all", test_killed_writer},
+    {"kv put, del, load and kvcheck --repair on a held store: exit 3 naming the writer's pid",
+     test_held_store_refuses},
+    {"two writer opens in one process conflict, through any path; a reader is no obstacle",
+     test_two_writers_one_process},
+    {"a read-only handle (this process or another) makes kvcheck --repair refuse, exit 3",
+     test_reader_blocks_repair},
+    {"while a repair holds the reader lock, a read-only open is KV_ELOCKED",
+     test_repair_holds_readers_out},
+    {"a store without LOCK opens read-only and the reader creates nothing",
+     test_reader_without_lock_file},
+    {"leftovers of interrupted steps are notes: kvcheck exits 0, --repair removes kv's own",
+     test_leftovers_are_notes},
     {NULL, NULL},
 };
 

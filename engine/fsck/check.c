@@ -652,13 +652,13 @@ static int check_others(ctx *c, check_store *s)
             add(c, d->name, 0, 0, 0, 0, "not a regular file (not kv's: ignored)");
         else if (d->aside)
             add(c, d->name, 0, 0, 0, 0, "set aside by kvcheck --repair (not part of the store)");
+        else if ((why = compact_file_why(d->name)) != NULL)
+            note_leftover(c, s, d->name, why); /* the protocol's: the repair leaves it */
         else if (d->kind == INSPECT_UNKNOWN)
             add(c, d->name, 0, 0, 0, 0, "not a kv file (ignored)");
         else if ((why = leftover_why(s, d)) != NULL) {
             note_leftover(c, s, d->name, why);
             rc = add_leftover(s, d->name, why);
-        } else if ((why = compact_file_why(d->name)) != NULL) {
-            note_leftover(c, s, d->name, why); /* the protocol's: the repair leaves it */
         }
     }
     return rc;
