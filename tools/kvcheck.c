@@ -330,18 +330,21 @@ static int repair(opts *o)
                 o->path);
         return EXIT_USAGE;
     }
-    int dirfd = open(o->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    /* the writer lock first: a store a writer holds is refused before it is read, and
+     * no writer changes it under the checks that follow */
+    int ex = take_lock(o, 0, &lock_fd);
+    int dirfd = ex == EXIT_CLEAN ? open(o->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
     if (dirfd >= 0) { /* a FIFO under a store file's name: refused before any read */
         int rc = check_repair_special(dirfd);
         close(dirfd);
         if (rc != KV_OK) {
             fprintf(stderr, "kvcheck: %s: %s\n", o->path, kv_errmsg());
-            return EXIT_USAGE;
+            ex = EXIT_USAGE;
         }
     }
-    /* the writer lock first: a store a writer holds is refused before it is read */
-    int ex = take_lock(o, 0, &lock_fd);
-    if (ex == EXIT_CLEAN && (ex = run_check(o, &sum, 0)) == EXIT_USAGE)
+    if (ex == EXIT_CLEAN)
+        ex = run_check(o, &sum, 0);
+    if (ex == EXIT_USAGE)
         lock_release(lock_fd);
     if (ex == EXIT_USAGE || ex == EXIT_LOCKED)
         return ex;

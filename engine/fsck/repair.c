@@ -1476,8 +1476,11 @@ int check_repair_special(int dirfd)
         if (d->regular || d->kind == INSPECT_UNKNOWN)
             continue;
         if (fstatat(dirfd, d->name, &st, 0) != 0 && fstatat(dirfd, d->name, &st,
-                                                              AT_SYMLINK_NOFOLLOW) != 0)
+                                                              AT_SYMLINK_NOFOLLOW) != 0) {
+            if (errno == ENOENT)
+                continue; /* gone since it was listed (a writer beside us): nothing there */
             st.st_mode = 0;
+        }
         rc = err_set(KV_EINVAL, "%s: not a regular file (%s), under a name kv uses for the "
                     "store's own files: kvcheck --repair refuses to work beside it; nothing "
                     "was changed (move it out of the store, then repair)", d->name,
