@@ -22,15 +22,20 @@
  *     flight is there whole or not at all.
  *   - Held by that writer, kv put, del and load and kvcheck --repair exit 3 naming
  *     its pid, and change nothing.
- *   - The locks: two writer opens in one process (through two paths to the directory)
- *     conflict; a read-only handle holds the reader lock, so kvcheck --repair refuses
- *     (exit 3) until it is closed; while a repair holds the reader lock exclusively a
- *     read-only open is KV_ELOCKED; a store without LOCK opens read-only and gets none.
+ *   - The locks: two writer opens in one process (through three paths to the
+ *     directory) conflict; a read-only handle, in this process or another, holds the
+ *     reader lock, so kvcheck --repair refuses (exit 3) until it is closed; while a
+ *     repair holds the reader lock exclusively a read-only open is KV_ELOCKED; a store
+ *     without LOCK opens read-only and the reader creates nothing.
  *   - Leftovers of interrupted steps (MANIFEST.tmp, a .hint.tmp, the hint of a segment
  *     that is not sealed, unnamed segment and WAL files, COMPACT.req/.res and their
- *     .tmp) are notes: kvcheck exits 0, --verbose names each.
+ *     .tmp) are notes: kvcheck exits 0 and names each; --repair removes kv's own.
+ * About 25 s in all (14 s of tools beside the writer, 10 s of kills); KV_TEST_QUICK
+ * halves both.
  *
- * Sections: the operations; the writer child; running a tool; the tests.
+ * Sections: the operations; the writer child; running a tool; what a tool's output
+ * must be; the tools beside the writer; a killed writer; a held store; the locks;
+ * leftovers.
  */
 #include "kvtest.h"
 
@@ -162,6 +167,34 @@ static int tl_belongs(const char *k, size_t kl, const char *v, size_t vl)
 
 /* ---- the writer child ------------------------------------------------------------------- */
 
+/* read, write and waitpid, made again after a signal. */
+static ssize_t tl_read(int fd, void *buf, size_t n)
+{
+    ssize_t r;
+    do
+        r = read(fd, buf, n);
+    while (r < 0 && errno == EINTR);
+    return r;
+}
+
+static ssize_t tl_write(int fd, const void *buf, size_t n)
+{
+    ssize_t r;
+    do
+        r = write(fd, buf, n);
+    while (r < 0 && errno == EINTR);
+    return r;
+}
+
+static pid_t tl_waitpid(pid_t pid, int *st)
+{
+    pid_t r;
+    do
+        r = waitpid(pid, st, 0);
+    while (r < 0 && errno == EINTR);
+    return r;
+}
+
 /* What the writer child is to do. */
 typedef struct tl_cfg {
     const char *dir;
@@ -181,12 +214,13 @@ typedef struct tl_result {
     unsigned long long ops, bytes, compactions, kv_compacts, opens;
 } tl_result;
 
-static int tl_open(const tl_cfg *c, kvt_rng *r, kv_db **db, uint64_t *seg)
+/* Opens the store with segments of 4..64 KiB, a sync mode and a compression drawn
+ * from r, compaction in the background at a dead ratio of 0.1, unpaced. */
+static int tl_open(const tl_cfg *c, kvt_rng *r, kv_db **db)
 {
     kv_options o;
     kv_options_init(&o);
-    *seg = kvt_rng_range(r, 4, 64) << 10;
-    o.segment_bytes = *seg;
+    o.segment_bytes = kvt_rng_range(r, 4, 64) << 10;
     o.sync = kvt_rng_chance(r, 50) ? KV_SYNC_NONE : KV_SYNC_INTERVAL;
     o.sync_interval_ms = 5;
     o.compression = kvt_rng_chance(r, 50) ? KV_COMPRESS_LZ4 : KV_COMPRESS_NONE;
@@ -199,7 +233,7 @@ static int tl_open(const tl_cfg *c, kvt_rng *r, kv_db **db, uint64_t *seg)
 static int tl_stop_asked(const tl_cfg *c)
 {
     char b;
-    return c->stop_fd >= 0 && !(read(c->stop_fd, &b, 1) < 0 && errno == EAGAIN);
+    return c->stop_fd >= 0 && !(tl_read(c->stop_fd, &b, 1) < 0 && errno == EAGAIN);
 }
 
 /* The child: writes until told to stop (or killed, or TL_MAX_S pass, or the parent
@@ -210,11 +244,11 @@ static void tl_writer_main(const tl_cfg *c)
     kvt_rng r;
     kv_db *db = NULL;
     kv_batch *b = kv_batch_new();
-    uint64_t seg = 0, end = kvt_now_ms() + TL_MAX_S * 1000u;
+    uint64_t end = kvt_now_ms() + TL_MAX_S * 1000u;
     memset(&res, 0, sizeof res);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     kvt_rng_seed(&r, c->seed ^ (uint64_t)getpid());
-    res.status = b != NULL && tl_open(c, &r, &db, &seg) == KV_OK ? 0 : 1;
+    res.status = b != NULL && tl_open(c, &r, &db) == KV_OK ? 0 : 1;
     res.opens = res.status == 0;
     for (uint64_t n = c->first_n; res.status == 0 && !tl_stop_asked(c) && kvt_now_ms() < end;
          n++) {
@@ -227,7 +261,7 @@ static void tl_writer_main(const tl_cfg *c)
         if (c->log_fd >= 0) {
             char line[32];
             int len = snprintf(line, sizeof line, "A %llu\n", (unsigned long long)n);
-            if (write(c->log_fd, line, (size_t)len) != len)
+            if (tl_write(c->log_fd, line, (size_t)len) != len)
                 res.status = 3;
         }
         for (unsigned j = 0; j < op.nsub; j++)
@@ -243,7 +277,7 @@ static void tl_writer_main(const tl_cfg *c)
             res.status = kv_close(db) == KV_OK ? 0 : 5;
             db = NULL;
             if (res.status == 0)
-                res.status = tl_open(c, &r, &db, &seg) == KV_OK ? 0 : 6;
+                res.status = tl_open(c, &r, &db) == KV_OK ? 0 : 6;
             res.opens++;
         }
     }
@@ -259,7 +293,7 @@ static void tl_writer_main(const tl_cfg *c)
         }
     }
     kv_batch_free(b);
-    ssize_t w = c->res_fd >= 0 ? write(c->res_fd, &res, sizeof res) : (ssize_t)sizeof res;
+    ssize_t w = c->res_fd >= 0 ? tl_write(c->res_fd, &res, sizeof res) : (ssize_t)sizeof res;
     _exit(w == (ssize_t)sizeof res ? 0 : 8);
 }
 
@@ -307,9 +341,9 @@ static void tl_writer_stop(tl_writer *w, unsigned min_rolls, unsigned min_compac
     int st = 0;
     memset(&res, 0, sizeof res);
     close(w->stop_fd);
-    ssize_t got = read(w->res_fd, &res, sizeof res);
+    ssize_t got = tl_read(w->res_fd, &res, sizeof res);
     close(w->res_fd);
-    KVT_CHECK(waitpid(w->pid, &st, 0) == w->pid && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+    KVT_CHECK(tl_waitpid(w->pid, &st) == w->pid && WIFEXITED(st) && WEXITSTATUS(st) == 0,
               "the writer child ended with status 0x%x", st);
     KVT_CHECK(got == (ssize_t)sizeof res && res.status == 0, "the writer failed (step %d): %s",
               res.status, res.msg);
@@ -784,7 +818,7 @@ static void tl_kill_round(const char *dir, const char *aux, uint64_t seed, kvt_r
     close(log_fd);
     kvt_sleep_ms((unsigned)kvt_rng_range(r, 2, 120));
     kill(w.pid, SIGKILL);
-    KVT_CHECK_FATAL(waitpid(w.pid, &st, 0) == w.pid, "waitpid: %s", strerror(errno));
+    KVT_CHECK_FATAL(tl_waitpid(w.pid, &st) == w.pid, "waitpid: %s", strerror(errno));
     KVT_CHECK_FATAL(WIFSIGNALED(st), "the writer child ended before the kill (status 0x%x)", st);
     long acked = tl_read_log(log, *next, why, sizeof why);
     KVT_CHECK_FATAL(acked >= 0, "%s", why);
@@ -859,7 +893,7 @@ static void tl_wait_lock(const char *dir, pid_t pid)
     for (uint64_t until = kvt_now_ms() + 5000; kvt_now_ms() < until; kvt_sleep_ms(5)) {
         char buf[32] = "";
         int fd = open(kvt_path(dir, "LOCK"), O_RDONLY | O_CLOEXEC);
-        ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+        ssize_t n = fd >= 0 ? tl_read(fd, buf, sizeof buf - 1) : -1;
         if (fd >= 0)
             close(fd);
         if (n > 0 && strcmp(buf, want) == 0)
@@ -992,9 +1026,8 @@ static void tl_reader_child(const char *dir, int ready_fd, int wait_fd)
     ok = ok && kv_get(db, "k0000", 5, &v, &vl) == KV_OK;
     if (ok)
         kv_free(v);
-    ssize_t w = write(ready_fd, ok ? "y" : "n", 1);
-    while (read(wait_fd, &b, 1) < 0 && errno == EINTR) {
-    }
+    ssize_t w = tl_write(ready_fd, ok ? "y" : "n", 1);
+    tl_read(wait_fd, &b, 1); /* until the parent closes the pipe */
     if (ok)
         kv_close(db);
     _exit(ok && w == 1 ? 0 : 1);
@@ -1050,11 +1083,11 @@ static void test_reader_blocks_repair(void)
     }
     close(ready[1]);
     close(hold[0]);
-    KVT_CHECK(read(ready[0], &got, 1) == 1 && got == 'y', "the reader child did not open");
+    KVT_CHECK(tl_read(ready[0], &got, 1) == 1 && got == 'y', "the reader child did not open");
     tl_repair_refused(dir, errfile, "a read-only handle open in another process");
     close(hold[1]);
     close(ready[0]);
-    KVT_CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+    KVT_CHECK(tl_waitpid(pid, &st) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0,
               "the reader child ended with status 0x%x", st);
 
     tl_runf(&r, errfile, "'%s/kvcheck' --repair --yes '%s'", kvt_bin(), dir);
