@@ -39,6 +39,7 @@
  */
 #include "kvtest.h"
 
+#include "format/format.h"
 #include "io/lock.h"
 
 #include <errno.h>
@@ -1212,6 +1213,89 @@ static void test_leftovers_are_notes(void)
     }
 }
 
+/* ---- an unfinished write, or damage ---------------------------------------------------- */
+
+#define TL_REC (KV_ENTRY_HDR + 5 + 100) /* the size of each record of tl_twin_store */
+
+/* A store whose active segment and WAL file both hold 40 puts of TL_REC bytes, one
+ * per group (a 1 MiB segment: no roll), closed. */
+static void tl_twin_store(const char *dir)
+{
+    kv_db *db;
+    KVT_RC_FATAL(kvt_open_mode(dir, KV_SYNC_NONE, KV_IO_PSYNC, 1u << 20, &db), KV_OK);
+    for (unsigned i = 0; i < 40; i++) {
+        char k[16], v[101];
+        snprintf(k, sizeof k, "k%04u", i);
+        memset(v, 'a' + (int)(i % 26), 100);
+        KVT_RC_FATAL(kv_put(db, k, 5, v, 100), KV_OK);
+    }
+    KVT_RC_FATAL(kvt_close(db), KV_OK);
+}
+
+/* Cuts file name of dir to len bytes; with flip, changes the byte at flip - 1. */
+static void tl_cut(const char *dir, const char *name, uint64_t len, uint64_t flip)
+{
+    size_t n;
+    uint8_t *b = kvt_slurp(kvt_path(dir, name), &n);
+    KVT_CHECK_FATAL(len <= n, "%s has %zu bytes, not %llu", name, n, (unsigned long long)len);
+    if (flip != 0)
+        b[flip - 1] ^= 0x40;
+    kvt_spill(kvt_path(dir, name), b, (size_t)len);
+    free(b);
+}
+
+/* A tail the end of the file cuts short is an unfinished write — a note, exit 0,
+ * unfinished=1 — only where the twin file proves it: the active segment's when its
+ * bytes are the WAL's, the WAL file's when the segment holds nothing past it.
+ * Otherwise it stays reported (exit 1): a byte that differs from the WAL's copy, a
+ * WAL file behind its segment. */
+static void test_unfinished_write_or_damage(void)
+{
+    static const struct {
+        const char *file;    /* the file cut */
+        uint64_t flip;       /* a byte changed before the cut (1-based; 0: none) */
+        int cut_wal_too;     /* the WAL is cut after the same record (segment behind) */
+        int unfinished;      /* told as an unfinished write */
+        const char *what;
+    } cases[] = {
+        {"000001.seg", 0, 0, 1, "the segment cut inside record 30, the WAL whole"},
+        {"000001.seg", KV_FILE_HDR_SIZE + 30 * TL_REC + 6, 0, 0,
+         "the segment cut inside record 30, a byte of its sequence number changed"},
+        {"000001.wal", 0, 1, 1, "the WAL cut inside record 30, the segment cut before it"},
+        {"000001.wal", 0, 0, 0, "the WAL cut inside record 30, the segment whole"},
+        {"000001.seg", 0, 2, 1, "the segment cut inside its header of record 30"},
+    };
+    char *aux = kvt_dir_new("tl-unfaux"), *errfile = kvt_path(aux, "stderr");
+    static tl_run r;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *dir = kvt_dir_new("tl-unf");
+        uint64_t at = KV_FILE_HDR_SIZE + 30 * TL_REC;
+        tl_twin_store(dir);
+        tl_cut(dir, cases[i].file, at + (cases[i].cut_wal_too == 2 ? 7 : 60), cases[i].flip);
+        if (cases[i].cut_wal_too == 1)
+            tl_cut(dir, "000001.seg", at, 0);
+        tl_runf(&r, errfile, "'%s/kvcheck' '%s'", kvt_bin(), dir);
+        char want[300];
+        snprintf(want, sizeof want, "%s/%s: offset 0x%llx: %s", dir, cases[i].file,
+                 (unsigned long long)at, cases[i].unfinished ? "note: an unfinished write"
+                                                             : "torn tail");
+        if (cases[i].unfinished)
+            KVT_CHECK(r.rc == 0 && strstr(r.out, " damaged=0 ") != NULL
+                      && strstr(r.out, " unfinished=1") != NULL && strstr(r.err, want) != NULL,
+                      "%s: kvcheck exit %d, \"%s\" \"%s\"; want exit 0 and \"%s\"", cases[i].what,
+                      r.rc, r.err, r.out, want);
+        else
+            KVT_CHECK(r.rc == 1 && strstr(r.out, " damaged=1 ") != NULL
+                      && strstr(r.err, want) != NULL, "%s: kvcheck exit %d, \"%s\" \"%s\"; want "
+                      "exit 1 and \"%s\"", cases[i].what, r.rc, r.err, r.out, want);
+        if (!cases[i].unfinished)
+            continue;
+        tl_runf(&r, errfile, "'%s/kvcheck' --repair --yes '%s'", kvt_bin(), dir);
+        KVT_CHECK(r.rc == 0 && strstr(r.out, "cut the torn tail") != NULL, "%s: kvcheck --repair: "
+                  "exit %d, \"%s\" \"%s\"", cases[i].what, r.rc, r.err, r.out);
+    }
+}
+
 static const kvt_test tools_live_tests[] = {
     {"kvcheck, kvdump and kv beside a writer that rolls, compacts and reopens: no false "
      "report", test_tools_beside_writer},
@@ -1229,6 +1313,8 @@ static const kvt_test tools_live_tests[] = {
      test_reader_without_lock_file},
     {"leftovers of interrupted steps are notes: kvcheck exits 0, --repair removes kv's own",
      test_leftovers_are_notes},
+    {"a tail cut short is an unfinished write where the twin file proves it, else damage",
+     test_unfinished_write_or_damage},
     {NULL, NULL},
 };
 
