@@ -216,13 +216,15 @@ typedef struct tl_result {
 } tl_result;
 
 /* Opens the store with segments of 4..64 KiB, a sync mode and a compression drawn
- * from r, compaction in the background at a dead ratio of 0.1, unpaced. */
+ * from r, compaction in the background at a dead ratio of 0.1, unpaced.
+ * KV_SYNC_ALWAYS writes through io_uring where there is one, so the kill test also
+ * kills writers with a write and its fdatasync in flight in the ring. */
 static int tl_open(const tl_cfg *c, kvt_rng *r, kv_db **db)
 {
     kv_options o;
     kv_options_init(&o);
     o.segment_bytes = kvt_rng_range(r, 4, 64) << 10;
-    o.sync = kvt_rng_chance(r, 50) ? KV_SYNC_NONE : KV_SYNC_INTERVAL;
+    o.sync = (int)kvt_rng_below(r, 3); /* ALWAYS, INTERVAL or NONE */
     o.sync_interval_ms = 5;
     o.compression = kvt_rng_chance(r, 50) ? KV_COMPRESS_LZ4 : KV_COMPRESS_NONE;
     o.auto_compact = 1;
