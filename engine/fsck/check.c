@@ -749,8 +749,10 @@ static int find_next(void *arg, const inspect_rec *r)
     return FOUND;
 }
 
-/* Compares n bytes of two open files at their offsets: *same 1 when equal. */
-static int same_bytes(kv_io *io, int fa, uint64_t a, int fb, uint64_t b, uint64_t n, int *same)
+/* Compares n bytes of two open files at their offsets: *same 1 when equal (a read
+ * that fails or comes short: 0). name is the first file's, for messages. */
+static int same_bytes(kv_io *io, const char *name, int fa, uint64_t a, int fb, uint64_t b,
+                      uint64_t n, int *same)
 {
     enum { CHUNK = 64 * 1024 };
     uint8_t *x = malloc(2 * CHUNK);
@@ -763,7 +765,9 @@ static int same_bytes(kv_io *io, int fa, uint64_t a, int fb, uint64_t b, uint64_
         done += k;
     }
     free(x);
-    return x != NULL ? KV_OK : err_set(KV_ENOMEM, "comparing the active segment with its WAL");
+    return x != NULL ? KV_OK : err_set(KV_ENOMEM, "%s: offset %llu: comparing %llu bytes with "
+                                       "the WAL file", name, (unsigned long long)a,
+                                       (unsigned long long)n);
 }
 
 /* Whether the active segment's tail, cut short (seg->cut_short), is an append a
@@ -790,7 +794,7 @@ static int seg_tail_in_wal(check_store *s, const check_file *seg, const check_fi
     rc = inspect_walk(s->io, wfd, wal->source, wid.size, &fns, &res);
     if (rc == FOUND && q.off + n <= wid.size
         && (rc = inspect_open(s->io, s->dirfd, seg->source, &sid, &sfd)) == KV_OK)
-        rc = same_bytes(s->io, sfd, from, wfd, q.off, n, proven);
+        rc = same_bytes(s->io, seg->source, sfd, from, wfd, q.off, n, proven);
     if (sfd >= 0)
         s->io->ops->close(s->io, sfd);
     s->io->ops->close(s->io, wfd);

@@ -139,8 +139,8 @@ int lock_reader_hold(int dirfd, const char *dir, int *out_fd)
     long holder = lock_holder(fd);
     close(fd);
     if (e == EAGAIN || e == EACCES)
-        return err_set(KV_ELOCKED, "%s/LOCK: offset %lld: kvcheck --repair (pid %ld) is "
-                       "repairing the store; open it once the repair has ended", dir,
+        return err_set(KV_ELOCKED, "%s/LOCK: offset %lld: kvcheck --repair is repairing the "
+                       "store (LOCK holds pid %ld); open it once the repair has ended", dir,
                        LOCK_READER_BYTE, holder);
     return KV_OK; /* no OFD locks here (EINVAL, ENOLCK): the reader goes without */
 }
