@@ -26,6 +26,9 @@
  *
  * Processes. One process at a time holds a store for writing (the LOCK file). A
  * second writer, in this process or another, gets KV_ELOCKED naming the holder's pid.
+ * Read-only handles, any number, in any process, beside the writer or not; each
+ * holds the reader lock, which keeps kvcheck --repair away while it is open
+ * (docs/MULTIPROCESS.md, "Locks").
  *
  * Signals. A program's signals (timers, SIGCHLD, profilers, a runtime's preemption),
  * with SA_RESTART or without, never make a call fail: every blocking call the
@@ -42,7 +45,9 @@
  *    The child may open the store afresh (read-only, or as the writer once the
  *    parent has closed it). Until the child execs or exits it also shares the
  *    writer's LOCK descriptor, and with it the flock: the lock is not free for a new
- *    writer while such a child lives. The descriptors kv keeps are close-on-exec.
+ *    writer while such a child lives. A read-only handle's child likewise shares its
+ *    reader lock, so kvcheck --repair refuses the store while such a child lives.
+ *    The descriptors kv keeps are close-on-exec.
  *  - Network file systems are not supported: NFS, SMB/CIFS (SMB2/3 included), AFS,
  *    Coda, NCP and CephFS are refused by kv_open with KV_EINVAL naming the file
  *    system (one fstatfs of the directory). kv relies on fdatasync reaching the
@@ -124,7 +129,8 @@ extern "C" {
                                  directory, a device; LOCK a symbolic link);
                                  kv_errmsg names the file and offset */
 #define KV_ELOCKED (-30804)   /* another handle (this process or another) holds the
-                                 writer lock; kv_errmsg names its pid */
+                                 writer lock; or, read-only, kvcheck --repair is
+                                 repairing the store; kv_errmsg names the pid */
 #define KV_EREADONLY (-30805) /* a write on a handle opened with read_only */
 #define KV_ENOSPC (-30806)    /* the file system is full; like KV_EIO, the handle
                                  then refuses writes until reopened */
@@ -257,6 +263,18 @@ typedef struct kv_db kv_db;
  * records beyond the segments are replayed.
  * A writer (read_only 0) takes the LOCK file and removes leftover temporary files;
  * a read-only handle modifies nothing on disk.
+ * Locks (docs/MULTIPROCESS.md, "Locks"). A writer takes the writer lock, an flock
+ * on DIR/LOCK (created if missing; it then holds the writer's pid), and keeps it
+ * until kv_close. A read-only handle takes no writer lock and never waits for the
+ * writer; it holds the reader lock until kv_close: a shared OFD lock (fcntl
+ * F_OFD_SETLK, F_RDLCK) on one byte of LOCK at offset 1 GiB, far past the pid, so
+ * that kvcheck --repair, which takes that byte exclusively before it changes
+ * anything (it may cut or replace files a reader has mapped), refuses the store
+ * while a reader has it open. A LOCK that is missing or cannot be opened read-only
+ * is no error: the handle then holds no reader lock (and creates nothing). During a
+ * repair a read-only open is KV_ELOCKED. Both locks belong to the open file
+ * description: two handles in one process are two holders, and the kernel drops a
+ * lock when its holder dies.
  * Read-only beside a writer: the handle sees the store as one MANIFEST generation
  * names it, with the writes that had reached its active segment and WAL file when
  * the open read them (whole batches only). A writer moves the store on under the
@@ -289,7 +307,9 @@ typedef struct kv_db kv_db;
  *                message gives the sizes accepted), dir missing or not a directory,
  *                no store there and create is 0 (or the directory holds other files),
  *                dir on a network file system (see "Caveats" above);
- *   KV_ELOCKED   another handle holds the writer lock (message names its pid);
+ *   KV_ELOCKED   another handle holds the writer lock (message names its pid); or,
+ *                read-only, kvcheck --repair is repairing the store (message names
+ *                LOCK and the pid it holds);
  *   KV_ECORRUPT  damage outside a torn tail (message names file and offset): in a
  *                sealed segment anywhere, in the newest WAL file when records that
  *                were durable follow it (docs/FORMAT.md, "Torn tail or damage");

@@ -56,6 +56,8 @@ void kvt_register_abi(void);         /* tests/test_abi.c: libkv.so's exports, st
 void kvt_register_refresh(void);     /* tests/test_refresh.c: kv_refresh in one process */
 void kvt_register_debug(void);       /* tests/test_debug.c: network file systems refused,
                                         assertions that run (KV_DEBUG) */
+void kvt_register_tools_live(void);  /* tests/test_tools_live.c: the tools on a store a
+                                        writer process holds or left killed; the locks */
 
 typedef struct kvt_test {
     const char *name; /* test name shown by CUnit */

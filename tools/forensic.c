@@ -16,7 +16,11 @@
  * writer beside us). Without a store (a single file, a store that does not open)
  * a put of a whole batch is "whole".
  *
- * Nothing is written to disk: files are opened read-only and no lock is taken.
+ * Nothing is written to disk: files are opened read-only and no lock is taken
+ * (the read-only handle takes its reader lock, io/lock.h). Beside a live writer a
+ * file listed in the directory may be gone when its turn comes (a roll removes a
+ * WAL file, a compaction segments and hints, a MANIFEST.tmp is renamed): that is
+ * the store moving on, told as a note on stderr, never an error.
  *
  * Sections:
  *   1. Output: objects as text lines or JSON
@@ -52,6 +56,7 @@ typedef struct ctx {
     const forensic_opts *o;
     kv_io *io;            /* read-only access (psync) */
     int dirfd;            /* the directory, or AT_FDCWD for a single file */
+    const char *dir;      /* the directory listed (NULL for a single file) */
     const char *file;     /* the file being listed, as printed */
     kv_db *db;            /* a read-only handle of the store, or NULL */
     uint64_t next_seq;    /* its next_seq: records at or above it are newer */
@@ -120,6 +125,16 @@ static int obj_end(const ctx *c)
 {
     fputs(c->o->json ? "}\n" : "\n", stdout);
     return ferror(stdout) ? STOP_STDOUT : 0;
+}
+
+/* A file of the directory listing that a writer removed before it was read: a note
+ * on stderr, and the listing goes on. Returns F_DONE. */
+static int vanished(const ctx *c, const char *name)
+{
+    fprintf(stderr, "kvdump: %s%s%s: note: removed since the directory was listed (a writer "
+            "retired it): not listed\n", c->dir, c->dir[strlen(c->dir) - 1] == '/' ? "" : "/",
+            name);
+    return F_DONE;
 }
 
 static int want_key(const ctx *c, const uint8_t *k, size_t n)
@@ -238,12 +253,16 @@ static int list_records(ctx *c, int fd, const char *name, uint64_t size)
 
 /* A hint's verdict, then its records (when usable). seg_size 0 checks the hint
  * against the size its trailer states, else against the segment's. A hint removed
- * since list_file opened it (a compaction beside us) is F_USAGE, as a file gone
- * before it was opened. */
+ * since list_file opened it (a compaction beside us) is a note in a directory, and
+ * F_USAGE alone, as a file gone before it was opened. */
 static int list_hint(const ctx *c, const char *name, uint64_t seg_size)
 {
     inspect_hint h;
     int rc = inspect_hint_read(c->io, c->dirfd, name, 0, seg_size, &h);
+    if (rc == KV_NOTFOUND && c->dir != NULL) {
+        inspect_hint_free(&h);
+        return vanished(c, name);
+    }
     if (rc != KV_OK) {
         fprintf(stderr, "kvdump: %s: %s: %s\n", c->file, kv_strerror(rc), kv_errmsg());
         inspect_hint_free(&h);
@@ -277,11 +296,15 @@ static int list_hint(const ctx *c, const char *name, uint64_t seg_size)
 }
 
 /* A MANIFEST's verdict and what it names. One gone since list_file opened it (a
- * MANIFEST.tmp a writer renamed) is F_USAGE, as for a hint. */
+ * MANIFEST.tmp a writer renamed) is a note or F_USAGE, as for a hint. */
 static int list_manifest(const ctx *c, const char *name)
 {
     inspect_manifest im;
     int rc = inspect_manifest_read(c->io, c->dirfd, name, &im);
+    if (rc == KV_NOTFOUND && c->dir != NULL) {
+        inspect_manifest_free(&im);
+        return vanished(c, name);
+    }
     if (rc != KV_OK) {
         fprintf(stderr, "kvdump: %s: %s: %s\n", c->file, kv_strerror(rc), kv_errmsg());
         inspect_manifest_free(&im);
@@ -368,6 +391,8 @@ static int list_file(ctx *c, const char *name, uint64_t seg_size, int holder_dir
     int rc = inspect_open(c->io, c->dirfd, name, &id, &fd);
     *kind = INSPECT_UNKNOWN;
     *newer = 0;
+    if (rc == KV_NOTFOUND && c->dir != NULL)
+        return vanished(c, name);
     if (rc != KV_OK) { /* the message names the file */
         fprintf(stderr, "kvdump: %s\n", kv_errmsg());
         return rc == KV_NOTFOUND || rc == KV_EINVAL ? F_USAGE : F_STORE;
@@ -412,12 +437,16 @@ static void open_for_state(ctx *c, const char *dir)
     c->db = NULL;
 }
 
-/* The size of segment `number` in the listing, or 0. */
-static uint64_t seg_size_of(const inspect_dirent *v, size_t n, uint32_t number)
+/* The size of segment `number` now (not when the directory was listed: a segment
+ * a compaction beside us was writing then may be whole, and its hint written, by
+ * the time the hint is read), or 0 when there is none. */
+static uint64_t seg_size_of(const ctx *c, const inspect_dirent *v, size_t n, uint32_t number)
 {
+    struct stat st;
     for (size_t i = 0; i < n; i++)
         if (v[i].kind == INSPECT_SEG && v[i].number == number && !v[i].aside && v[i].regular)
-            return v[i].size;
+            return fstatat(c->dirfd, v[i].name, &st, 0) == 0 && S_ISREG(st.st_mode)
+                       ? (uint64_t)st.st_size : 0;
     return 0;
 }
 
@@ -433,9 +462,9 @@ static int list_entries(ctx *c, const inspect_dirent *v, size_t n)
             rc = obj_end(c);
             continue;
         }
-        uint64_t seg = v[i].kind == INSPECT_HINT ? seg_size_of(v, n, v[i].number) : 0;
+        uint64_t seg = v[i].kind == INSPECT_HINT ? seg_size_of(c, v, n, v[i].number) : 0;
         int r = list_file(c, v[i].name, seg, c->dirfd, &kind, &newer);
-        if (r == F_USAGE) /* vanished (a writer beside us removed it): said, go on */
+        if (r == F_USAGE) /* no longer a regular file: said, go on */
             r = F_DONE;
         rc = r;
     }
@@ -444,7 +473,7 @@ static int list_entries(ctx *c, const inspect_dirent *v, size_t n)
 
 int forensic_dir(const char *dir, const forensic_opts *o)
 {
-    ctx c = {.o = o, .file = dir};
+    ctx c = {.o = o, .dir = dir, .file = dir};
     inspect_dirent *v = NULL;
     size_t n = 0, kv_files = 0;
 

@@ -8,15 +8,21 @@
  * talks to people. A check reads every byte the store holds and changes nothing:
  * one line per problem on stderr ("kvcheck: FILE: offset 0x...: what"), then a
  * summary on stdout a script can parse (files= records= bytes= damaged= lost_bytes=,
- * and ok_up_to= for one record file), or one JSON object with --json. On a terminal a
- * progress line is redrawn on stderr while it reads; piped, it stays quiet.
- * --repair takes the writer lock, tells every step and every record it will lose on
- * stdout, asks on a terminal (--yes answers for it, and is required when stdin is
- * not a terminal), repairs, then checks again and opens the store to prove it.
+ * and ok_up_to= for one record file), or one JSON object with --json. It runs beside
+ * a live writer (docs/MULTIPROCESS.md, "Tools on a live store"). The files of a step
+ * a stopped writer was taking are no damage: one note each on stderr
+ * ("kvcheck: FILE: note: ..."), counted by unfinished=; --verbose adds the other
+ * notes. On a terminal a progress line is redrawn on stderr while it reads; piped,
+ * it stays quiet. --repair takes the writer lock, tells every step and every record
+ * it will lose on stdout, asks on a terminal (--yes answers for it, and is required
+ * when stdin is not a terminal), repairs, then checks again and opens the store to
+ * prove it; it refuses while a writer holds the store or a read-only handle has it
+ * open (the reader lock, io/lock.h).
  *
- * Exit status: 0 clean (or repaired clean), 1 damage found (or left), 2 could not
- * check (usage, not a kv store or file, unreadable, a newer format version), 3 the
- * store is held by a writer (--repair).
+ * Exit status: 0 clean (or repaired clean; leftovers are no damage), 1 damage found
+ * (or left), 2 could not check (usage, not a kv store or file, unreadable, a newer
+ * format version), 3 --repair: the store is held by a writer or open in a read-only
+ * process.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -45,13 +51,15 @@ static const char usage_text[] =
     "  -r, --repair     repair the store in DIR: tells what it will do, asks, does it\n"
     "  -y, --yes        with --repair, do not ask (needed when stdin is not a terminal)\n"
     "  -j, --json       print the summary as one JSON object\n"
-    "  -v, --verbose    also print notes (files that are not kv's, copies set aside)\n"
-    "  -q, --quiet      no progress line and no summary: problems only\n"
+    "  -v, --verbose    also print the other notes (files that are not kv's, copies set\n"
+    "                   aside, a writer at work)\n"
+    "  -q, --quiet      no progress line, no summary, no notes: problems only\n"
     "  -h, --help       print this help and exit\n"
     "  -V, --version    print the version and exit\n"
-    "exit status: 0 clean, 1 damage found, 2 could not check (usage, not a kv store or\n"
-    "             file, unreadable, newer format version), 3 --repair: the store is held\n"
-    "             by another process\n";
+    "exit status: 0 clean (leftovers of a stopped writer are notes, not damage),\n"
+    "             1 damage found, 2 could not check (usage, not a kv store or file,\n"
+    "             unreadable, newer format version), 3 --repair: the store is held by\n"
+    "             a writer, or open in a read-only process\n";
 
 typedef struct opts {
     const char *path;
@@ -82,15 +90,20 @@ static void on_problem(void *arg, const check_problem *p)
         fprintf(stderr, "kvcheck: %s: %s\n", path, p->what);
 }
 
-static void on_note(void *arg, const char *file, const char *what)
+/* Leftovers are told unless --quiet; the other notes with --verbose. */
+static void on_note(void *arg, const check_problem *n)
 {
     opts *o = arg;
     char path[4400];
-    if (!o->verbose)
+    if (o->quiet || (n->kind != CHECK_NOTE_LEFTOVER && !o->verbose))
         return;
     progress_clear(&o->line);
-    path_of(o, file, path, sizeof path);
-    fprintf(stderr, "kvcheck: %s: note: %s\n", path, what);
+    path_of(o, n->file, path, sizeof path);
+    if (n->has_off)
+        fprintf(stderr, "kvcheck: %s: offset 0x%llx: note: %s\n", path,
+                (unsigned long long)n->off, n->what);
+    else
+        fprintf(stderr, "kvcheck: %s: note: %s\n", path, n->what);
 }
 
 static double mib(uint64_t b) { return (double)b / (1024.0 * 1024.0); }
@@ -136,9 +149,9 @@ static void print_summary(const opts *o, const check_summary *s, const check_rep
                (unsigned long long)s->lost_bytes);
         if (record_file)
             printf(" ok_up_to=%llu", (unsigned long long)s->ok_up_to);
-        printf(" segment_records=%llu wal_records=%llu hint_records=%llu\n",
+        printf(" segment_records=%llu wal_records=%llu hint_records=%llu unfinished=%llu\n",
                (unsigned long long)s->seg_records, (unsigned long long)s->wal_records,
-               (unsigned long long)s->hint_records);
+               (unsigned long long)s->hint_records, (unsigned long long)s->unfinished);
         return;
     }
     printf("{\"path\":");
@@ -151,9 +164,9 @@ static void print_summary(const opts *o, const check_summary *s, const check_rep
     if (record_file)
         printf(",\"ok_up_to\":%llu", (unsigned long long)s->ok_up_to);
     printf(",\"segment_records\":%llu,\"wal_records\":%llu,\"hint_records\":%llu,"
-           "\"writer_pid\":%ld", (unsigned long long)s->seg_records,
+           "\"unfinished\":%llu,\"writer_pid\":%ld", (unsigned long long)s->seg_records,
            (unsigned long long)s->wal_records, (unsigned long long)s->hint_records,
-           s->writer_pid);
+           (unsigned long long)s->unfinished, s->writer_pid);
     if (r != NULL)
         printf(",\"repair\":{\"steps\":%u,\"cut_bytes\":%llu,\"hints_written\":%u,"
                "\"files_removed\":%u,\"files_set_aside\":%u,\"segments_written\":%u,"
@@ -253,18 +266,21 @@ static int on_confirm(void *arg)
     return line[0] == 'y' || line[0] == 'Y';
 }
 
-/* Takes the writer lock without changing LOCK; a store with no LOCK gets one only
- * when there is something to repair. */
-static int take_lock(const opts *o, int damaged, int *lock_fd)
+/* Takes the writer lock: on an existing LOCK without changing it (none: *lock_fd
+ * stays -1), or with create, making LOCK (a store with no LOCK gets one only when
+ * there is something to repair). A store a writer holds is refused (exit 3). */
+static int take_lock(const opts *o, int create, int *lock_fd)
 {
     int dirfd = open(o->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dirfd < 0 && !create)
+        return EXIT_CLEAN; /* no store to lock: the check says what the path is */
     if (dirfd < 0) {
         fprintf(stderr, "kvcheck: %s: %s\n", o->path, strerror(errno));
         return EXIT_USAGE;
     }
-    int rc = lock_take(dirfd, o->path, lock_fd);
+    int rc = create ? lock_acquire(dirfd, o->path, lock_fd) : lock_take(dirfd, o->path, lock_fd);
     if (rc == KV_NOTFOUND)
-        rc = damaged ? lock_acquire(dirfd, o->path, lock_fd) : KV_OK;
+        rc = KV_OK;
     close(dirfd);
     if (rc == KV_ELOCKED) {
         fprintf(stderr, "kvcheck: %s: %s: not repaired\n", o->path, kv_errmsg());
@@ -314,19 +330,26 @@ static int repair(opts *o)
                 o->path);
         return EXIT_USAGE;
     }
-    int dirfd = open(o->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    /* the writer lock first: a store a writer holds is refused before it is read, and
+     * no writer changes it under the checks that follow */
+    int ex = take_lock(o, 0, &lock_fd);
+    int dirfd = ex == EXIT_CLEAN ? open(o->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
     if (dirfd >= 0) { /* a FIFO under a store file's name: refused before any read */
         int rc = check_repair_special(dirfd);
         close(dirfd);
         if (rc != KV_OK) {
             fprintf(stderr, "kvcheck: %s: %s\n", o->path, kv_errmsg());
-            return EXIT_USAGE;
+            ex = EXIT_USAGE;
         }
     }
-    int ex = run_check(o, &sum, 0);
+    if (ex == EXIT_CLEAN)
+        ex = run_check(o, &sum, 0);
     if (ex == EXIT_USAGE)
+        lock_release(lock_fd);
+    if (ex == EXIT_USAGE || ex == EXIT_LOCKED)
         return ex;
-    if ((ex = take_lock(o, sum.damaged > 0, &lock_fd)) != EXIT_CLEAN)
+    if (lock_fd < 0 && (sum.damaged > 0 || sum.unfinished > 0)
+        && (ex = take_lock(o, 1, &lock_fd)) != EXIT_CLEAN)
         return ex;
     if (lock_fd < 0) {
         if (!o->quiet)
@@ -337,6 +360,10 @@ static int repair(opts *o)
                             .revert = on_revert, .arg = o};
     int rc = check_repair(o->path, lock_fd, &fns, &r);
     lock_release(lock_fd);
+    if (rc == KV_ELOCKED) { /* a read-only handle has the store open: nothing changed */
+        fprintf(stderr, "kvcheck: %s: not repaired\n", kv_errmsg());
+        return EXIT_LOCKED;
+    }
     if (rc != KV_OK) {
         const char *msg = kv_errmsg();
         int named = strncmp(msg, o->path, strlen(o->path)) == 0;

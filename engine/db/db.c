@@ -369,6 +369,8 @@ static int open_store(kv_db *db, const char *dir)
         rc = io_for(dir, db->opts.io, &db->io);
     if (rc == KV_OK && idx_new(&db->idx) != 0)
         rc = err_set(KV_ENOMEM, "kv_open: allocating the index");
+    if (rc == KV_OK && db->opts.read_only) /* no repair while we read (io/lock.h) */
+        rc = lock_reader_hold(db->dirfd, dir, &db->reader_lock_fd);
     /* The lock is taken now, but LOCK gets our pid only once recovery has passed
      * its checks (db_recover): an open refused for damage changes no byte. */
     if (rc == KV_OK && !db->opts.read_only) {
@@ -408,6 +410,7 @@ int kv_open(const char *dir, const kv_options *opts, kv_db **out)
     db->lock_fd = -1;
     db->man_fd = -1;
     pthread_mutex_init(&db->refresh_mu, NULL);
+    db->reader_lock_fd = -1;
     rwlock_init_writers_first(&db->ftab_lock);
     pthread_mutex_init(&db->man_mu, NULL);
     pthread_mutex_init(&db->fail_mu, NULL);
@@ -461,6 +464,7 @@ int kv_close(kv_db *db)
     manifest_free(&db->man);
     io_free(db->io);
     lock_release(db->lock_fd);
+    lock_release(db->reader_lock_fd);
     if (db->dirfd >= 0)
         close(db->dirfd);
     pthread_rwlock_destroy(&db->ftab_lock);

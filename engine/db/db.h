@@ -43,6 +43,7 @@ struct kv_db {
     kv_options opts;           /* options in force */
     kv_io *io;                 /* I/O layer */
     int lock_fd;               /* LOCK (writer), -1 for read-only */
+    int reader_lock_fd;        /* LOCK with the reader lock (read-only), else -1 */
     kv_index *idx;             /* key -> location */
     pthread_rwlock_t ftab_lock; /* guards files/nfiles */
     kv_file **files;           /* open segments, sorted by number */

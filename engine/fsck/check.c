@@ -29,12 +29,15 @@
 #define PASSES 16          /* passes before giving up on a store that keeps changing */
 #define STRETCHES_TOLD 100 /* damaged stretches told one by one per file */
 #define PROGRESS_STEP (4u << 20) /* progress is told every this many bytes */
+#define TAIL_COMPARED (8u << 20) /* an active segment's unfinished tail is compared
+                                    with the WAL file up to this many bytes */
 
 /* ---- the findings list --------------------------------------------------------------- */
 
 typedef struct finding {
     char file[256];
     int kind;        /* CHECK_*, or 0 for a note */
+    int note;        /* a note's CHECK_NOTE_* */
     int has_off;
     uint64_t off, len;
     char what[352];
@@ -51,12 +54,11 @@ typedef struct ctx {
     uint64_t told;      /* done at the last progress call */
 } ctx;
 
-static void add(ctx *c, const char *file, int kind, int has_off, uint64_t off, uint64_t len,
-                const char *fmt, ...) KV_PRINTF(7, 8);
-static void add(ctx *c, const char *file, int kind, int has_off, uint64_t off, uint64_t len,
-                const char *fmt, ...)
+static void vadd(ctx *c, const char *file, int kind, int note, int has_off, uint64_t off,
+                 uint64_t len, const char *fmt, va_list ap) KV_PRINTF(8, 0);
+static void vadd(ctx *c, const char *file, int kind, int note, int has_off, uint64_t off,
+                 uint64_t len, const char *fmt, va_list ap)
 {
-    va_list ap;
     if (c->n == c->cap) {
         finding *nv = grow(c->v, &c->cap, c->n + 1, sizeof *nv, 32, 0);
         if (nv == NULL) {
@@ -68,14 +70,36 @@ static void add(ctx *c, const char *file, int kind, int has_off, uint64_t off, u
     finding *f = &c->v[c->n++];
     snprintf(f->file, sizeof f->file, "%s", file);
     f->kind = kind;
+    f->note = note;
     f->has_off = has_off;
     f->off = off;
     f->len = len;
-    va_start(ap, fmt);
     vsnprintf(f->what, sizeof f->what, fmt, ap);
-    va_end(ap);
     if (kind != 0)
         c->sum->damaged++;
+}
+
+/* A problem of kind CHECK_*, or with kind 0 a note of kind CHECK_NOTE_INFO. */
+static void add(ctx *c, const char *file, int kind, int has_off, uint64_t off, uint64_t len,
+                const char *fmt, ...) KV_PRINTF(7, 8);
+static void add(ctx *c, const char *file, int kind, int has_off, uint64_t off, uint64_t len,
+                const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vadd(c, file, kind, CHECK_NOTE_INFO, has_off, off, len, fmt, ap);
+    va_end(ap);
+}
+
+/* A file of an interrupted step of a writer no longer running: a note, counted. */
+static void add_leftover_note(ctx *c, const char *file, const char *fmt, ...) KV_PRINTF(3, 4);
+static void add_leftover_note(ctx *c, const char *file, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vadd(c, file, 0, CHECK_NOTE_LEFTOVER, 0, 0, 0, fmt, ap);
+    va_end(ap);
+    c->sum->unfinished++;
 }
 
 static void progress(ctx *c, uint64_t bytes)
@@ -92,12 +116,12 @@ static void tell(ctx *c)
 {
     for (size_t i = 0; c->fns != NULL && i < c->n; i++) {
         const finding *f = &c->v[i];
-        if (f->kind == 0 && c->fns->note != NULL) {
-            c->fns->note(c->fns->arg, f->file, f->what);
-        } else if (f->kind != 0 && c->fns->problem != NULL) {
-            check_problem p = {f->file, f->kind, f->has_off, f->off, f->len, f->what};
+        check_problem p = {f->file, f->kind != 0 ? f->kind : f->note, f->has_off, f->off,
+                           f->len, f->what};
+        if (f->kind == 0 && c->fns->note != NULL)
+            c->fns->note(c->fns->arg, &p);
+        else if (f->kind != 0 && c->fns->problem != NULL)
             c->fns->problem(c->fns->arg, &p);
-        }
     }
 }
 
@@ -124,6 +148,12 @@ typedef struct rf_ctx {
     const char *mis_field;    /* and what differs */
     stretch told[STRETCHES_TOLD];
     uint64_t nstretch;
+    uint64_t run_end;         /* the stretch being walked: end of its first entries that
+                                 check out (0: none yet) ... */
+    uint64_t run_bad;         /* ... and its entries with a bad checksum */
+    uint64_t tail_from;       /* a stretch to the end of the file: where its entries that
+                                 check out end */
+    uint64_t tail_bad;        /* and its entries with a bad checksum */
 } rf_ctx;
 
 /* A whole entry: its LZ4 value must decompress to its raw length, and the hint
@@ -131,6 +161,9 @@ typedef struct rf_ctx {
 static int rf_record(void *arg, const inspect_rec *r)
 {
     rf_ctx *x = arg;
+    if (!r->whole && r->crc_ok && x->run_bad == 0)
+        x->run_end = r->off + r->e.size;
+    x->run_bad += !r->whole && !r->crc_ok;
     if (!r->whole)
         return 0;
     progress(x->c, r->e.size);
@@ -165,6 +198,11 @@ static int rf_damage(void *arg, const inspect_damage *d)
 {
     rf_ctx *x = arg;
     progress(x->c, d->len);
+    if (d->to_eof) {
+        x->tail_from = x->run_end != 0 ? x->run_end : d->off;
+        x->tail_bad = x->run_bad;
+    }
+    x->run_end = x->run_bad = 0;
     if (x->nstretch < STRETCHES_TOLD) {
         stretch *s = &x->told[x->nstretch];
         s->off = d->off;
@@ -221,8 +259,6 @@ static uint64_t hint_rec_off(const inspect_hint *h, const inspect_hint_rec *hr)
     return off;
 }
 
-/* Opens f->source, checks its header and walks it, comparing with hint when given.
- * Returns KV_OK, CHANGED (it vanished: a writer removed it), or an error. */
 /* Damage that is nothing but a tail: one stretch, running to the end of the file. */
 static int pure_tail(const check_file *f)
 {
@@ -239,6 +275,36 @@ static int told_torn(const check_file *f)
     return f->role == ROLE_ACTIVE_SEG ? pure_tail(f) : f->walk.torn_tail;
 }
 
+/* Whether f's damage (walked, x) is a write the end of the file cut short — what a
+ * writer stopped while it wrote leaves, the page cache being coherent: one stretch
+ * to the end of the file whose entries check out until the end of the file comes
+ * first, either exactly after an entry that said "more follows", or inside a header,
+ * or inside an entry whose header is sane but whose length reaches past the end. A
+ * checksum mismatch, or a header that is no header, is something else (bytes that
+ * changed after they were written, a power failure's garbage). Returns KV_OK or an
+ * I/O error. */
+static int cut_short(check_store *s, int fd, const check_file *f, const rf_ctx *x, int *out)
+{
+    uint8_t h[KV_ENTRY_HDR];
+    kv_entry e;
+    *out = 0;
+    if (!pure_tail(f) || x->tail_bad != 0 || f->hdr.status != INSPECT_HDR_OK)
+        return KV_OK;
+    uint64_t left = f->size - x->tail_from;
+    if (left < KV_ENTRY_HDR) {
+        *out = 1;
+        return KV_OK;
+    }
+    ssize_t got = io_pread_full(s->io, fd, h, sizeof h, x->tail_from);
+    if (got < 0)
+        return err_errno((int)-got, "%s: offset %llu: reading", f->source,
+                         (unsigned long long)x->tail_from);
+    *out = (size_t)got == sizeof h && entry_check_header(h, &e) == NULL && e.size > left;
+    return KV_OK;
+}
+
+/* Opens f->source, checks its header and walks it, comparing with hint when given.
+ * Returns KV_OK, CHANGED (it vanished: a writer removed it), or an error. */
 static int check_record_file(ctx *c, check_store *s, check_file *f, const inspect_hint *hint,
                              const char *hint_name, int torn_ok, const char *alone)
 {
@@ -263,6 +329,8 @@ static int check_record_file(ctx *c, check_store *s, check_file *f, const inspec
         add(c, f->source, CHECK_DAMAGE, 1, id.hdr.bad_off, 0, "header: %s", id.hdr.why);
     inspect_walk_fns fns = {rf_record, rf_damage, x};
     rc = inspect_walk(s->io, fd, f->source, id.size, &fns, &f->walk);
+    if (rc == KV_OK)
+        rc = cut_short(s, fd, f, x, &f->cut_short);
     s->io->ops->close(s->io, fd);
     if (rc == KV_OK) {
         if (f->kind == INSPECT_WAL)
@@ -545,6 +613,33 @@ static int check_hint_alone(ctx *c, kv_io *io, int dirfd, const char *name, uint
     return rc;
 }
 
+/* Why a file of the compaction protocol (format.h: kvcompact's request, the
+ * writer's result, each written as a .tmp and renamed) is there, or NULL for any
+ * other name. */
+static const char *compact_file_why(const char *name)
+{
+    if (strcmp(name, KV_COMPACT_REQ) == 0)
+        return "compaction request of kvcompact that no writer answered";
+    if (strcmp(name, KV_COMPACT_RES) == 0)
+        return "compaction result of a writer that no kvcompact collected";
+    if (strcmp(name, KV_COMPACT_REQ_TMP) == 0)
+        return "compaction request being written (an interrupted kvcompact)";
+    if (strcmp(name, KV_COMPACT_RES_TMP) == 0)
+        return "compaction result being written (an interrupted writer)";
+    return NULL;
+}
+
+/* Notes a file of an interrupted step: one a writer at work may be making, or, with
+ * no writer, a leftover the next writer's open removes. Neither is damage. */
+static void note_leftover(ctx *c, const check_store *s, const char *name, const char *why)
+{
+    if (s->writer_pid != 0)
+        add(c, name, 0, 0, 0, 0, "%s; a writer holds the store: it may be one it is making",
+            why);
+    else
+        add_leftover_note(c, name, "%s: no damage, the next writer's open removes it", why);
+}
+
 /* Every directory entry the MANIFEST does not account for: leftovers, copies set
  * aside, files that are not kv's. */
 static int check_others(ctx *c, check_store *s)
@@ -557,14 +652,12 @@ static int check_others(ctx *c, check_store *s)
             add(c, d->name, 0, 0, 0, 0, "not a regular file (not kv's: ignored)");
         else if (d->aside)
             add(c, d->name, 0, 0, 0, 0, "set aside by kvcheck --repair (not part of the store)");
+        else if ((why = compact_file_why(d->name)) != NULL)
+            note_leftover(c, s, d->name, why); /* the protocol's: the repair leaves it */
         else if (d->kind == INSPECT_UNKNOWN)
             add(c, d->name, 0, 0, 0, 0, "not a kv file (ignored)");
         else if ((why = leftover_why(s, d)) != NULL) {
-            if (s->writer_pid != 0)
-                add(c, d->name, 0, 0, 0, 0, "%s; a writer holds the store: it may be one "
-                    "it is making", why);
-            else
-                add(c, d->name, CHECK_LEFTOVER, 0, 0, 0, "%s: a writer's open removes it", why);
+            note_leftover(c, s, d->name, why);
             rc = add_leftover(s, d->name, why);
         }
     }
@@ -631,6 +724,128 @@ static int check_named(ctx *c, check_store *s, check_file *f)
             (unsigned long long)f->expect);
     f->damaged = needs_salvage(f);
     inspect_hint_free(&h);
+    return rc;
+}
+
+/* ---- the active pair's unfinished last write ------------------------------------------ */
+
+#define FOUND 3 /* internal: find_next stopped the walk at what it looked for */
+
+/* The WAL entry that follows the active segment's whole records: the first whole
+ * one with sequence number after + 1 (any first whole one when the segment has
+ * none). */
+typedef struct next_rec {
+    uint64_t after;
+    int any;
+    uint64_t off; /* its offset, when found */
+} next_rec;
+
+static int find_next(void *arg, const inspect_rec *r)
+{
+    next_rec *q = arg;
+    if (!r->whole || !(q->any || r->e.seq == q->after + 1))
+        return 0;
+    q->off = r->off;
+    return FOUND;
+}
+
+/* Compares n bytes of two open files at their offsets: *same 1 when equal (a read
+ * that fails or comes short: 0). name is the first file's, for messages. */
+static int same_bytes(kv_io *io, const char *name, int fa, uint64_t a, int fb, uint64_t b,
+                      uint64_t n, int *same)
+{
+    enum { CHUNK = 64 * 1024 };
+    uint8_t *x = malloc(2 * CHUNK);
+    *same = x != NULL;
+    for (uint64_t done = 0; x != NULL && *same && done < n;) {
+        size_t k = n - done < CHUNK ? (size_t)(n - done) : CHUNK;
+        *same = io_pread_full(io, fa, x, k, a + done) == (ssize_t)k
+                && io_pread_full(io, fb, x + CHUNK, k, b + done) == (ssize_t)k
+                && memcmp(x, x + CHUNK, k) == 0;
+        done += k;
+    }
+    free(x);
+    return x != NULL ? KV_OK : err_set(KV_ENOMEM, "%s: offset %llu: comparing %llu bytes with "
+                                       "the WAL file", name, (unsigned long long)a,
+                                       (unsigned long long)n);
+}
+
+/* Whether the active segment's tail, cut short (seg->cut_short), is an append a
+ * writer stopped half-way: its bytes are the first bytes of the records the WAL file
+ * holds after the segment's last whole one. The leader appends to the segment what
+ * it has written to the WAL, the same bytes in the same order, so then nothing is
+ * lost: recovery cuts the tail and replays those records from the WAL file. A tail
+ * whose bytes differ from the WAL's (a changed length, say) is not proven so. */
+static int seg_tail_in_wal(check_store *s, const check_file *seg, const check_file *wal,
+                           int *proven)
+{
+    inspect_id sid, wid;
+    int sfd = -1, wfd = -1, rc;
+    uint64_t from = seg->walk.ok_up_to, n = seg->size - from;
+    next_rec q = {seg->walk.max_seq, seg->walk.records == 0, 0};
+    *proven = 0;
+    if (!seg->cut_short || wal->missing || wal->source[0] == '\0' || n > TAIL_COMPARED
+        || wal->hdr.status != INSPECT_HDR_OK)
+        return KV_OK;
+    if ((rc = inspect_open(s->io, s->dirfd, wal->source, &wid, &wfd)) != KV_OK)
+        return rc == KV_NOTFOUND ? KV_OK : rc;
+    inspect_walk_result res;
+    inspect_walk_fns fns = {find_next, NULL, &q};
+    rc = inspect_walk(s->io, wfd, wal->source, wid.size, &fns, &res);
+    if (rc == FOUND && q.off + n <= wid.size
+        && (rc = inspect_open(s->io, s->dirfd, seg->source, &sid, &sfd)) == KV_OK)
+        rc = same_bytes(s->io, seg->source, sfd, from, wfd, q.off, n, proven);
+    if (sfd >= 0)
+        s->io->ops->close(s->io, sfd);
+    s->io->ops->close(s->io, wfd);
+    return rc == FOUND || rc == KV_NOTFOUND ? KV_OK : rc;
+}
+
+/* Whether the WAL file's tail, cut short, is a write a writer stopped half-way: the
+ * active segment, which gets a group only once the WAL file has all of it, holds
+ * nothing past the WAL's whole records. A segment ahead of it means the WAL file
+ * lost bytes it had: damage. */
+static int wal_tail_unwritten(const check_file *seg, const check_file *wal)
+{
+    return wal->cut_short && !seg->missing && seg->hdr.status == INSPECT_HDR_OK
+           && (seg->walk.regions == 0 || pure_tail(seg)) && seg->walk.max_seq <= wal->walk.max_seq;
+}
+
+/* Turns the torn-tail problem told of f into a leftover note: an unfinished write,
+ * which the next writer's open cuts. */
+static void tail_to_note(ctx *c, const check_file *f, const char *records)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        finding *g = &c->v[i];
+        if (g->kind != CHECK_TORN_TAIL || strcmp(g->file, f->source) != 0
+            || g->off != f->walk.ok_up_to)
+            continue;
+        g->kind = 0;
+        g->note = CHECK_NOTE_LEFTOVER;
+        snprintf(g->what, sizeof g->what, "an unfinished write: its last %llu bytes end inside a "
+                 "record (a writer stopped while it wrote); %s; no damage, the next writer's open "
+                 "cuts them", (unsigned long long)(f->size - f->walk.ok_up_to), records);
+        c->sum->damaged--;
+        c->sum->unfinished++;
+        return;
+    }
+}
+
+/* The active pair of a store no writer holds: a tail cut short that is an
+ * unfinished write (seg_tail_in_wal, wal_tail_unwritten) is a leftover, not a torn
+ * tail to report. */
+static int judge_unfinished(ctx *c, check_store *s)
+{
+    int proven;
+    if (s->writer_pid != 0 || s->nfiles < 2)
+        return KV_OK;
+    check_file *seg = &s->files[s->nfiles - 2], *wal = &s->files[s->nfiles - 1];
+    int rc = seg_tail_in_wal(s, seg, wal, &proven);
+    if (rc == KV_OK && proven)
+        tail_to_note(c, seg, "its records are in the WAL file, which open replays: nothing is "
+                     "lost");
+    if (rc == KV_OK && wal_tail_unwritten(seg, wal))
+        tail_to_note(c, wal, "the active segment holds nothing after the records before it");
     return rc;
 }
 
@@ -726,7 +941,11 @@ static int store_pass(ctx *c, check_store *s, int locked, inspect_manifest *now)
     if (rc != KV_OK)
         return rc;
     c->total = bytes_to_read(s);
-    s->writer_pid = !locked && inspect_lock_holder(s->dirfd, &pid) == 1 ? (pid > 0 ? pid : -1) : 0;
+    /* a writer other than us: kvcheck --repair checks under its own writer lock */
+    if (!locked && inspect_lock_holder(s->dirfd, &pid) == 1 && pid != (long)getpid())
+        s->writer_pid = pid > 0 ? pid : -1;
+    else
+        s->writer_pid = 0;
     c->sum->writer_pid = s->writer_pid;
     if (s->writer_pid != 0)
         add(c, "", 0, 0, 0, 0, "a writer (pid %ld) holds the store: its active "
@@ -739,6 +958,8 @@ static int store_pass(ctx *c, check_store *s, int locked, inspect_manifest *now)
         rc = assign_roles(s);
     for (size_t i = 0; i < s->nfiles && rc == KV_OK && s->man_state == KV_OK; i++)
         rc = check_named(c, s, &s->files[i]);
+    if (rc == KV_OK && s->man_state == KV_OK)
+        rc = judge_unfinished(c, s);
     if (rc == KV_OK && s->man_state == KV_OK)
         rc = check_others(c, s);
     if (rc == KV_OK && s->man_state == KV_OK && find_ent(s, "LOCK") != NULL)

@@ -8,14 +8,21 @@
  * segment), the LOCK file — and compares the MANIFEST with the directory: files it
  * names that are missing, sealed sizes that differ, files it does not name. It opens
  * nothing for writing and takes no lock: it is safe on a store a writer has open.
- * Each problem goes to a callback; the caller prints.
+ * Each problem goes to a callback; the caller prints. Files of a step a writer was
+ * taking when it stopped (killed, or a crash) — a MANIFEST.tmp, a hint being written,
+ * the hint of a segment that is not sealed, segment and WAL files the MANIFEST does
+ * not name, COMPACT.req, COMPACT.res and their .tmp — are no damage: the next writer's
+ * open removes them. They are notes (CHECK_NOTE_LEFTOVER), counted apart.
  *
  * The repair (repair.c) runs under the writer lock. It checks again, makes a plan,
- * tells every step (file, byte range, reason) and every record it will lose, asks,
- * and only then acts, in an order that a crash at any point leaves a store that
- * either opens or that the next repair finishes:
+ * takes the reader lock exclusively (io/lock.h: no read-only handle may have the
+ * store open while files it maps are cut or replaced), tells every step (file, byte
+ * range, reason) and every record it will lose, asks, and only then acts, in an
+ * order that a crash at any point leaves a store that either opens or that the next
+ * repair finishes:
  *   1. LOCK gets the repairing process's pid;
- *   2. leftovers are removed, as any writer's open removes them;
+ *   2. leftovers are removed, as any writer's open removes them (kv's own files: the
+ *      COMPACT.* files belong to the compaction protocol, which removes them);
  *   3. torn tails of the active segment and WAL are cut (ftruncate, fdatasync), and a
  *      missing active segment or WAL file is created empty (its twin has its records);
  *   4. hints that are missing, refused or wrong are written again from their segment;
@@ -69,28 +76,35 @@ enum {
                          describe its segment: open scans the segment instead */
     CHECK_MISSING,    /* a file the MANIFEST names is missing */
     CHECK_SIZE,       /* a sealed segment's size differs from the MANIFEST's */
-    CHECK_LEFTOVER,   /* a file the MANIFEST does not name (an interrupted roll,
-                         compaction or repair): a writer's open removes it */
     CHECK_VALUE       /* an LZ4 value that does not decompress to its raw length */
 };
 
 typedef struct check_problem {
     const char *file; /* the file's name in the store, or the path checked ("": the
                          store as a whole) */
-    int kind;         /* CHECK_* */
+    int kind;         /* CHECK_* (a note: CHECK_NOTE_*) */
     int has_off;      /* off says where */
     uint64_t off;     /* offset in the file */
     uint64_t len;     /* bytes concerned (0: a point, or the whole file) */
     const char *what; /* one line, without file and offset */
 } check_problem;
 
+/* Note kinds: what is not a problem. */
+enum {
+    CHECK_NOTE_INFO = 0, /* worth knowing: files that are not kv's, copies set aside by
+                            a repair, a writer holding the store and what it is making,
+                            files a writer removed while they were read */
+    CHECK_NOTE_LEFTOVER  /* a file of a step a writer was taking when it stopped (no
+                            writer holds the store): no damage, the next writer's open
+                            removes it */
+};
+
 typedef struct check_fns {
     /* Each problem, after the check ended (may be NULL). */
     void (*problem)(void *arg, const check_problem *p);
-    /* Something worth knowing that is not a problem (may be NULL): files that are
-     * not kv's, copies set aside by a repair, a writer holding the store (file "":
-     * the store as a whole). */
-    void (*note)(void *arg, const char *file, const char *what);
+    /* Something worth knowing that is not a problem (may be NULL): n->kind is a
+     * CHECK_NOTE_* (n->file "": the store as a whole). */
+    void (*note)(void *arg, const check_problem *n);
     /* Bytes read so far of the total, now and then during the check (may be NULL). */
     void (*progress)(void *arg, uint64_t done, uint64_t total);
     void *arg;
@@ -105,6 +119,7 @@ typedef struct check_summary {
     uint64_t wal_records;  /* of which in WAL files */
     uint64_t hint_records; /* records of usable hints */
     uint64_t damaged;      /* problems found */
+    uint64_t unfinished;   /* leftovers of interrupted steps (CHECK_NOTE_LEFTOVER notes) */
     uint64_t lost_bytes;   /* bytes of segment and WAL files in damaged stretches (torn
                               tails included) */
     uint64_t ok_up_to;     /* one record file checked: where its first damage starts
@@ -121,7 +136,8 @@ typedef struct check_summary {
  * the MANIFEST named and a newer MANIFEST no longer names is a note, and the other
  * problems are told only when nothing can have changed the store (no writer, the
  * same MANIFEST throughout) or two passes in a row found them (16 passes at most;
- * see check.c, "a store a writer changes").
+ * see check.c, "a store a writer changes"). A writer is a process other than the
+ * caller holding the writer lock (kvcheck --repair checks under its own).
  * Returns:
  *   KV_OK        the check ran; sum->damaged problems were found;
  *   KV_EINVAL    path is missing, not a directory or regular file, an empty
@@ -219,8 +235,13 @@ typedef struct check_repair_result {
 /* Repairs the store in dir, whose writer lock the caller holds (lock_fd, from
  * lock_take or lock_acquire; its pid is written into LOCK before the first change).
  * A store with nothing to repair is left byte for byte as it is (res->steps 0).
+ * Damage and leftovers are repaired. Before the plan is told, the reader lock is
+ * taken exclusively on lock_fd (lock_readers_absent), and kept until lock_fd is
+ * released.
  * Returns:
  *   KV_OK        see res: steps 0 (nothing to do), declined, or done;
+ *   KV_ELOCKED   a read-only handle has the store open (nothing told, nothing
+ *                changed);
  *   KV_ECORRUPT  damage the repair cannot mend (a damaged or missing MANIFEST):
  *                nothing was changed, the message says what;
  *   KV_EINVAL, KV_EVERSION as check_path (nothing changed);
@@ -269,6 +290,9 @@ typedef struct check_file {
     int hint;                 /* sealed: HINT_* */
     char hint_source[256];    /* sealed: its hint, or a copy set aside ("" if none) */
     int damaged;              /* needs salvage (sealed) or a rebuild (active pair) */
+    int cut_short;            /* its one damaged stretch runs to the end of the file and
+                                 is entries that check out, then one the end of the
+                                 file cuts short: a write stopped half-way */
 } check_file;
 
 /* A file the MANIFEST does not name, to be removed. */

@@ -542,9 +542,12 @@ int inspect_list_dir(int dirfd, inspect_dirent **out, size_t *n)
         memset(e, 0, sizeof *e);
         snprintf(e->name, sizeof e->name, "%s", de->d_name);
         e->kind = inspect_kind_of_name(e->name, &e->number, &e->aside);
-        if (fstatat(dirfd, e->name, &st, 0) == 0 && S_ISREG(st.st_mode)) {
-            e->regular = 1;
-            e->size = (uint64_t)st.st_size;
+        if (fstatat(dirfd, e->name, &st, 0) == 0) {
+            e->regular = S_ISREG(st.st_mode);
+            e->size = e->regular ? (uint64_t)st.st_size : 0;
+        } else if (errno == ENOENT && fstatat(dirfd, e->name, &st, AT_SYMLINK_NOFOLLOW) != 0
+                   && errno == ENOENT) {
+            cnt--; /* removed since readdir saw it (a writer beside us): not listed */
         }
     }
     closedir(d);

@@ -292,7 +292,8 @@ typedef struct inspect_dirent {
     uint64_t size;   /* its size (regular files) */
 } inspect_dirent;
 
-/* Lists directory dirfd: every entry but "." and "..", sorted so a store reads in a
+/* Lists directory dirfd: every entry but "." and "..", less those removed between
+ * readdir and their fstatat (a writer beside us retired them), sorted so a store reads in a
  * sensible order: MANIFEST, MANIFEST.tmp, LOCK; then numbered files by number, and
  * for one number segment, WAL, hint, hint.tmp, then set-aside copies; then every
  * other name in byte order. *out is malloc'd (free it; NULL when n is 0). Returns

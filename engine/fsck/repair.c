@@ -1476,8 +1476,11 @@ int check_repair_special(int dirfd)
         if (d->regular || d->kind == INSPECT_UNKNOWN)
             continue;
         if (fstatat(dirfd, d->name, &st, 0) != 0 && fstatat(dirfd, d->name, &st,
-                                                              AT_SYMLINK_NOFOLLOW) != 0)
+                                                              AT_SYMLINK_NOFOLLOW) != 0) {
+            if (errno == ENOENT)
+                continue; /* gone since it was listed (a writer beside us): nothing there */
             st.st_mode = 0;
+        }
         rc = err_set(KV_EINVAL, "%s: not a regular file (%s), under a name kv uses for the "
                     "store's own files: kvcheck --repair refuses to work beside it; nothing "
                     "was changed (move it out of the store, then repair)", d->name,
@@ -1538,13 +1541,15 @@ int check_repair(const char *dir, int lock_fd, const check_repair_fns *fns,
         rc = err_set(KV_ECORRUPT, "the MANIFEST is %s: kvcheck --repair cannot rebuild it, so "
                     "which segments make up the store is unknown; nothing was changed",
                     s.man_state == KV_NOTFOUND ? "missing" : "damaged");
-    if (rc == KV_OK && sum.damaged > 0) {
+    if (rc == KV_OK && (sum.damaged > 0 || sum.unfinished > 0)) {
         p.s = &s;
         p.lock_fd = lock_fd;
         p.res = res;
         rc = make_plan(&p);
         res->steps = (uint32_t)p.n;
     }
+    if (rc == KV_OK && p.n > 0) /* no reader while files it may map change (lock.h) */
+        rc = lock_readers_absent(lock_fd, dir);
     if (rc == KV_OK && p.n > 0) {
         tell_plan(&p, fns);
         if (fns != NULL && fns->confirm != NULL && !fns->confirm(fns->arg))

@@ -1,9 +1,15 @@
 /*
- * lock.c — the writer lock: an flock(2) on DIR/LOCK, which holds the owner's pid.
+ * lock.c — the locks on DIR/LOCK: the writer lock, an flock(2) on the file, which
+ * holds the owner's pid; the reader lock, a shared OFD lock on one byte of it.
  *
  * flock locks belong to an open file description, so a second kv_open in the same
  * process conflicts just like one in another process, and the kernel drops the lock
- * when its holder dies: a LOCK file left by a crashed process never blocks.
+ * when its holder dies: a LOCK file left by a crashed process never blocks. OFD
+ * locks (fcntl F_OFD_SETLK) belong to the open file description too, unlike the
+ * classic POSIX locks, which a process holds as a whole and loses when it closes any
+ * descriptor of the file: a second handle in one process, or a tool that opens and
+ * closes LOCK, would otherwise drop a reader's lock. On Linux flock and fcntl locks
+ * are independent, so the writer's flock and the readers' byte never conflict.
  *
  * LOCK is opened with O_NOFOLLOW and must be a regular file (io_open_regular): a
  * symbolic link named LOCK is refused rather than followed, since taking the lock
@@ -102,5 +108,51 @@ int lock_take(int dirfd, const char *dir, int *out_fd)
 void lock_release(int fd)
 {
     if (fd >= 0)
-        close(fd); /* closing the description releases the flock */
+        close(fd); /* closing the description releases the flock and the OFD lock */
+}
+
+/* fcntl(F_OFD_SETLK) of type on LOCK_READER_BYTE; 0 or errno. F_OFD_SETLK does not
+ * wait, but a signal is no failure all the same: it is made again after EINTR. */
+static int reader_byte(int fd, short type)
+{
+    struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = LOCK_READER_BYTE,
+                       .l_len = 1, .l_pid = 0};
+    int r;
+    do
+        r = fcntl(fd, F_OFD_SETLK, &fl);
+    while (r < 0 && errno == EINTR);
+    return r < 0 ? errno : 0;
+}
+
+int lock_reader_hold(int dirfd, const char *dir, int *out_fd)
+{
+    int fd, e;
+    *out_fd = -1;
+    if (lock_open(dirfd, dir, O_RDONLY, &fd) != KV_OK) {
+        err_clear(); /* missing or not openable: a reader holds nothing, and that is all */
+        return KV_OK;
+    }
+    if ((e = reader_byte(fd, F_RDLCK)) == 0) {
+        *out_fd = fd;
+        return KV_OK;
+    }
+    long holder = lock_holder(fd);
+    close(fd);
+    if (e == EAGAIN || e == EACCES)
+        return err_set(KV_ELOCKED, "%s/LOCK: offset %lld: kvcheck --repair is repairing the "
+                       "store (LOCK holds pid %ld); open it once the repair has ended", dir,
+                       LOCK_READER_BYTE, holder);
+    return KV_OK; /* no OFD locks here (EINVAL, ENOLCK): the reader goes without */
+}
+
+int lock_readers_absent(int fd, const char *dir)
+{
+    int e = reader_byte(fd, F_WRLCK);
+    if (e == EAGAIN || e == EACCES)
+        return err_set(KV_ELOCKED, "%s/LOCK: offset %lld: a read-only process has the store "
+                       "open; close it first", dir, LOCK_READER_BYTE);
+    if (e != 0)
+        return err_errno(e, "%s/LOCK: offset %lld: locking out read-only handles", dir,
+                         LOCK_READER_BYTE);
+    return KV_OK;
 }
