@@ -64,9 +64,10 @@
  *    writer (section 7).
  *  - Disk space of removed files. A read-only handle keeps every file it read open,
  *    so the segments a writer compacts away and the WAL files it rolls past stay on
- *    disk, unlinked but holding their space, until that handle is closed: close or
- *    reopen long-lived read-only handles. A writer gives a file's space back once
- *    no get in flight still reads it.
+ *    disk, unlinked but holding their space, until that handle's next kv_refresh
+ *    (or kv_close): refresh long-lived read-only handles now and then; kv_stat's
+ *    pinned_files and pinned_bytes say what one holds. A writer gives a file's space
+ *    back once no get in flight still reads it.
  */
 #ifndef KV_H
 #define KV_H
@@ -266,8 +267,11 @@ typedef struct kv_db kv_db;
  * when two attempts in a row fail the same way (same file, same offset), and KV_EIO
  * when the store changed under each of 16 attempts. Once open, the handle keeps
  * every file it reads open (and mapped), so later rolls and compactions do not
- * affect it; it does not see them either (open again to catch up). A hint that is
- * missing, or vanishes while read, is never an error: the segment is scanned.
+ * affect it; kv_refresh catches it up (section 7). It touches only bytes it has
+ * checked, and a writer cuts only bytes no reader could have checked (a torn tail),
+ * so a writer that is killed and restarts beside it never makes it fault (SIGBUS):
+ * docs/MULTIPROCESS.md. A hint that is missing, or vanishes while read, is never an
+ * error: the segment is scanned.
  * Files. Opening a store file never blocks, and only regular files are store files:
  * a segment, WAL file or MANIFEST that is a FIFO, socket, device or directory is
  * KV_ECORRUPT naming it, returned at once (never a wait for a FIFO's writer); a hint

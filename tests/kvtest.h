@@ -53,6 +53,7 @@ void kvt_register_hostile(void);     /* tests/test_hostile.c: foreign files, LOC
 void kvt_register_json(void);        /* tests/test_json.c: --json of every tool on bytes that
                                         are no UTF-8, parsed by jansson */
 void kvt_register_abi(void);         /* tests/test_abi.c: libkv.so's exports, struct sizes */
+void kvt_register_refresh(void);     /* tests/test_refresh.c: kv_refresh in one process */
 void kvt_register_debug(void);       /* tests/test_debug.c: network file systems refused,
                                         assertions that run (KV_DEBUG) */
 void kvt_register_readers(void);     /* tests/test_readers.c: read-only handles following a

@@ -70,6 +70,7 @@ int main(void)
     kvt_register_tail();
     kvt_register_repair();
     kvt_register_live();
+    kvt_register_refresh();
     kvt_register_hostile();
     kvt_register_json();
     kvt_register_abi();

@@ -341,7 +341,12 @@ static int recover_read_only(kv_db *db, const char *dir)
 {
     char last[512] = "";
     for (unsigned attempt = 1;; attempt++) {
+        int man_fd = db_open_manifest(db);
         int rc = load_store(db, dir);
+        if (rc == KV_OK)
+            db_pin_manifest(db, man_fd); /* what kv_refresh compares with */
+        else if (man_fd >= 0)
+            close(man_fd);
         if (rc != KV_ECORRUPT || strcmp(last, kv_errmsg()) == 0)
             return rc; /* done, not damage, or the same damage twice in a row */
         snprintf(last, sizeof last, "%s", kv_errmsg());
@@ -401,6 +406,8 @@ int kv_open(const char *dir, const kv_options *opts, kv_db **out)
     }
     db->dirfd = -1;
     db->lock_fd = -1;
+    db->man_fd = -1;
+    pthread_mutex_init(&db->refresh_mu, NULL);
     rwlock_init_writers_first(&db->ftab_lock);
     pthread_mutex_init(&db->man_mu, NULL);
     pthread_mutex_init(&db->fail_mu, NULL);
@@ -446,6 +453,9 @@ int kv_close(kv_db *db)
     ftab_clear(db);
     free(db->files);
     file_unref(db->wal_file);
+    file_unref(db->wal_prev);
+    if (db->man_fd >= 0)
+        close(db->man_fd);
     idx_free(db->idx);
     hint_free(&db->active_hint);
     manifest_free(&db->man);
@@ -455,6 +465,7 @@ int kv_close(kv_db *db)
         close(db->dirfd);
     pthread_rwlock_destroy(&db->ftab_lock);
     pthread_mutex_destroy(&db->man_mu);
+    pthread_mutex_destroy(&db->refresh_mu);
     pthread_mutex_destroy(&db->fail_mu);
     pthread_mutex_destroy(&db->compact_mu);
     pthread_mutex_destroy(&db->bg_mu);
@@ -471,6 +482,40 @@ int kv_sync(kv_db *db)
     if (db->opts.read_only)
         return err_set(KV_EREADONLY, "kv_sync: %s is open read-only", db->dir);
     return wal_sync(&db->wal);
+}
+
+/* Whether the writer deleted a file a read-only handle still holds. */
+static void count_pinned(kv_file *f, kv_stats *st)
+{
+    struct stat s;
+    if (f != NULL && fstat(f->fd, &s) == 0 && s.st_nlink == 0) {
+        st->pinned_files++;
+        st->pinned_bytes += (uint64_t)s.st_blocks * 512u;
+    }
+}
+
+/* The fields of a read-only handle following the writer (kv_refresh): how far it has
+ * come, and the files it keeps that the writer has deleted (its MANIFEST included). */
+static void reader_stats(kv_db *db, kv_stats *st)
+{
+    struct stat s;
+    st->reader_seq = atomic_load(&db->reached);
+    st->reader_lag = atomic_load(&db->refresh_lag);
+    st->refreshes = atomic_load(&db->refreshes);
+    st->refresh_last_time = atomic_load(&db->refresh_last_time);
+    st->refresh_last_us = atomic_load(&db->refresh_last_us);
+    pthread_mutex_lock(&db->refresh_mu); /* the table and the pins stay as they are */
+    pthread_rwlock_rdlock(&db->ftab_lock);
+    for (uint32_t i = 0; i < db->nfiles; i++)
+        count_pinned(db->files[i], st);
+    count_pinned(db->wal_file, st);
+    count_pinned(db->wal_prev, st);
+    pthread_rwlock_unlock(&db->ftab_lock);
+    if (db->man_fd >= 0 && fstat(db->man_fd, &s) == 0 && s.st_nlink == 0) {
+        st->pinned_files++;
+        st->pinned_bytes += (uint64_t)s.st_blocks * 512u;
+    }
+    pthread_mutex_unlock(&db->refresh_mu);
 }
 
 /* Fills a kv_stats of the library's size, then copies out the size bytes the
@@ -513,7 +558,9 @@ int kv_stat_sized(kv_db *db, kv_stats *out, size_t size)
     st->batches = db->batches;
     st->wal_syncs = db->wal_started ? db->wal.syncs : 0;
     st->wal_groups = db->wal_started ? db->wal.groups : 0;
-    st->next_seq = db->wal_started ? db->wal.next_seq : db->next_seq_at_open;
+    st->next_seq = db->wal_started ? db->wal.next_seq : atomic_load(&db->reached) + 1;
+    if (db->opts.read_only)
+        reader_stats(db, st);
     st->recovery_us = db->recovery_us;
     st->recovery_records = db->recovery_records;
     st->recovery_wal_replayed = db->recovery_replayed;

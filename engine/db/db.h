@@ -76,6 +76,19 @@ struct kv_db {
     _Atomic uint64_t compactions, compact_bytes_in, compact_bytes_out, compact_dropped,
         compact_tombs_dropped, compact_errors, compact_last_unix, compact_last_us,
         compact_pass_read, compact_pass_total;
+    /* a read-only handle following the writer (refresh.c; docs/MULTIPROCESS.md) */
+    pthread_mutex_t refresh_mu; /* one kv_refresh at a time; held while it changes the
+                                   fields below, the file table and the index */
+    int man_fd;                /* the MANIFEST in force, held open so that its inode
+                                  number names it (no other file can get that number
+                                  while it is held): -1 when unknown */
+    uint64_t man_ino, man_dev;
+    kv_file *wal_prev;         /* the WAL file a refresh is moving away from: gets may
+                                  still find records in it until the refresh ends */
+    uint64_t wal_last_seq;     /* sequence number of the last record indexed from
+                                  wal_file (0: none yet); the next must be one more */
+    _Atomic uint64_t reached;  /* the handle's view holds every write up to this seq */
+    _Atomic uint64_t refreshes, refresh_lag, refresh_last_time, refresh_last_us;
     /* value compression (kv_stat), added to by the group-commit leader */
     _Atomic uint64_t value_bytes_raw;    /* put values as given */
     _Atomic uint64_t value_bytes_stored; /* the same, as stored */
@@ -107,6 +120,13 @@ int db_check_failed(kv_db *db);
 /* Recovery (recover.c): rebuilds the index from the MANIFEST's segments and the WAL.
  * Leaves db->active and db->wal_file open and next_seq_at_open set. */
 int db_recover(kv_db *db);
+
+/* Read-only handles (refresh.c): pins the MANIFEST just loaded into db->man (at open
+ * and by every refresh that read one); the pin is left unknown (-1) when a writer
+ * replaced it meanwhile, and the next refresh reads it again. */
+void db_pin_manifest(kv_db *db, int fd);
+/* Opens the MANIFEST for db_pin_manifest: its descriptor, or -1. Before it is read. */
+int db_open_manifest(kv_db *db);
 
 /* Write-side set-up (write.c): starts group commit over db->wal_file. */
 int db_start_writer(kv_db *db);

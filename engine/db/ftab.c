@@ -39,6 +39,8 @@ kv_file *ftab_get(kv_db *db, uint32_t number, int wal)
     if (wal) {
         if (db->wal_file != NULL && db->wal_file->number == number)
             f = db->wal_file;
+        else if (db->wal_prev != NULL && db->wal_prev->number == number)
+            f = db->wal_prev;
     } else {
         long i = ftab_find_locked(db, number);
         if (i >= 0)
@@ -89,6 +91,36 @@ int ftab_add_n(kv_db *db, kv_file *const *fs, uint32_t n)
 }
 
 int ftab_add(kv_db *db, kv_file *f) { return ftab_add_n(db, &f, 1); }
+
+int ftab_put_n(kv_db *db, kv_file *const *fs, uint32_t n, kv_file *wal)
+{
+    kv_file *replaced[64], **rep = n <= 64 ? replaced : calloc(n, sizeof *rep);
+    uint32_t nrep = 0;
+    if (rep == NULL)
+        return err_set(KV_ENOMEM, "file table of %u files", db->nfiles + n);
+    pthread_rwlock_wrlock(&db->ftab_lock);
+    int rc = ftab_reserve_locked(db, n);
+    for (uint32_t i = 0; i < n && rc == KV_OK; i++) {
+        long at = ftab_find_locked(db, fs[i]->number);
+        if (at >= 0) {
+            rep[nrep++] = db->files[at];
+            db->files[at] = fs[i];
+        } else {
+            rc = ftab_insert_locked(db, fs[i]); /* room was made: cannot fail */
+        }
+    }
+    if (rc == KV_OK && wal != NULL) {
+        KV_ASSERT(db->wal_prev == NULL);
+        db->wal_prev = db->wal_file;
+        db->wal_file = wal;
+    }
+    pthread_rwlock_unlock(&db->ftab_lock);
+    for (uint32_t i = 0; i < nrep; i++)
+        file_unref(rep[i]);
+    if (rep != replaced)
+        free(rep);
+    return rc;
+}
 
 void ftab_remove_n(kv_db *db, const uint32_t *nums, uint32_t n, kv_file **out)
 {

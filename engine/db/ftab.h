@@ -27,6 +27,12 @@ int ftab_add(kv_db *db, kv_file *f);
  * or NULL. */
 int ftab_add_n(kv_db *db, kv_file *const *fs, uint32_t n);
 void ftab_remove_n(kv_db *db, const uint32_t *nums, uint32_t n, kv_file **out);
+/* A read-only handle following a new MANIFEST (refresh.c), under one hold of the
+ * lock: puts the n files fs in the table, each in place of the one of its number if
+ * there is one (whose reference the table then drops), and with wal != NULL makes
+ * it the WAL file, the one it replaces staying findable as wal_prev. All or nothing
+ * (KV_ENOMEM). */
+int ftab_put_n(kv_db *db, kv_file *const *fs, uint32_t n, kv_file *wal);
 /* Drops the table's reference to every file (the active segment's included) and
  * empties the table; the array stays allocated (kv_close frees it). */
 void ftab_clear(kv_db *db);

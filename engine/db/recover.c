@@ -472,13 +472,20 @@ int db_recover(kv_db *db)
     free(c.runs.v);
     if (rc == KV_OK && !db->opts.read_only)
         rc = settle_active(db);
+    /* A read-only handle maps the active segment up to the end it checked, and its
+     * WAL file with room to grow: it touches only bytes it has checked (refresh.c
+     * moves the WAL file's end as it indexes more), so a byte a restarted writer
+     * cuts, which no reader ever checked, is never touched (docs/MULTIPROCESS.md,
+     * "The truncation rule"). */
     if (rc == KV_OK && db->opts.mmap_reads) {
         file_map(db->active, db->opts.read_only ? 0 : db_active_map_len(db));
         if (db->opts.read_only)
-            file_map(db->wal_file, 0);
+            file_map(db->wal_file, db_active_map_len(db));
     }
     if (rc == KV_OK)
         idx_purge_tombstones(db->idx);
     db->next_seq_at_open = c.max_seq + 1;
+    db->reached = c.max_seq;
+    db->wal_last_seq = wal_res.max_seq;
     return rc;
 }

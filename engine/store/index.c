@@ -421,15 +421,47 @@ int idx_relocate(kv_index *ix, const void *key, size_t klen, uint64_t hash, uint
     long i = shard_find(sh, key, klen, hash);
     if (i >= 0) {
         idx_node *n = slot_node(sh->slots[i]);
-        if (n->seq == seq && !(n->flags & (IDX_F_TOMB | IDX_F_WAL))) {
+        if (n->seq == seq && !(n->flags & IDX_F_TOMB)) {
             node_loc(n, old);
             n->file = file;
             n->off = off;
+            n->flags = 0; /* in a segment now (a read-only handle's was in a WAL file) */
             moved = 1;
         }
     }
     pthread_rwlock_unlock(&sh->lock);
     return moved;
+}
+
+int idx_del_seq_locked(kv_index *ix, const void *key, size_t klen, uint64_t hash, uint64_t seq,
+                       idx_loc *old)
+{
+    idx_shard *sh = &ix->shards[idx_shard_of(hash)];
+    KV_ASSERT(rwlock_held(&sh->lock));
+    long i = shard_find(sh, key, klen, hash);
+    if (i < 0 || slot_node(sh->slots[i])->seq != seq)
+        return 0;
+    idx_node *n = slot_node(sh->slots[i]);
+    node_loc(n, old);
+    sh->tombs -= (n->flags & IDX_F_TOMB) != 0;
+    node_release(sh, n);
+    shard_remove_at(sh, (uint32_t)i);
+    maybe_repack(sh);
+    return 1;
+}
+
+void idx_prefetch_locked(kv_index *ix, uint64_t hash, int node)
+{
+    const idx_shard *sh = &ix->shards[idx_shard_of(hash)];
+    const uint64_t *slot = &sh->slots[hash_pos(hash) & (sh->cap - 1)];
+    if (sh->cap == 0)
+        return;
+    if (!node) {
+        __builtin_prefetch(slot);
+        return;
+    }
+    if (*slot != 0 && slot_tag_eq(*slot, hash))
+        __builtin_prefetch(slot_node(*slot));
 }
 
 int idx_shard_held(kv_index *ix, uint64_t hash)

@@ -60,11 +60,24 @@ int idx_set_locked(kv_index *ix, const void *key, size_t klen, uint64_t hash,
 void idx_del_locked(kv_index *ix, const void *key, size_t klen, uint64_t hash,
                     idx_change *ch);
 
-/* Compaction: when key's location still has sequence number seq (the record that
- * was copied: every write has its own seq), moves it to (file, off), fills *old and
- * returns 1; else (a newer write won) returns 0. Locks the shard itself. */
+/* Compaction, and a read-only handle following one: when key's location still has
+ * sequence number seq (the record that was copied: every write has its own seq) and
+ * is no tombstone, moves it to segment (file, off) (a location in a WAL file too),
+ * fills *old and returns 1; else (a newer write won) returns 0. Locks the shard
+ * itself. */
 int idx_relocate(kv_index *ix, const void *key, size_t klen, uint64_t hash, uint64_t seq,
                  uint32_t file, uint32_t off, idx_loc *old);
+
+/* Removes key when its location (tombstone or not) has sequence number seq, filling
+ * *old, and returns 1; else 0. The caller holds the shard's write lock. */
+int idx_del_seq_locked(kv_index *ix, const void *key, size_t klen, uint64_t hash, uint64_t seq,
+                       idx_loc *old);
+
+/* A hint to the CPU that key hash is looked up soon (a long run of updates): with
+ * node 0 the line of its home slot is fetched, with node 1 the node that slot points
+ * at, when its tag matches (call with 0 some updates earlier). Changes nothing. The
+ * caller holds the shard's lock. */
+void idx_prefetch_locked(kv_index *ix, uint64_t hash, int node);
 
 /* Locks (write) every shard whose bit is set in mask, in shard order; unlocks them. */
 void idx_lock_mask(kv_index *ix, uint64_t mask);
