@@ -37,6 +37,8 @@
  *
  * Seeds: each test prints its seed; KV_READERS_SEED=<n> reruns with it (the writer's
  * choices, the readers' and the kill schedule follow it; the interleaving does not).
+ * A failure names the first violation of each reader; KV_READERS_VERBOSE=1 prints
+ * every one on stderr as it happens.
  * Durations: KV_TEST_QUICK scales them down. Forked children never call CUnit: they
  * report through the shared memory and their exit status.
  *
@@ -175,7 +177,7 @@ typedef struct rd_slot {
     _Atomic uint64_t bad;        /* violations */
     _Atomic int has_msg;         /* msg holds the first violation */
     _Atomic int final_ok;        /* the final check ran and passed (live test) */
-    char msg[700];
+    char msg[1000];
 } rd_slot;
 
 typedef struct rd_shared {
@@ -646,17 +648,24 @@ typedef struct rd_reader {
  * each group, may still show, shared by the reader's two threads. */
 static _Atomic uint64_t g_lb[RD_KEYS];
 static _Atomic uint64_t g_glb[RD_GROUPS];
+/* ... and, for the messages, the highest such bound that came from reading the key
+ * (or a key of the group) absent: the lowest delete version that explains it. */
+static _Atomic uint64_t g_absent_at[RD_KEYS + RD_GROUPS];
+static int g_verbose; /* KV_READERS_VERBOSE: every violation on stderr, not only the first */
 
 __attribute__((format(printf, 3, 4)))
 static void rd_violation(rd_reader *r, const char *where, const char *fmt, ...)
 {
     va_list ap;
-    char msg[500];
+    char msg[900];
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     atomic_fetch_add(&r->slot->bad, 1);
     r->bad++;
+    if (g_verbose)
+        fprintf(stderr, "kvtest: readers: reader %u (pid %d), refresh %llu, %s: %s\n", r->idx,
+                (int)getpid(), (unsigned long long)r->cycle, where, msg);
     if (atomic_exchange(&r->slot->has_msg, 1) == 0)
         snprintf(r->slot->msg, sizeof r->slot->msg, "reader %u (pid %d), refresh %llu, %s: %s",
                  r->idx, (int)getpid(), (unsigned long long)r->cycle, where, msg);
@@ -671,11 +680,16 @@ static uint64_t rd_lo(unsigned k)
 
 /* Records what an observation of key k proved: the bounds of this process and the
  * store-wide seen[]. */
-static void rd_learn(rd_reader *r, unsigned k, uint64_t bound)
+static void rd_learn(rd_reader *r, unsigned k, uint64_t bound, int absent)
 {
     rd_raise(&g_lb[k], bound);
-    if (rd_is_group(k))
+    if (absent)
+        rd_raise(&g_absent_at[k], bound);
+    if (rd_is_group(k)) {
         rd_raise(&g_glb[rd_group(k)], bound);
+        if (absent)
+            rd_raise(&g_absent_at[RD_KEYS + rd_group(k)], bound);
+    }
     rd_raise(&r->sh->seen[k], bound);
 }
 
@@ -688,10 +702,22 @@ static int rd_check(rd_reader *r, const char *where, unsigned k, const rd_obs *o
     char why[400];
     atomic_fetch_add(&r->slot->reads, 1);
     if (rd_judge(r->sh->seed, k, o, lo_seen, lo_acked, hi, &bound, why, sizeof why) != 0) {
-        rd_violation(r, where, "%s", why);
+        /* What a second read shows at once tells a passing state from a lost write. */
+        rd_obs again;
+        rd_observe(r->db, r->sh->seed, k, &again);
+        uint64_t abs = atomic_load(&g_absent_at[k]);
+        if (rd_is_group(k))
+            abs = rd_max2(abs, atomic_load(&g_absent_at[RD_KEYS + rd_group(k)]));
+        rd_violation(r, where, "%s [read again at once: %s %llu%s%s]%s", why,
+                     again.kind == OBS_PRESENT ? "version" : again.kind == OBS_ABSENT
+                     ? "absent" : "error", (unsigned long long)again.v,
+                     again.text[0] ? " " : "", again.text, abs != 0 && abs == lo_seen
+                     ? " (the version it went back from was inferred: the key, or a key of "
+                     "its group, read absent before, which only a delete at that version "
+                     "or later explains)" : "");
         return -1;
     }
-    rd_learn(r, k, bound);
+    rd_learn(r, k, bound, o->kind == OBS_ABSENT);
     return 0;
 }
 
@@ -977,9 +1003,12 @@ static void rd_reader_main(rd_shared *sh, unsigned idx, const char *dir, int mma
     r.slot = &sh->slot[idx];
     r.idx = idx;
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    g_verbose = getenv("KV_READERS_VERBOSE") != NULL;
     /* A new handle sees at least what any reader saw before it opened. */
     for (unsigned g = 0; g < RD_GROUPS; g++)
         atomic_store(&g_glb[g], 0);
+    for (unsigned i = 0; i < RD_KEYS + RD_GROUPS; i++)
+        atomic_store(&g_absent_at[i], 0);
     for (unsigned k = 0; k < RD_KEYS; k++) {
         atomic_store(&g_lb[k], atomic_load(&sh->seen[k]));
         if (rd_is_group(k))
@@ -1850,17 +1879,25 @@ static void test_damage_keeps_view(void)
     KVT_RC(kvt_close(r), KV_OK);
 }
 
-/* The store removed and a new one created in its directory under an open reader:
- * kv_refresh is KV_EIO (open it again), never a mix of the two stores. */
-static void test_replaced_store(void)
+/* One case of the replaced-store test: the old store had rolled (its active segment
+ * is newer than the new store's) or not (both are at the first segment). */
+static void rd_replaced_case(int old_rolled)
 {
     char *dir = kvt_dir_new("readers-replaced");
     kv_options o;
     kv_db *w, *r;
+    kv_stats st;
     kvt_options(&o, KV_SYNC_NONE, KV_IO_AUTO, 16 * 1024);
+    o.auto_compact = 0;
     KVT_RC_FATAL(kvt_open(dir, &o, &w), KV_OK);
-    for (unsigned k = 0; k < 50; k++)
-        rd_api_put(w, k, 1);
+    for (unsigned k = 0; k < 50; k++) {
+        char key[16], val[2100];
+        size_t vl = old_rolled ? 2000 : 10;
+        snprintf(key, sizeof key, "old%03u", k);
+        memset(val, 'o', vl);
+        KVT_RC_FATAL(kv_put(w, key, strlen(key), val, vl), KV_OK);
+    }
+    KVT_RC_FATAL(kv_stat(w, &st), KV_OK);
     KVT_RC_FATAL(kvt_close(w), KV_OK);
     kv_options ro;
     kv_options_init(&ro);
@@ -1880,9 +1917,24 @@ static void test_replaced_store(void)
     for (unsigned k = 0; k < 10; k++)
         rd_api_put(w, k, 7);
     KVT_RC_FATAL(kvt_close(w), KV_OK);
-    KVT_RC(kv_refresh(r), KV_EIO);
-    kvt_note("refresh of a replaced store: \"%s\"", kv_errmsg());
+    int rc = kv_refresh(r);
+    char msg[400];
+    snprintf(msg, sizeof msg, "%s", kv_errmsg());
+    KVT_CHECK(rc == KV_EIO, "store replaced under the reader (the old one had %llu segments):"
+              " kv_refresh returned %d (%s), expected KV_EIO; kv_errmsg \"%s\"; the reader now "
+              "counts %llu keys", (unsigned long long)st.segments, rc, kv_strerror(rc), msg,
+              (unsigned long long)(kv_stat(r, &st) == KV_OK ? st.keys : 0));
+    kvt_note("refresh of a replaced store (old store %s): \"%s\"",
+             old_rolled ? "rolled" : "at its first segment", msg);
     KVT_RC(kvt_close(r), KV_OK);
+}
+
+/* The store removed and a new one created in its directory under an open reader:
+ * kv_refresh is KV_EIO (open it again), never a mix of the two stores. */
+static void test_replaced_store(void)
+{
+    rd_replaced_case(1);
+    rd_replaced_case(0);
 }
 
 static const kvt_test readers_tests[] = {
