@@ -1815,7 +1815,7 @@ static unsigned rd_sealed(const char *dir, char names[][32], unsigned n)
             memcpy(names[at], names[at - 1], 32);
             at--;
         }
-        snprintf(names[at], 32, "%s", e->d_name);
+        snprintf(names[at], 32, "%.31s", e->d_name);
     }
     closedir(d);
     return got;
