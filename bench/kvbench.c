@@ -112,6 +112,7 @@ struct bench {
     int failed;              /* a value read back was wrong or missing */
     double readonly_ops_s;   /* ops/s of the last readonly run (0: none yet), the
                                 baseline readwhileloading compares itself with */
+    double readonly_cpu_op;  /* ... and its CPU seconds per read */
 };
 
 static const char usage_text[] =
@@ -649,6 +650,7 @@ struct result {
     uint64_t writer_ops;        /* readwhileloading: writes of the writer process */
     double writer_secs;         /* ... in this many seconds */
     double baseline_ops_s;      /* ... ops/s of the last readonly (0: none) */
+    double baseline_cpu_op;     /* ... and its CPU seconds per read */
     uint64_t refresh_writes;    /* refresh: writes before each refresh */
     uint64_t lag_sum;           /* ... sum of reader_lag after each */
     kv_stats reader;            /* refresh, openreader: kv_stat of the reader */
@@ -1067,9 +1069,10 @@ static void follow_notes(const struct result *r, char *out, size_t size)
     if (r->writer_secs > 0 && n < size)
         n += (size_t)snprintf(out + n, size - n, ", writer process %.0f ops/s",
                               (double)r->writer_ops / r->writer_secs);
-    if (r->baseline_ops_s > 0 && r->secs > 0 && n < size)
-        snprintf(out + n, size - n, ", %.2fx readonly", (double)r->ops / r->secs /
-                 r->baseline_ops_s);
+    if (r->baseline_ops_s > 0 && r->secs > 0 && r->cpu_secs > 0 && n < size)
+        snprintf(out + n, size - n, ", %.2fx readonly (by CPU per read %.2fx)",
+                 (double)r->ops / r->secs / r->baseline_ops_s,
+                 r->baseline_cpu_op / (r->cpu_secs / (double)r->ops));
 }
 
 /* The notes column of a text line: the figures of the benchmark's kind. */
@@ -1205,9 +1208,10 @@ static void extras_json(const struct result *r)
         if (r->kind == RES_FOLLOW)
             printf(",\"refreshes\":%" PRIu64 ",\"refresh_p50_us\":%.3f,\"refresh_p99_us\":"
                    "%.3f,\"max_reader_lag\":%" PRIu64 ",\"writer_ops\":%" PRIu64
-                   ",\"writer_seconds\":%.6f,\"readonly_ops_per_sec\":%.1f", r->rhist.count,
+                   ",\"writer_seconds\":%.6f,\"readonly_ops_per_sec\":%.1f"
+                   ",\"readonly_cpu_us_per_op\":%.4f", r->rhist.count,
                    hist_pct_us(&r->rhist, 50), hist_pct_us(&r->rhist, 99), r->max_lag,
-                   r->writer_ops, r->writer_secs, r->baseline_ops_s);
+                   r->writer_ops, r->writer_secs, r->baseline_ops_s, r->baseline_cpu_op * 1e6);
     } else if (r->kind == RES_REFRESH) {
         printf(",\"refresh_writes\":%" PRIu64 ",\"mean_reader_lag\":%.1f,\"segments_before\":"
                "%" PRIu64 ",\"segments\":%" PRIu64 ",\"compactions\":%" PRIu64 ",\"keys\":%"
@@ -1604,10 +1608,14 @@ static void bench_read_ro(struct bench *b, struct result *r, int loading)
         store_open(b, r->name, b->db_sync, 0);
     r->kind = RES_FOLLOW;
     report_bad(b, r);
-    if (!loading && r->secs > 0)
+    if (!loading && r->secs > 0 && r->ops > 0) {
         b->readonly_ops_s = (double)r->ops / r->secs;
-    if (loading)
+        b->readonly_cpu_op = r->cpu_secs / (double)r->ops;
+    }
+    if (loading) {
         r->baseline_ops_s = b->readonly_ops_s;
+        r->baseline_cpu_op = b->readonly_cpu_op;
+    }
 }
 
 static void bench_readonly(struct bench *b, struct result *r)
