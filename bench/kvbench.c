@@ -1063,9 +1063,9 @@ static double index_per_key(const kv_stats *st)
 static void follow_notes(const struct result *r, char *out, size_t size)
 {
     size_t n = (size_t)snprintf(out, size, ", %" PRIu64 " refreshes (p50 %.0f us, p99 %.0f "
-                                "us), max reader_lag %" PRIu64, r->rhist.count,
+                                "us, %.3f s in all), max reader_lag %" PRIu64, r->rhist.count,
                                 hist_pct_us(&r->rhist, 50), hist_pct_us(&r->rhist, 99),
-                                r->max_lag);
+                                r->rhist.sum / 1e9, r->max_lag);
     if (r->writer_secs > 0 && n < size)
         n += (size_t)snprintf(out + n, size - n, ", writer process %.0f ops/s",
                               (double)r->writer_ops / r->writer_secs);
@@ -1207,11 +1207,13 @@ static void extras_json(const struct result *r)
                r->found, r->missing, r->wrong);
         if (r->kind == RES_FOLLOW)
             printf(",\"refreshes\":%" PRIu64 ",\"refresh_p50_us\":%.3f,\"refresh_p99_us\":"
-                   "%.3f,\"max_reader_lag\":%" PRIu64 ",\"writer_ops\":%" PRIu64
+                   "%.3f,\"refresh_seconds\":%.6f,\"max_reader_lag\":%" PRIu64
+                   ",\"writer_ops\":%" PRIu64
                    ",\"writer_seconds\":%.6f,\"readonly_ops_per_sec\":%.1f"
                    ",\"readonly_cpu_us_per_op\":%.4f", r->rhist.count,
-                   hist_pct_us(&r->rhist, 50), hist_pct_us(&r->rhist, 99), r->max_lag,
-                   r->writer_ops, r->writer_secs, r->baseline_ops_s, r->baseline_cpu_op * 1e6);
+                   hist_pct_us(&r->rhist, 50), hist_pct_us(&r->rhist, 99), r->rhist.sum / 1e9,
+                   r->max_lag, r->writer_ops, r->writer_secs, r->baseline_ops_s,
+                   r->baseline_cpu_op * 1e6);
     } else if (r->kind == RES_REFRESH) {
         printf(",\"refresh_writes\":%" PRIu64 ",\"mean_reader_lag\":%.1f,\"segments_before\":"
                "%" PRIu64 ",\"segments\":%" PRIu64 ",\"compactions\":%" PRIu64 ",\"keys\":%"
