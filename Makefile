@@ -199,12 +199,17 @@ test-asan:
 # ThreadSanitizer over the suites that run threads against each other (recovery's
 # parallel index build, writers and readers, compaction). Not part of make test: the
 # crash and crashsim suites fork and reopen thousands of times, too slow under TSan.
-TSAN_SUITES ?= entry and recovery:api:compact:concurrency:lz4:property
+# TSan's lock-order checker follows at most 64 locks held by one thread; a
+# read-only handle's refresh holds its refresh lock and all 64 index shards at once
+# (one step of whole batches), so the refresh suite runs without that checker (races
+# are still found).
+TSAN_SUITES ?= entry and recovery:api:compact:concurrency:lz4:property:refresh
 test-tsan:
 	@$(MAKE) --no-print-directory BUILD=build/tsan OPT="-O1 -g" SAN="-fsanitize=thread" \
 	    build/tsan/bin/kvtest
 	@cd build/tsan && list="$(TSAN_SUITES)" && IFS=: && for s in $$list; do \
-	    TSAN_OPTIONS=halt_on_error=1 KV_TEST_QUICK=1 KV_TEST_SUITE="$$s" \
+	    dl=1; [ "$$s" = refresh ] && dl=0; \
+	    TSAN_OPTIONS=halt_on_error=1:detect_deadlocks=$$dl KV_TEST_QUICK=1 KV_TEST_SUITE="$$s" \
 	        KV_BIN=$(CURDIR)/build/tsan/bin ./bin/kvtest || exit 1; done
 
 # valgrind memcheck over the CUnit suite: no error, no leak (--error-exitcode=1).

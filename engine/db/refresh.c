@@ -182,13 +182,22 @@ static kv_file *loc_file(kv_db *db, const idx_loc *loc)
     return lo < db->nfiles && db->files[lo]->number == loc->file ? db->files[lo] : NULL;
 }
 
+/* A reader's live byte counts change only in the refresh thread (kv_stat reads
+ * them): a plain atomic store does, without a locked read-modify-write a record. */
+static void live_add(kv_file *f, int64_t delta)
+{
+    atomic_store_explicit(&f->live_bytes,
+                          atomic_load_explicit(&f->live_bytes, memory_order_relaxed) + (uint64_t)delta,
+                          memory_order_relaxed);
+}
+
 static void lose_live(kv_db *db, const idx_loc *old)
 {
     if (old->flags & IDX_F_TOMB)
         return;
     kv_file *f = loc_file(db, old);
     if (f != NULL)
-        atomic_fetch_sub(&f->live_bytes, old->len);
+        live_add(f, -(int64_t)old->len);
 }
 
 /* Applies s (newest wins; a tombstone hides the key) and removes d's keys that still
@@ -217,7 +226,7 @@ static int apply_step(kv_db *db, staged *s, doomed *d)
         if (!ch.applied)
             continue;
         if (!(r->loc.flags & IDX_F_TOMB))
-            atomic_fetch_add(&r->file->live_bytes, r->loc.len);
+            live_add(r->file, r->loc.len);
         if (ch.had_old)
             lose_live(db, &ch.old);
     }
@@ -251,21 +260,22 @@ typedef struct tail_ctx {
     kv_db *db;
     kv_file *wal;
     staged *s;
+    doomed *d;           /* with them, keys to remove (a MANIFEST followed), or NULL */
+    int by_steps;        /* apply every TAIL_STEP records (else the caller applies) */
     uint64_t last_seq;   /* of the last record taken (0: none in this file yet) */
     uint64_t floor;      /* the file's first record must be above it */
     uint64_t taken_end;  /* end of the last whole batch taken */
-    uint64_t break_off;  /* where a record broke the sequence */
     int in_batch;        /* the last entry taken said "more of this batch follows" */
 } tail_ctx;
 
-/* Makes the batches staged so far visible: the WAL file's checked end moves first
- * (a get may then read them), then the step is applied. */
+/* Makes what is staged visible: the WAL file's checked end moves first (a get may
+ * then read the records), then the step is applied. */
 static int tail_flush(tail_ctx *t)
 {
     atomic_store(&t->wal->woff, t->taken_end);
     atomic_store(&t->wal->size, t->taken_end);
     t->db->wal_last_seq = t->last_seq; /* whole batches only: the last one's last */
-    return apply_step(t->db, t->s, NULL);
+    return apply_step(t->db, t->s, t->d);
 }
 
 static int tail_entry(void *arg, const kv_entry *e, uint64_t off)
@@ -273,10 +283,8 @@ static int tail_entry(void *arg, const kv_entry *e, uint64_t off)
     tail_ctx *t = arg;
     if (!t->in_batch) { /* a batch's first entry: does it continue the sequence? */
         int ok = t->last_seq != 0 ? e->seq == t->last_seq + 1 : e->seq > t->floor;
-        if (!ok) {
-            t->break_off = off;
+        if (!ok)
             return TAIL_BREAK;
-        }
     }
     int rc = stage(t->s, t->wal, e, off, idx_hash(e->key, e->klen));
     if (rc != KV_OK)
@@ -285,18 +293,19 @@ static int tail_entry(void *arg, const kv_entry *e, uint64_t off)
     t->in_batch = (e->flags & KV_RECF_BATCH) != 0;
     if (!t->in_batch) {
         t->taken_end = off + e->size;
-        if (t->s->n >= TAIL_STEP)
+        if (t->by_steps && t->s->n >= TAIL_STEP)
             return tail_flush(t);
     }
     return KV_OK;
 }
 
-/* Indexes the whole batches written to the WAL file the handle follows past where it
+/* Stages the whole batches written to the WAL file the handle follows past where it
  * stopped, up to the file's end now or the first record that does not continue the
- * sequence. A file shorter than what the handle checked was not cut by a writer (it
- * cuts only bytes no reader could have checked): the store was replaced or
- * repaired under the handle. */
-static int tail_wal(kv_db *db, staged *s)
+ * sequence, and applies them: by steps with by_steps, else in the one step of t->s
+ * and t->d (the caller's, which holds more). A file shorter than what the handle
+ * checked was not cut by a writer (it cuts only bytes no reader could have
+ * checked): the store was replaced or repaired under the handle. */
+static int tail_run(kv_db *db, tail_ctx *t)
 {
     kv_file *w = db->wal_file;
     struct stat st;
@@ -307,27 +316,42 @@ static int tail_wal(kv_db *db, staged *s)
         return err_set(KV_EIO, "kv_refresh: %s has %llu bytes, fewer than the %llu this handle "
                        "read: the store was replaced or repaired under it; open it again",
                        w->name, (unsigned long long)end, (unsigned long long)from);
-    if (end == from)
-        return KV_OK;
     /* The next record continues the file's last one; where the segments the handle
      * read hold more than the WAL file (after a power failure under KV_SYNC_NONE or
      * KV_SYNC_INTERVAL, a segment's page may reach the disk before the WAL file's),
      * the writer's next record continues those. A file with no record yet starts
-     * anywhere above what the handle has (compaction may have dropped the last
-     * records before it). */
+     * anywhere above what the handle has, staged records included (compaction may
+     * have dropped the last records before it). */
     uint64_t reached = atomic_load(&db->reached), last = db->wal_last_seq;
-    tail_ctx t = {.db = db, .wal = w, .s = s, .last_seq = last != 0 && reached > last ? reached : last,
-                  .floor = reached, .taken_end = from};
-    kv_scan_result res;
-    int rc = scan_file(db->io, w->fd, w->name, from, end, tail_entry, &t, &res);
-    if (rc == TAIL_BREAK)
-        rc = KV_OK;
+    if (t->s->max_seq > reached)
+        reached = t->s->max_seq;
+    t->db = db;
+    t->wal = w;
+    t->last_seq = last != 0 && reached > last ? reached : last;
+    t->floor = reached;
+    t->taken_end = from;
+    t->in_batch = 0;
+    int rc = KV_OK;
+    if (end > from) {
+        kv_scan_result res;
+        rc = scan_file(db->io, w->fd, w->name, from, end, tail_entry, t, &res);
+        if (rc == TAIL_BREAK)
+            rc = KV_OK;
+    }
     /* A scan that stopped (a batch still being written, a torn tail, garbage) or
      * broke off takes the batches before the stop (the scanner delivers whole ones
      * only): what follows is read again next time, when the writer may have
      * finished it. */
-    if (rc == KV_OK)
-        rc = tail_flush(&t);
+    if (rc == KV_OK && t->by_steps)
+        rc = tail_flush(t);
+    return rc;
+}
+
+/* 1: the WAL file followed, by steps. */
+static int tail_wal(kv_db *db, staged *s)
+{
+    tail_ctx t = {.s = s, .by_steps = 1};
+    int rc = tail_run(db, &t);
     staged_reset(s);
     return rc;
 }
@@ -507,7 +531,7 @@ static int seg_entry(void *arg, const kv_entry *e, uint64_t off)
     idx_loc old;
     if (e->type == KV_REC_PUT
         && idx_relocate(c->db->idx, e->key, e->klen, hash, e->seq, c->f->number, (uint32_t)off, &old)) {
-        atomic_fetch_add(&c->f->live_bytes, e->size);
+        live_add(c->f, e->size);
         lose_live(c->db, &old);
     }
     return KV_OK;
@@ -641,16 +665,21 @@ static int follow_manifest(kv_db *db, staged *s)
         if (man_names(&fw.man, f->number) && !man_names(&db->man, f->number))
             rc = index_segment(db, f, s, &hr);
     }
-    /* c. and the keys left in retired files: one step with b's new records */
+    /* c, d. The WAL file as it is now (the new one from its start), read after the
+     * MANIFEST was: a record the writer dropped as dead was superseded by one it
+     * had written before it published the MANIFEST, so that one is in a new
+     * segment or here. The keys left in retired files are collected only then, and
+     * everything goes in one step: no get sees a key vanish that was only moved on,
+     * nor half of a batch whose tombstone the writer dropped. */
+    tail_ctx t = {.s = s, .d = &d, .by_steps = 0};
+    if (rc == KV_OK && fw.rolled)
+        db->wal_last_seq = 0;
+    if (rc == KV_OK)
+        rc = tail_run(db, &t);
     if (rc == KV_OK)
         rc = collect_doomed(db, &fw, &d);
     if (rc == KV_OK)
-        rc = apply_step(db, s, &d);
-    /* d. the new WAL file from its start */
-    if (rc == KV_OK && fw.rolled) {
-        db->wal_last_seq = 0;
-        rc = tail_wal(db, s);
-    }
+        rc = tail_flush(&t);
     if (rc == KV_OK) {
         follow_finish(db, &fw);
         db_pin_manifest(db, man_fd);
