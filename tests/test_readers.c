@@ -39,7 +39,8 @@
  * choices, the readers' and the kill schedule follow it; the interleaving does not).
  * A failure names the first violation of each reader; KV_READERS_VERBOSE=1 prints
  * every one on stderr as it happens.
- * Durations: KV_TEST_QUICK scales them down. Forked children never call CUnit: they
+ * Durations: KV_TEST_QUICK scales them down; under valgrind (KV_TEST_VALGRIND) the
+ * processes do too little in that time for the checks that enough happened. Forked children never call CUnit: they
  * report through the shared memory and their exit status.
  *
  * Sections:
@@ -1160,7 +1161,8 @@ static void rd_live_run(int sync, uint64_t seg, unsigned ms, uint64_t seed)
                   "(seed %llu)", run, i, hung ? "hung, then was " : "ended with ",
                   rd_status(st, st_text, sizeof st_text), (unsigned long long)seed);
     }
-    uint64_t refreshes = rd_check_slots(sh, 10, 1, run), reads, side, us, lag;
+    uint64_t refreshes = rd_check_slots(sh, kvt_valgrind() ? 1 : 10, 1, run), reads, side, us,
+             lag;
     rd_reader_sums(sh, &reads, &side, &us, &lag);
     unsigned long long rolls = atomic_load(&sh->w_bytes) / seg;
     kvt_note("%s, %.1f s, seed %llu: writer %llu ops (%llu mixed and %llu group batches, "
@@ -1173,8 +1175,8 @@ static void rd_live_run(int sync, uint64_t seg, unsigned ms, uint64_t seed)
              (unsigned long long)atomic_load(&sh->w_compactions), (unsigned long long)refreshes,
              refreshes ? (double)us / (double)refreshes : 0.0, (unsigned long long)reads,
              (unsigned long long)side, (unsigned long long)lag);
-    KVT_CHECK(rolls >= 5 && atomic_load(&sh->w_compactions) >= 1
-              && atomic_load(&sh->w_groups) >= 5, "%s: the writer rolled ~%llu times, "
+    KVT_CHECK(kvt_valgrind() || (rolls >= 5 && atomic_load(&sh->w_compactions) >= 1
+              && atomic_load(&sh->w_groups) >= 5), "%s: the writer rolled ~%llu times, "
               "compacted %llu times, wrote %llu group batches: too few to test anything", run,
               rolls, (unsigned long long)atomic_load(&sh->w_compactions),
               (unsigned long long)atomic_load(&sh->w_groups));
@@ -1310,7 +1312,8 @@ static void test_kill_loop(void)
     KVT_CHECK(ks.unexpected == 0, "kill loop: %u children ended otherwise than by our "
               "SIGKILL; the first: %s (seed %llu)", ks.unexpected, ks.first,
               (unsigned long long)seed);
-    uint64_t refreshes = rd_check_slots(sh, 5, 0, "kill loop"), reads, side, us, lag;
+    uint64_t refreshes = rd_check_slots(sh, kvt_valgrind() ? 0 : 5, 0, "kill loop"), reads,
+             side, us, lag;
     rd_check_reopened(sh, dir, seg);
     rd_reader_sums(sh, &reads, &side, &us, &lag);
     uint64_t acked = 0;
@@ -1325,8 +1328,8 @@ static void test_kill_loop(void)
              (unsigned long long)atomic_load(&sh->w_compactions), (unsigned long long)refreshes,
              refreshes ? (double)us / (double)refreshes : 0.0, (unsigned long long)reads,
              (unsigned long long)lag);
-    KVT_CHECK(ks.writer >= 10 && ks.reader >= 5 && atomic_load(&sh->w_opens) >= 5
-              && acked >= 2000 && atomic_load(&sh->w_compactions) >= 1,
+    KVT_CHECK(kvt_valgrind() || (ks.writer >= 10 && ks.reader >= 5 && atomic_load(&sh->w_opens)
+              >= 5 && acked >= 2000 && atomic_load(&sh->w_compactions) >= 1),
               "kill loop: %u writer kills, %u reader kills, %llu writer opens, %llu versions "
               "acknowledged, %llu compactions: too few to test anything", ks.writer, ks.reader,
               (unsigned long long)atomic_load(&sh->w_opens), (unsigned long long)acked,
