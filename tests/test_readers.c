@@ -40,8 +40,9 @@
  * A failure names the first violation of each reader; KV_READERS_VERBOSE=1 prints
  * every one on stderr as it happens.
  * Durations: KV_TEST_QUICK scales them down; under valgrind (KV_TEST_VALGRIND) the
- * processes do too little in that time for the checks that enough happened. Forked children never call CUnit: they
- * report through the shared memory and their exit status.
+ * processes do too little in that time for the checks that enough happened. Forked
+ * children never call CUnit: they report through the shared memory and their exit
+ * status.
  *
  * Sections:
  *   1. Keys, versions and values
@@ -50,7 +51,8 @@
  *   4. Judging what a reader saw
  *   5. The reader process
  *   6. Deleted files a process holds (/proc/self/fd, /proc/self/maps)
- *   7. The tests: live, kill loop, fds and maps, API
+ *   7. The tests: live, kill loop, fds and maps, API, concurrent refreshes, damage,
+ *      a store replaced
  */
 #include "kvtest.h"
 
