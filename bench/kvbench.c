@@ -9,7 +9,10 @@
  * it does not hold the --num keys. Keys are the zero-padded decimal of an integer;
  * values are slices of a pool that compresses to about --compressible of its size,
  * chosen by a hash of the key, so every value read back is checked against the bytes
- * that were written. Each benchmark
+ * that were written. The reader benchmarks (readonly, readwhileloading, refresh,
+ * openreader) measure read-only handles (kv_refresh): readwhileloading forks a writer
+ * process that overwrites keys with the values they have, so reads stay checkable.
+ * Each benchmark
  * prints one line (text or JSON): operations, seconds, ops/s, MB/s, latency
  * percentiles from a log-bucketed histogram merged across threads, and the engine's
  * own figures from kv_stat. A failing kv_* call ends the run with
@@ -42,6 +45,8 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <fcntl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -88,6 +93,10 @@ struct config {
     int compression;         /* KV_COMPRESS_NONE or KV_COMPRESS_LZ4 */
     double compressible;     /* values compress to about this share of their size */
     size_t compress_min;     /* kv_options.compress_min_bytes */
+    uint64_t refresh_ops;    /* readonly, readwhileloading: reads between two kv_refresh
+                                calls (0: never refresh) */
+    uint64_t refreshes;      /* refresh: kv_refresh calls timed */
+    uint64_t refresh_writes; /* refresh: writes before each of them */
 };
 
 /* The run's state, shared by every benchmark. */
@@ -101,6 +110,9 @@ struct bench {
     unsigned char *pool;     /* value bytes: value_size + POOL_SPREAD */
     uint64_t value_seed;     /* picks each key's slice of the pool */
     int failed;              /* a value read back was wrong or missing */
+    double readonly_ops_s;   /* ops/s of the last readonly run (0: none yet), the
+                                baseline readwhileloading compares itself with */
+    double readonly_cpu_op;  /* ... and its CPU seconds per read */
 };
 
 static const char usage_text[] =
@@ -108,12 +120,19 @@ static const char usage_text[] =
     "Runs db_bench-style benchmarks against a kv store.\n"
     "  --benchmarks LIST   comma-separated, from fillseq, fillrandom, overwrite,\n"
     "                      readrandom, readmissing, fillsync, reopen,\n"
-    "                      reopen-nohints, compact\n"
+    "                      reopen-nohints, compact, and the reader benchmarks:\n"
+    "                      readonly (readrandom through a read-only handle, the\n"
+    "                      writer closed), readwhileloading (the same while a\n"
+    "                      writer process overwrites at full speed; compared with\n"
+    "                      the last readonly), refresh (kv_refresh after\n"
+    "                      --refresh-writes writes, --refreshes times), openreader\n"
+    "                      (a read-only kv_open of the full store, 5 times)\n"
     "                      (default: " DEFAULT_BENCHMARKS ")\n"
     "  --num N             keys in the store, writes per fill (1000000)\n"
-    "  --reads N           operations of readrandom and readmissing (--num)\n"
+    "  --reads N           operations of readrandom, readmissing, readonly and\n"
+    "                      readwhileloading (--num)\n"
     "  --threads N         threads of fillrandom, overwrite, readrandom,\n"
-    "                      readmissing and fillsync (1)\n"
+    "                      readmissing, fillsync, readonly and readwhileloading (1)\n"
     "  --key-size N        bytes per key (16)\n"
     "  --value-size N      bytes per value (100)\n"
     "  --compression MODE  none or lz4: kv_options.compression (none)\n"
@@ -128,8 +147,12 @@ static const char usage_text[] =
     "  --auto-compact 0|1  background compaction (engine default: 1)\n"
     "  --compact-rate N    background compaction pace in bytes/s, K/M/G allowed;\n"
     "                      0 = unpaced (engine default: 64M)\n"
-    "  --drop-caches       reopen benchmarks open cold: sync and drop the page\n"
-    "                      cache first (needs root)\n"
+    "  --drop-caches       reopen benchmarks and openreader open cold: sync and\n"
+    "                      drop the page cache first (needs root)\n"
+    "  --refresh-ops N     readonly, readwhileloading: kv_refresh every N reads\n"
+    "                      (10000; 0 = never)\n"
+    "  --refreshes N       refresh: kv_refresh calls timed (100)\n"
+    "  --refresh-writes N  refresh: writes before each kv_refresh (10000)\n"
     "  --db DIR            store directory; its store is erased first\n"
     "                      (default: a fresh directory under /tmp, removed at the end)\n"
     "  --keep              keep that temporary directory\n"
@@ -439,22 +462,28 @@ static void die_sys(const struct bench *b, const char *fmt, ...)
     exit(EXIT_FAILED);
 }
 
+/* The options of the store's writer, as the command line sets them. */
+static void store_options(const struct bench *b, kv_options *o, int sync, int create)
+{
+    kv_options_init(o);
+    o->create = create;
+    o->sync = sync;
+    o->io = b->cfg.io;
+    o->compression = b->cfg.compression;
+    if (b->cfg.compress_min != SIZE_MAX)
+        o->compress_min_bytes = b->cfg.compress_min;
+    if (b->cfg.segment_bytes != 0)
+        o->segment_bytes = b->cfg.segment_bytes;
+    if (b->cfg.auto_compact >= 0)
+        o->auto_compact = b->cfg.auto_compact;
+    if (b->cfg.compact_rate != UINT64_MAX)
+        o->compact_bytes_per_sec = b->cfg.compact_rate;
+}
+
 static void store_open(struct bench *b, const char *name, int sync, int create)
 {
     kv_options o;
-    kv_options_init(&o);
-    o.create = create;
-    o.sync = sync;
-    o.io = b->cfg.io;
-    o.compression = b->cfg.compression;
-    if (b->cfg.compress_min != SIZE_MAX)
-        o.compress_min_bytes = b->cfg.compress_min;
-    if (b->cfg.segment_bytes != 0)
-        o.segment_bytes = b->cfg.segment_bytes;
-    if (b->cfg.auto_compact >= 0)
-        o.auto_compact = b->cfg.auto_compact;
-    if (b->cfg.compact_rate != UINT64_MAX)
-        o.compact_bytes_per_sec = b->cfg.compact_rate;
+    store_options(b, &o, sync, create);
     check(b, name, kv_open(b->dir, &o, &b->db));
     b->db_sync = sync;
 }
@@ -574,6 +603,9 @@ struct run {
     struct bench *b;            /* the store and configuration */
     const char *name;           /* benchmark name, for errors */
     op_fn op;                   /* one operation, numbered i */
+    kv_db *db;                  /* the handle the operations use */
+    uint64_t refresh_every;     /* op_read_follow: thread 0 refreshes every this many
+                                   of its reads (0: never) */
     struct perm perm;           /* key order of fillrandom and fillsync */
     pthread_barrier_t start;    /* releases the threads and the clock together */
     atomic_int stop;            /* set by a failing thread */
@@ -591,6 +623,8 @@ struct worker {
     uint64_t missing;           /* readrandom: existing keys not found */
     uint64_t wrong;             /* values not as written; readmissing: keys found */
     uint64_t first_bad;         /* the smallest key missing or wrong, or UINT64_MAX */
+    struct hist rhist;          /* op_read_follow: time of each kv_refresh */
+    uint64_t max_lag;           /* ... and the highest reader_lag after one */
     int rc;                     /* KV_OK, or the failing call's status */
     char msg[1024];             /* kv_errmsg of that call, copied in this thread */
     pthread_t thread;           /* the thread running worker_main */
@@ -612,8 +646,17 @@ struct result {
     double cpu_secs;            /* user + system CPU time of the process during the
                                    run: less disturbed than wall time on a shared
                                    machine */
+    struct hist rhist;          /* reader benchmarks: time of each kv_refresh */
+    uint64_t max_lag;           /* ... highest reader_lag after one */
+    uint64_t writer_ops;        /* readwhileloading: writes of the writer process */
+    double writer_secs;         /* ... in this many seconds */
+    double baseline_ops_s;      /* ... ops/s of the last readonly (0: none) */
+    double baseline_cpu_op;     /* ... and its CPU seconds per read */
+    uint64_t refresh_writes;    /* refresh: writes before each refresh */
+    uint64_t lag_sum;           /* ... sum of reader_lag after each */
+    kv_stats reader;            /* refresh, openreader: kv_stat of the reader */
 };
-enum { RES_FILL = 1, RES_READ, RES_REOPEN, RES_COMPACT };
+enum { RES_FILL = 1, RES_READ, RES_REOPEN, RES_COMPACT, RES_FOLLOW, RES_REFRESH, RES_OPEN };
 
 static void *worker_main(void *arg)
 {
@@ -646,6 +689,7 @@ static void worker_init(struct worker *w, struct run *run, unsigned tid,
     if (w->key == NULL)
         die_sys(run->b, "%s: out of memory", run->name);
     hist_init(&w->hist);
+    hist_init(&w->rhist);
     w->first_bad = UINT64_MAX;
 }
 
@@ -655,6 +699,9 @@ static void worker_collect(struct worker *w, struct result *r)
     if (w->rc != KV_OK)
         die_kv(w->run->b, w->run->name, w->rc, w->msg);
     hist_merge(&r->hist, &w->hist);
+    hist_merge(&r->rhist, &w->rhist);
+    if (w->max_lag > r->max_lag)
+        r->max_lag = w->max_lag;
     r->bytes += w->bytes;
     r->found += w->found;
     r->missing += w->missing;
@@ -691,12 +738,14 @@ static void run_threads(struct run *run, struct worker *ws, unsigned threads,
     r->cpu_secs = cpu_secs() - c0;
 }
 
-/* Runs ops operations of op on threads threads and fills r: time, latency, counts and
- * kv_stat before and after. perm_n > 0 sets up the permutation of 0..perm_n-1. */
-static void run_ops(struct bench *b, struct result *r, op_fn op, uint64_t ops,
-                    unsigned threads, uint64_t perm_n)
+/* Runs ops operations of op on threads threads through handle db and fills r: time,
+ * latency, counts and kv_stat of db before and after. perm_n > 0 sets up the
+ * permutation of 0..perm_n-1; refresh_every is op_read_follow's. */
+static void run_ops_db(struct bench *b, kv_db *db, struct result *r, op_fn op, uint64_t ops,
+                       unsigned threads, uint64_t perm_n, uint64_t refresh_every)
 {
-    struct run run = { .b = b, .name = r->name, .op = op };
+    struct run run = { .b = b, .name = r->name, .op = op, .db = db,
+                       .refresh_every = refresh_every };
     struct worker *ws = calloc(threads, sizeof *ws);
     if (ws == NULL)
         die_sys(b, "%s: out of memory", r->name);
@@ -706,7 +755,7 @@ static void run_ops(struct bench *b, struct result *r, op_fn op, uint64_t ops,
     pthread_barrier_init(&run.start, NULL, threads + 1);
     for (unsigned t = 0; t < threads; t++)
         worker_init(&ws[t], &run, t, ops, threads);
-    check(b, r->name, kv_stat(b->db, &r->before));
+    check(b, r->name, kv_stat(db, &r->before));
     run_threads(&run, ws, threads, r);
     pthread_barrier_destroy(&run.start);
     r->ops = ops;
@@ -714,7 +763,14 @@ static void run_ops(struct bench *b, struct result *r, op_fn op, uint64_t ops,
     for (unsigned t = 0; t < threads; t++)
         worker_collect(&ws[t], r);
     free(ws);
-    check(b, r->name, kv_stat(b->db, &r->after));
+    check(b, r->name, kv_stat(db, &r->after));
+}
+
+/* run_ops_db on the store's writer handle. */
+static void run_ops(struct bench *b, struct result *r, op_fn op, uint64_t ops,
+                    unsigned threads, uint64_t perm_n)
+{
+    run_ops_db(b, b->db, r, op, ops, threads, perm_n, 0);
 }
 
 /* Puts key k with its value, timing the call. */
@@ -724,7 +780,7 @@ static int put_key(struct worker *w, uint64_t k)
     key_format(w->key, b->cfg.key_size, k);
     const unsigned char *v = value_of(b, k);
     uint64_t t0 = now_ns();
-    int rc = kv_put(b->db, w->key, b->cfg.key_size, v, b->cfg.value_size);
+    int rc = kv_put(w->run->db, w->key, b->cfg.key_size, v, b->cfg.value_size);
     hist_add(&w->hist, now_ns() - t0);
     w->bytes += b->cfg.key_size + b->cfg.value_size;
     return rc;
@@ -762,7 +818,7 @@ static int op_read(struct worker *w, uint64_t i)
     size_t vlen = 0;
     key_format(w->key, b->cfg.key_size, k);
     uint64_t t0 = now_ns();
-    int rc = kv_get(b->db, w->key, b->cfg.key_size, &val, &vlen);
+    int rc = kv_get(w->run->db, w->key, b->cfg.key_size, &val, &vlen);
     hist_add(&w->hist, now_ns() - t0);
     w->bytes += b->cfg.key_size;
     if (rc == KV_NOTFOUND) {
@@ -788,7 +844,7 @@ static int op_read_missing(struct worker *w, uint64_t i)
     size_t vlen = 0;
     key_format_missing(w->key, b->cfg.key_size, k);
     uint64_t t0 = now_ns();
-    int rc = kv_get(b->db, w->key, b->cfg.key_size, &val, &vlen);
+    int rc = kv_get(w->run->db, w->key, b->cfg.key_size, &val, &vlen);
     hist_add(&w->hist, now_ns() - t0);
     w->bytes += b->cfg.key_size;
     if (rc == KV_NOTFOUND)
@@ -799,6 +855,24 @@ static int op_read_missing(struct worker *w, uint64_t i)
     note_bad(w, k, &w->wrong);
     kv_free(val);
     return KV_OK;
+}
+
+/* op_read on a read-only handle that thread 0 (the one whose range starts at 0) also
+ * refreshes every refresh_every of its reads; the refresh is timed apart. */
+static int op_read_follow(struct worker *w, uint64_t i)
+{
+    struct run *run = w->run;
+    if (w->begin == 0 && run->refresh_every != 0 && (i + 1) % run->refresh_every == 0) {
+        kv_stats st;
+        uint64_t t0 = now_ns();
+        int rc = kv_refresh(run->db);
+        hist_add(&w->rhist, now_ns() - t0);
+        if (rc != KV_OK || (rc = kv_stat(run->db, &st)) != KV_OK)
+            return rc;
+        if (st.reader_lag > w->max_lag)
+            w->max_lag = st.reader_lag;
+    }
+    return op_read(w, i);
 }
 
 /* ---------------------------------------------------------------------------------
@@ -985,6 +1059,23 @@ static double index_per_key(const kv_stats *st)
     return st->keys ? (double)st->index_bytes / (double)st->keys : 0;
 }
 
+/* The notes of readonly and readwhileloading after "found": the refreshes, the
+ * writer process, the ratio to the last readonly. */
+static void follow_notes(const struct result *r, char *out, size_t size)
+{
+    size_t n = (size_t)snprintf(out, size, ", %" PRIu64 " refreshes (p50 %.0f us, p99 %.0f "
+                                "us, %.3f s in all), max reader_lag %" PRIu64, r->rhist.count,
+                                hist_pct_us(&r->rhist, 50), hist_pct_us(&r->rhist, 99),
+                                r->rhist.sum / 1e9, r->max_lag);
+    if (r->writer_secs > 0 && n < size)
+        n += (size_t)snprintf(out + n, size - n, ", writer process %.0f ops/s",
+                              (double)r->writer_ops / r->writer_secs);
+    if (r->baseline_ops_s > 0 && r->secs > 0 && r->cpu_secs > 0 && n < size)
+        snprintf(out + n, size - n, ", %.2fx readonly (by CPU per read %.2fx)",
+                 (double)r->ops / r->secs / r->baseline_ops_s,
+                 r->baseline_cpu_op / (r->cpu_secs / (double)r->ops));
+}
+
 /* The notes column of a text line: the figures of the benchmark's kind. */
 static void notes_text(const struct result *r, char *out, size_t size)
 {
@@ -994,7 +1085,7 @@ static void notes_text(const struct result *r, char *out, size_t size)
     if (r->prefilled)
         n += (size_t)snprintf(out, size, "(filled %" PRIu64 " keys first) ",
                               r->prefilled);
-    if ((r->kind == RES_FILL || r->kind == RES_READ) && r->ops > 0)
+    if ((r->kind == RES_FILL || r->kind == RES_READ || r->kind == RES_FOLLOW) && r->ops > 0)
         n += (size_t)snprintf(out + n, size - n, "cpu %.2f us/op, ",
                               r->cpu_secs * 1e6 / (double)r->ops);
     if (r->kind == RES_FILL) {
@@ -1014,18 +1105,32 @@ static void notes_text(const struct result *r, char *out, size_t size)
         if (r->after.compression == KV_COMPRESS_LZ4 && n < size)
             snprintf(out + n, size - n, ", values stored/raw %.3f (%.1f%% compressed)",
                      value_ratio(r), value_share(r));
-    } else if (r->kind == RES_READ) {
+    } else if (r->kind == RES_READ || r->kind == RES_FOLLOW) {
         n += (size_t)snprintf(out + n, size - n, "found %" PRIu64 " of %" PRIu64,
                               r->found, r->ops);
         if ((r->missing || r->wrong) && n < size)
-            snprintf(out + n, size - n, ", MISSING %" PRIu64 ", WRONG %" PRIu64,
-                     r->missing, r->wrong);
+            n += (size_t)snprintf(out + n, size - n, ", MISSING %" PRIu64 ", WRONG %" PRIu64,
+                                  r->missing, r->wrong);
+        if (r->kind == RES_FOLLOW && n < size)
+            follow_notes(r, out + n, size - n);
     } else if (r->kind == RES_REOPEN) {
         snprintf(out + n, size - n, "open %.0f us (recovery %" PRIu64 " us, %" PRIu64
                  " records, %" PRIu64 " replayed, %" PRIu64 " B cut), close %.0f us, "
                  "keys %" PRIu64, r->open_us, r->after.recovery_us,
                  r->after.recovery_records, r->after.recovery_wal_replayed,
                  r->after.recovery_cut_bytes, r->close_us, r->after.keys);
+    } else if (r->kind == RES_REFRESH) {
+        snprintf(out + n, size - n, "%" PRIu64 " writes before each, mean reader_lag %.0f, "
+                 "segments %" PRIu64 " -> %" PRIu64 ", %" PRIu64 " compactions during it, "
+                 "reader keys %" PRIu64, r->refresh_writes,
+                 r->ops ? (double)r->lag_sum / (double)r->ops : 0, r->before.segments,
+                 r->after.segments, r->after.compactions - r->before.compactions,
+                 r->reader.keys);
+    } else if (r->kind == RES_OPEN) {
+        snprintf(out + n, size - n, "read-only open: recovery %" PRIu64 " us, %" PRIu64
+                 " records, %" PRIu64 " segments from hints, keys %" PRIu64,
+                 r->reader.recovery_us, r->reader.recovery_records, r->reader.recovery_hints,
+                 r->reader.keys);
     } else if (r->kind == RES_COMPACT) {
         snprintf(out + n, size - n, "disk %.1f -> %.1f MB, space amp %.3f (disk/live), "
                  "%" PRIu64 " passes, %" PRIu64 " records dropped, keys %" PRIu64,
@@ -1098,9 +1203,28 @@ static void extras_json(const struct result *r)
                a->value_bytes_raw - r->before.value_bytes_raw,
                a->value_bytes_stored - r->before.value_bytes_stored,
                a->values_compressed - r->before.values_compressed);
-    } else if (r->kind == RES_READ) {
+    } else if (r->kind == RES_READ || r->kind == RES_FOLLOW) {
         printf(",\"found\":%" PRIu64 ",\"missing\":%" PRIu64 ",\"wrong\":%" PRIu64,
                r->found, r->missing, r->wrong);
+        if (r->kind == RES_FOLLOW)
+            printf(",\"refreshes\":%" PRIu64 ",\"refresh_p50_us\":%.3f,\"refresh_p99_us\":"
+                   "%.3f,\"refresh_seconds\":%.6f,\"max_reader_lag\":%" PRIu64
+                   ",\"writer_ops\":%" PRIu64
+                   ",\"writer_seconds\":%.6f,\"readonly_ops_per_sec\":%.1f"
+                   ",\"readonly_cpu_us_per_op\":%.4f", r->rhist.count,
+                   hist_pct_us(&r->rhist, 50), hist_pct_us(&r->rhist, 99), r->rhist.sum / 1e9,
+                   r->max_lag, r->writer_ops, r->writer_secs, r->baseline_ops_s,
+                   r->baseline_cpu_op * 1e6);
+    } else if (r->kind == RES_REFRESH) {
+        printf(",\"refresh_writes\":%" PRIu64 ",\"mean_reader_lag\":%.1f,\"segments_before\":"
+               "%" PRIu64 ",\"segments\":%" PRIu64 ",\"compactions\":%" PRIu64 ",\"keys\":%"
+               PRIu64, r->refresh_writes, r->ops ? (double)r->lag_sum / (double)r->ops : 0,
+               r->before.segments, a->segments, a->compactions - r->before.compactions,
+               r->reader.keys);
+    } else if (r->kind == RES_OPEN) {
+        printf(",\"recovery_us\":%" PRIu64 ",\"recovery_records\":%" PRIu64
+               ",\"recovery_hints\":%" PRIu64 ",\"keys\":%" PRIu64, r->reader.recovery_us,
+               r->reader.recovery_records, r->reader.recovery_hints, r->reader.keys);
     } else if (r->kind == RES_REOPEN) {
         printf(",\"open_us\":%.1f,\"close_us\":%.1f,\"recovery_us\":%" PRIu64
                ",\"recovery_records\":%" PRIu64 ",\"recovery_wal_replayed\":%" PRIu64
@@ -1168,6 +1292,7 @@ static void result_init(struct result *r, const char *name)
     memset(r, 0, sizeof *r);
     r->name = name;
     hist_init(&r->hist);
+    hist_init(&r->rhist);
     r->first_bad = UINT64_MAX;
 }
 
@@ -1325,6 +1450,282 @@ static void bench_compact(struct bench *b, struct result *r)
     hist_add(&r->hist, t1 - t0);
 }
 
+/* ---- the reader benchmarks ---------------------------------------------------------- */
+
+/* Opens the store read-only in this process. */
+static kv_db *reader_open(struct bench *b, const char *name)
+{
+    kv_options o;
+    kv_db *db = NULL;
+    kv_options_init(&o);
+    o.read_only = 1;
+    o.create = 0;
+    o.io = b->cfg.io;
+    check(b, name, kv_open(b->dir, &o, &db));
+    return db;
+}
+
+/* The writer process of readwhileloading. */
+struct loader {
+    pid_t pid;
+    int stop_fd;               /* write end: closing it stops the writer */
+    int res_fd;                /* read end: "r" once open, then a loader_result */
+};
+
+struct loader_result {
+    int rc;                    /* KV_OK, or the failing call's status */
+    char msg[512];             /* its kv_errmsg */
+    uint64_t ops;              /* writes done */
+    double secs;               /* from the first to the last */
+};
+
+/* The writer child: opens the store as the writer and overwrites random keys of the
+ * full store with the values they have, as fast as it can, until the parent closes
+ * the pipe. Never returns. */
+__attribute__((noreturn))
+static void loader_main(struct bench *b, int stop_fd, int res_fd)
+{
+    struct loader_result lr;
+    kv_options o;
+    kv_db *db = NULL;
+    uint64_t rng = b->cfg.seed ^ 0x10adull;
+    unsigned char *key = malloc(b->cfg.key_size);
+    char c;
+    memset(&lr, 0, sizeof lr);
+    store_options(b, &o, b->cfg.sync, 0);
+    lr.rc = key == NULL ? KV_ENOMEM : fcntl(stop_fd, F_SETFL, O_NONBLOCK) != 0 ? KV_EIO
+                                     : kv_open(b->dir, &o, &db);
+    if (lr.rc == KV_OK && write(res_fd, "r", 1) == 1) {
+        uint64_t t0 = now_ns();
+        while (lr.rc == KV_OK && read(stop_fd, &c, 1) < 0 && errno == EAGAIN) {
+            for (int j = 0; j < 256 && lr.rc == KV_OK; j++, lr.ops++) {
+                uint64_t k = splitmix64(&rng) % b->have;
+                key_format(key, b->cfg.key_size, k);
+                lr.rc = kv_put(db, key, b->cfg.key_size, value_of(b, k), b->cfg.value_size);
+            }
+        }
+        lr.secs = (double)(now_ns() - t0) / 1e9;
+    }
+    if (lr.rc != KV_OK)
+        snprintf(lr.msg, sizeof lr.msg, "the writer process: %s", kv_errmsg());
+    if (db != NULL) {
+        int rc = kv_close(db);
+        if (lr.rc == KV_OK && rc != KV_OK) {
+            lr.rc = rc;
+            snprintf(lr.msg, sizeof lr.msg, "the writer process: %s", kv_errmsg());
+        }
+    }
+    ssize_t w = write(res_fd, &lr, sizeof lr);
+    _exit(w == (ssize_t)sizeof lr && lr.rc == KV_OK ? 0 : 1);
+}
+
+/* Reads n bytes from fd (restarting after signals); returns the bytes read. */
+static size_t read_full(int fd, void *buf, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, (char *)buf + got, n - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    return got;
+}
+
+/* Closes this process's writer handle and forks the writer process; returns once it
+ * has opened the store. */
+static void loader_start(struct bench *b, const char *name, struct loader *l)
+{
+    int stop[2], res[2];
+    char c;
+    store_close(b, name);
+    if (pipe(stop) != 0 || pipe(res) != 0)
+        die_sys(b, "%s: pipe: %s", name, strerror(errno));
+    fflush(NULL);
+    l->pid = fork();
+    if (l->pid < 0)
+        die_sys(b, "%s: fork: %s", name, strerror(errno));
+    if (l->pid == 0) {
+        close(stop[1]);
+        close(res[0]);
+        loader_main(b, stop[0], res[1]);
+    }
+    close(stop[0]);
+    close(res[1]);
+    l->stop_fd = stop[1];
+    l->res_fd = res[0];
+    if (read_full(l->res_fd, &c, 1) != 1) {
+        struct loader_result lr;
+        memset(&lr, 0, sizeof lr);
+        read_full(l->res_fd, &lr, sizeof lr);
+        waitpid(l->pid, NULL, 0);
+        die_kv(b, name, lr.rc != KV_OK ? lr.rc : KV_EIO,
+               lr.msg[0] ? lr.msg : "the writer process did not start");
+    }
+}
+
+/* Stops the writer process, takes its figures, and opens this process's writer
+ * handle again. */
+static void loader_stop(struct bench *b, const char *name, struct loader *l, struct result *r)
+{
+    struct loader_result lr;
+    int st = 0;
+    memset(&lr, 0, sizeof lr);
+    close(l->stop_fd);
+    size_t got = read_full(l->res_fd, &lr, sizeof lr);
+    close(l->res_fd);
+    while (waitpid(l->pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    if (got != sizeof lr || lr.rc != KV_OK)
+        die_kv(b, name, lr.rc != KV_OK ? lr.rc : KV_EIO,
+               lr.msg[0] ? lr.msg : "the writer process ended without its figures");
+    r->writer_ops = lr.ops;
+    r->writer_secs = lr.secs;
+    store_open(b, name, b->db_sync, 0);
+}
+
+/* readonly and readwhileloading: --reads random reads, checked, through a read-only
+ * handle of this process that the first thread refreshes every --refresh-ops of its
+ * reads (split over the threads: one refresh per about --refresh-ops reads). The
+ * writer handle is closed meanwhile; with loading, a writer process overwrites keys
+ * at full speed. */
+static void bench_read_ro(struct bench *b, struct result *r, int loading)
+{
+    struct loader l;
+    need_full(b, r);
+    if (loading)
+        loader_start(b, r->name, &l);
+    else
+        store_close(b, r->name);
+    kv_db *ro = reader_open(b, r->name);
+    uint64_t every = b->cfg.refresh_ops / b->cfg.threads;
+    if (b->cfg.refresh_ops != 0 && every == 0)
+        every = 1;
+    run_ops_db(b, ro, r, op_read_follow, b->cfg.reads, b->cfg.threads, 0, every);
+    check(b, r->name, kv_close(ro));
+    if (loading)
+        loader_stop(b, r->name, &l, r);
+    else
+        store_open(b, r->name, b->db_sync, 0);
+    r->kind = RES_FOLLOW;
+    report_bad(b, r);
+    if (!loading && r->secs > 0 && r->ops > 0) {
+        b->readonly_ops_s = (double)r->ops / r->secs;
+        b->readonly_cpu_op = r->cpu_secs / (double)r->ops;
+    }
+    if (loading) {
+        r->baseline_ops_s = b->readonly_ops_s;
+        r->baseline_cpu_op = b->readonly_cpu_op;
+    }
+}
+
+static void bench_readonly(struct bench *b, struct result *r)
+{
+    bench_read_ro(b, r, 0);
+}
+
+static void bench_readwhileloading(struct bench *b, struct result *r)
+{
+    bench_read_ro(b, r, 1);
+}
+
+/* Checks that the reader sees what the writer of this process wrote: the same newest
+ * sequence number and key count, and 1000 random keys with their values. */
+static void refresh_verify(struct bench *b, struct result *r, kv_db *ro)
+{
+    kv_stats ws;
+    uint64_t rng = b->cfg.seed ^ 0xc4ec, bad = 0;
+    unsigned char *key = malloc(b->cfg.key_size);
+    check(b, r->name, kv_stat(b->db, &ws));
+    check(b, r->name, kv_stat(ro, &r->reader));
+    for (int i = 0; key != NULL && i < 1000; i++) {
+        uint64_t k = splitmix64(&rng) % b->have;
+        void *v = NULL;
+        size_t vl = 0;
+        key_format(key, b->cfg.key_size, k);
+        int rc = kv_get(ro, key, b->cfg.key_size, &v, &vl);
+        if (rc != KV_OK && rc != KV_NOTFOUND)
+            check(b, r->name, rc);
+        bad += rc != KV_OK || vl != b->cfg.value_size || memcmp(v, value_of(b, k), vl) != 0;
+        kv_free(v);
+    }
+    free(key);
+    if (bad != 0 || r->reader.reader_seq != ws.next_seq - 1 || r->reader.keys != ws.keys) {
+        fprintf(stderr, "kvbench: %s: the reader is at sequence %" PRIu64 " with %" PRIu64
+                " keys, the writer at %" PRIu64 " with %" PRIu64 "; %" PRIu64 " of 1000 "
+                "values wrong or missing\n", r->name, r->reader.reader_seq, r->reader.keys,
+                ws.next_seq - 1, ws.keys, bad);
+        b->failed = 1;
+    }
+}
+
+/* refresh: a read-only handle in this process; --refreshes times, the writer handle
+ * writes --refresh-writes random keys (untimed), then kv_refresh is timed. */
+static void bench_refresh(struct bench *b, struct result *r)
+{
+    uint64_t rng = b->cfg.seed ^ 0x7e4eull;
+    unsigned char *key = malloc(b->cfg.key_size);
+    need_full(b, r);
+    if (key == NULL)
+        die_sys(b, "%s: out of memory", r->name);
+    kv_db *ro = reader_open(b, r->name);
+    check(b, r->name, kv_stat(b->db, &r->before));
+    for (uint64_t i = 0; i < b->cfg.refreshes; i++) {
+        kv_stats st;
+        for (uint64_t j = 0; j < b->cfg.refresh_writes; j++) {
+            uint64_t k = splitmix64(&rng) % b->have;
+            key_format(key, b->cfg.key_size, k);
+            check(b, r->name, kv_put(b->db, key, b->cfg.key_size, value_of(b, k),
+                                     b->cfg.value_size));
+        }
+        uint64_t t0 = now_ns();
+        check(b, r->name, kv_refresh(ro));
+        uint64_t t1 = now_ns();
+        hist_add(&r->hist, t1 - t0);
+        r->secs += (double)(t1 - t0) / 1e9;
+        check(b, r->name, kv_stat(ro, &st));
+        r->lag_sum += st.reader_lag;
+    }
+    free(key);
+    check(b, r->name, kv_stat(b->db, &r->after));
+    refresh_verify(b, r, ro);
+    check(b, r->name, kv_close(ro));
+    r->kind = RES_REFRESH;
+    r->ops = b->cfg.refreshes;
+    r->threads = 1;
+    r->refresh_writes = b->cfg.refresh_writes;
+    r->bytes = b->cfg.refreshes * b->cfg.refresh_writes * (b->cfg.key_size + b->cfg.value_size);
+}
+
+/* openreader: a read-only kv_open of the full store, beside this process's writer
+ * handle (open and quiet), 5 times; every key must be there. */
+static void bench_openreader(struct bench *b, struct result *r)
+{
+    need_full(b, r);
+    for (int i = 0; i < 5; i++) {
+        if (b->cfg.drop_caches)
+            drop_caches(b);
+        uint64_t t0 = now_ns();
+        kv_db *ro = reader_open(b, r->name);
+        uint64_t t1 = now_ns();
+        hist_add(&r->hist, t1 - t0);
+        r->secs += (double)(t1 - t0) / 1e9;
+        check(b, r->name, kv_stat(ro, &r->reader));
+        check(b, r->name, kv_close(ro));
+        if (r->reader.keys != b->have) {
+            fprintf(stderr, "kvbench: %s: the reader holds %" PRIu64 " keys, expected %"
+                    PRIu64 "\n", r->name, r->reader.keys, b->have);
+            b->failed = 1;
+        }
+    }
+    r->kind = RES_OPEN;
+    r->ops = 5;
+    r->threads = 1;
+    r->bytes = r->reader.disk_bytes * 5;
+}
+
 typedef void (*bench_fn)(struct bench *b, struct result *r);
 
 static const struct {
@@ -1340,6 +1741,10 @@ static const struct {
     { "reopen", bench_reopen },
     { "reopen-nohints", bench_reopen },
     { "compact", bench_compact },
+    { "readonly", bench_readonly },
+    { "readwhileloading", bench_readwhileloading },
+    { "refresh", bench_refresh },
+    { "openreader", bench_openreader },
 };
 
 static bench_fn bench_find(const char *name)
@@ -1433,13 +1838,17 @@ static void config_defaults(struct config *c)
     c->compression = KV_COMPRESS_NONE;
     c->compressible = 0.5;
     c->compress_min = SIZE_MAX; /* the engine's default */
+    c->refresh_ops = 10000;
+    c->refreshes = 100;
+    c->refresh_writes = 10000;
 }
 
 enum {
     OPT_BENCHMARKS = 256, OPT_NUM, OPT_READS, OPT_THREADS, OPT_KEY_SIZE, OPT_VALUE_SIZE,
     OPT_SYNC, OPT_IO, OPT_SEGMENT_BYTES, OPT_DB, OPT_KEEP, OPT_SYNC_NUM, OPT_SEED,
     OPT_HISTOGRAM, OPT_JSON, OPT_AUTO_COMPACT, OPT_COMPACT_RATE, OPT_DROP_CACHES,
-    OPT_COMPRESSION, OPT_COMPRESSIBLE, OPT_COMPRESS_MIN
+    OPT_COMPRESSION, OPT_COMPRESSIBLE, OPT_COMPRESS_MIN, OPT_REFRESH_OPS, OPT_REFRESHES,
+    OPT_REFRESH_WRITES
 };
 
 static const struct option long_options[] = {
@@ -1464,6 +1873,9 @@ static const struct option long_options[] = {
     { "compression", required_argument, NULL, OPT_COMPRESSION },
     { "compressible", required_argument, NULL, OPT_COMPRESSIBLE },
     { "compress-min-bytes", required_argument, NULL, OPT_COMPRESS_MIN },
+    { "refresh-ops", required_argument, NULL, OPT_REFRESH_OPS },
+    { "refreshes", required_argument, NULL, OPT_REFRESHES },
+    { "refresh-writes", required_argument, NULL, OPT_REFRESH_WRITES },
     { "help", no_argument, NULL, 'h' },
     { "version", no_argument, NULL, 'V' },
     { NULL, 0, NULL, 0 }
@@ -1514,6 +1926,11 @@ static int parse_option(struct config *c, int opt, const char *arg, int *reads_s
     case OPT_COMPRESSIBLE: c->compressible = parse_ratio("--compressible", arg); break;
     case OPT_COMPRESS_MIN:
         c->compress_min = parse_num("--compress-min-bytes", arg, 0, KV_MAX_VALUE, 0);
+        break;
+    case OPT_REFRESH_OPS: c->refresh_ops = parse_num("--refresh-ops", arg, 0, MAX_NUM, 0); break;
+    case OPT_REFRESHES: c->refreshes = parse_num("--refreshes", arg, 1, MAX_NUM, 0); break;
+    case OPT_REFRESH_WRITES:
+        c->refresh_writes = parse_num("--refresh-writes", arg, 0, MAX_NUM, 0);
         break;
     default: return 0;
     }

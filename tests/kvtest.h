@@ -58,6 +58,8 @@ void kvt_register_debug(void);       /* tests/test_debug.c: network file systems
                                         assertions that run (KV_DEBUG) */
 void kvt_register_tools_live(void);  /* tests/test_tools_live.c: the tools on a store a
                                         writer process holds or left killed; the locks */
+void kvt_register_readers(void);     /* tests/test_readers.c: read-only handles following a
+                                        writer with kv_refresh (live, kill loop, fds) */
 
 typedef struct kvt_test {
     const char *name; /* test name shown by CUnit */

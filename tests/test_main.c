@@ -76,6 +76,7 @@ int main(void)
     kvt_register_abi();
     kvt_register_debug();
     kvt_register_tools_live();
+    kvt_register_readers();
     if (CU_get_error() != CUE_SUCCESS) {
         fprintf(stderr, "kvtest: registering suites: %s\n", CU_get_error_msg());
         CU_cleanup_registry();
