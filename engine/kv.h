@@ -416,9 +416,12 @@ KV_API int kv_sync(kv_db *db);
  * disk, and it is safe beside a writer that rolls, compacts, is killed and restarts
  * (a torn tail it cuts at recovery holds nothing a reader used). One refresh runs
  * at a time (a second caller waits). Returns KV_OK (also on a writer handle:
- * nothing to do); KV_EINVAL (NULL db); KV_ECORRUPT (damage, as kv_open reports it:
- * the handle keeps its previous view and stays usable); KV_EIO (an I/O error, or the
- * store was replaced or repaired under the handle: open it again); KV_ENOMEM.
+ * nothing to do); KV_EINVAL (NULL db); KV_ECORRUPT (damage, as kv_open reports it);
+ * KV_EIO (an I/O error, or the store was replaced or repaired under the handle: open
+ * it again); KV_ENOMEM. After a failure the handle still answers, from a view that
+ * holds every write up to some point, at or past the one it had (a refresh may take
+ * part of what is new before it fails); once a refresh failed while moving the
+ * handle to a newer MANIFEST, every later one fails the same way (open it again).
  * Thread-safe. */
 KV_API int kv_refresh(kv_db *db);
 

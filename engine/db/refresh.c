@@ -626,6 +626,32 @@ static void follow_finish(kv_db *db, follow *fw)
     file_unref(prev);
 }
 
+/* Whether m can follow the MANIFEST in force in the same store: a writer only moves
+ * the generation and the active pair forward, and never puts another file under the
+ * name of the WAL file the handle follows. Otherwise the store was replaced (or
+ * repaired) under the handle: KV_EIO. */
+static int check_same_store(kv_db *db, const kv_manifest *m)
+{
+    struct stat a, b;
+    const char *why = NULL;
+    if (m->active < db->man.active)
+        why = "names an older active segment";
+    else if (m->generation < db->man.generation)
+        why = "has an older generation";
+    else if (m->active == db->man.active) {
+        if (fstatat(db->dirfd, db->wal_file->name, &b, 0) != 0)
+            why = "names a WAL file that is gone";
+        else if (fstat(db->wal_file->fd, &a) == 0 && (a.st_ino != b.st_ino || a.st_dev != b.st_dev))
+            why = "names a WAL file that is not the one the handle follows";
+    }
+    if (why == NULL)
+        return KV_OK;
+    return err_set(KV_EIO, "kv_refresh: %s: the MANIFEST (generation %u, active segment %06u) %s "
+                   "(generation %u, active %06u before): the store was replaced or repaired "
+                   "under the handle; open it again", db->dir, m->generation, m->active, why,
+                   db->man.generation, db->man.active);
+}
+
 /* Follows the MANIFEST as it is now. KV_NOTFOUND: a file it named was gone (start
  * over); the handle's view is unchanged then, but for files added to the table. */
 static int follow_manifest(kv_db *db, staged *s)
@@ -639,6 +665,8 @@ static int follow_manifest(kv_db *db, staged *s)
     if (rc == KV_NOTFOUND)
         rc = err_set(KV_EIO, "kv_refresh: %s: MANIFEST is gone: the store was removed or "
                      "replaced under the handle", db->dir);
+    if (rc == KV_OK)
+        rc = check_same_store(db, &fw.man);
     if (rc == KV_OK && fw.man.generation == db->man.generation && fw.man.active == db->man.active
         && fw.man.nsealed == db->man.nsealed
         && memcmp(fw.man.sealed, db->man.sealed, fw.man.nsealed * sizeof *fw.man.sealed) == 0) {
@@ -646,10 +674,6 @@ static int follow_manifest(kv_db *db, staged *s)
         follow_free(&fw);
         return KV_OK;
     }
-    if (rc == KV_OK && fw.man.active < db->man.active)
-        rc = err_set(KV_EIO, "kv_refresh: %s: the MANIFEST names active segment %06u, older "
-                     "than %06u: the store was replaced or repaired under the handle; open it "
-                     "again", db->dir, fw.man.active, db->man.active);
     /* a. the WAL file followed so far is final once the active pair moved on */
     if (rc == KV_OK && fw.man.active != db->man.active)
         rc = tail_wal(db, s);
