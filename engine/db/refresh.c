@@ -628,8 +628,9 @@ static void follow_finish(kv_db *db, follow *fw)
 
 /* Whether m can follow the MANIFEST in force in the same store: a writer only moves
  * the generation and the active pair forward, and never puts another file under the
- * name of the WAL file the handle follows. Otherwise the store was replaced (or
- * repaired) under the handle: KV_EIO. */
+ * name of the WAL file the handle follows (a number the MANIFEST named is never used
+ * again). Otherwise the store was replaced (or repaired) under the handle: KV_EIO.
+ * KV_NOTFOUND when that WAL file is gone: the store rolled since m was read. */
 static int check_same_store(kv_db *db, const kv_manifest *m)
 {
     struct stat a, b;
@@ -639,9 +640,10 @@ static int check_same_store(kv_db *db, const kv_manifest *m)
     else if (m->generation < db->man.generation)
         why = "has an older generation";
     else if (m->active == db->man.active) {
+        /* gone: a roll since the MANIFEST was read (start over from the newer one) */
         if (fstatat(db->dirfd, db->wal_file->name, &b, 0) != 0)
-            why = "names a WAL file that is gone";
-        else if (fstat(db->wal_file->fd, &a) == 0 && (a.st_ino != b.st_ino || a.st_dev != b.st_dev))
+            return KV_NOTFOUND;
+        if (fstat(db->wal_file->fd, &a) == 0 && (a.st_ino != b.st_ino || a.st_dev != b.st_dev))
             why = "names a WAL file that is not the one the handle follows";
     }
     if (why == NULL)
