@@ -36,14 +36,16 @@ kv_file *ftab_get(kv_db *db, uint32_t number, int wal)
 {
     kv_file *f = NULL;
     rwlock_rdlock_spin(&db->ftab_lock);
-    if (wal) {
-        if (db->wal_file != NULL && db->wal_file->number == number)
-            f = db->wal_file;
-        else if (db->wal_prev != NULL && db->wal_prev->number == number)
-            f = db->wal_prev;
-    } else {
+    if (wal && db->wal_file != NULL && db->wal_file->number == number)
+        f = db->wal_file;
+    else if (wal && db->wal_prev != NULL && db->wal_prev->number == number)
+        f = db->wal_prev;
+    else {
+        /* A read-only handle's key in a WAL file it rolled past reads through that
+         * file's segment, which holds the same bytes at the same offsets (checked by
+         * refresh.c before the WAL file was let go). */
         long i = ftab_find_locked(db, number);
-        if (i >= 0)
+        if (i >= 0 && (!wal || atomic_load(&db->files[i]->holds_wal)))
             f = db->files[i];
     }
     if (f != NULL)

@@ -167,7 +167,8 @@ static kv_file *loc_file(kv_db *db, const idx_loc *loc)
             return db->wal_file;
         if (db->wal_prev != NULL && db->wal_prev->number == loc->file)
             return db->wal_prev;
-        return NULL;
+        /* else a WAL file rolled past whose segment holds its records at the same
+         * offsets (same_records): the key reads there */
     }
     /* Only a refresh (this thread, under refresh_mu) changes a read-only handle's
      * table: it can be searched without its lock. */
@@ -179,7 +180,9 @@ static kv_file *loc_file(kv_db *db, const idx_loc *loc)
         else
             hi = mid;
     }
-    return lo < db->nfiles && db->files[lo]->number == loc->file ? db->files[lo] : NULL;
+    if (lo == db->nfiles || db->files[lo]->number != loc->file)
+        return NULL;
+    return !(loc->flags & IDX_F_WAL) || atomic_load(&db->files[lo]->holds_wal) ? db->files[lo] : NULL;
 }
 
 /* A reader's live byte counts change only in the refresh thread (kv_stat reads
@@ -409,6 +412,9 @@ typedef struct follow {
     uint32_t *retire;     /* numbers of table files the MANIFEST no longer names */
     uint32_t nretire;
     int rolled;           /* the active pair changed */
+    uint32_t alias;       /* the old WAL file's number when its sealed segment holds its
+                             records byte for byte at the same offsets (same_records):
+                             keys stay where they point, read through the segment */
 } follow;
 
 static void follow_free(follow *fw)
@@ -518,6 +524,7 @@ typedef struct seg_ctx {
     kv_db *db;
     kv_file *f;
     staged *s;
+    staged *moves;  /* records the view has: keys to move to this copy if still theirs */
     uint64_t reached;
 } seg_ctx;
 
@@ -528,29 +535,84 @@ static int seg_entry(void *arg, const kv_entry *e, uint64_t off)
     uint64_t hash = idx_hash(e->key, e->klen);
     if (e->seq > c->reached)
         return stage(c->s, c->f, e, off, hash);
-    idx_loc old;
-    if (e->type == KV_REC_PUT
-        && idx_relocate(c->db->idx, e->key, e->klen, hash, e->seq, c->f->number, (uint32_t)off, &old)) {
-        live_add(c->f, e->size);
-        lose_live(c->db, &old);
+    return e->type == KV_REC_PUT ? stage(c->moves, c->f, e, off, hash) : KV_OK;
+}
+
+/* Moves the keys of m that still point at the records' sequence numbers to the
+ * copies m names: shard by shard (a counting sort of m by shard), each shard
+ * write-locked for a run of MOVE_RUN moves at most, so a get waits for one run only;
+ * slots and nodes fetched ahead as in apply_step. A move changes no value. */
+#define MOVE_RUN 512
+static int apply_moves(kv_db *db, staged *m)
+{
+    size_t start[IDX_SHARDS + 1] = {0}, *order = NULL;
+    if (m->n == 0)
+        return KV_OK;
+    if ((order = malloc(m->n * sizeof *order)) == NULL)
+        return err_set(KV_ENOMEM, "kv_refresh: %s: moving %zu keys", db->dir, m->n);
+    for (size_t i = 0; i < m->n; i++)
+        start[idx_shard_of(m->v[i].hash) + 1]++;
+    for (unsigned sh = 0; sh < IDX_SHARDS; sh++)
+        start[sh + 1] += start[sh];
+    size_t fill[IDX_SHARDS];
+    memcpy(fill, start, sizeof fill);
+    for (size_t i = 0; i < m->n; i++)
+        order[fill[idx_shard_of(m->v[i].hash)]++] = i;
+    for (unsigned sh = 0; sh < IDX_SHARDS; sh++) {
+        for (size_t at = start[sh]; at < start[sh + 1]; at += MOVE_RUN) {
+            size_t end = start[sh + 1] - at < MOVE_RUN ? start[sh + 1] : at + MOVE_RUN;
+            uint64_t mask = UINT64_C(1) << sh;
+            idx_lock_mask(db->idx, mask);
+            for (size_t j = at; j < end; j++) {
+                struct stage_rec *r = &m->v[order[j]];
+                idx_loc old;
+                if (j + 16 < end)
+                    idx_prefetch_locked(db->idx, m->v[order[j + 16]].hash, 0);
+                if (j + 8 < end)
+                    idx_prefetch_locked(db->idx, m->v[order[j + 8]].hash, 1);
+                if (idx_relocate_locked(db->idx, m->keys + r->koff, r->klen, r->hash, r->loc.seq,
+                                        r->loc.file, r->loc.off, &old)) {
+                    live_add(r->file, r->loc.len);
+                    lose_live(db, &old);
+                }
+            }
+            idx_unlock_mask(db->idx, mask);
+        }
     }
+    free(order);
+    staged_reset(m);
     return KV_OK;
 }
 
-static int index_segment(kv_db *db, kv_file *f, staged *s, hint_rbuf *hr)
+static int index_segment(kv_db *db, kv_file *f, staged *s, staged *moves, hint_rbuf *hr)
 {
-    seg_ctx c = {db, f, s, atomic_load(&db->reached)};
+    seg_ctx c = {db, f, s, moves, atomic_load(&db->reached)};
     char why[160];
     kv_scan_result res;
+    size_t n0 = s->n, k0 = s->klen;
+    uint64_t mask0 = s->mask, max0 = s->max_seq;
+    staged_reset(moves);
     int rc = hint_load(db->io, db->dirfd, f->number, f->size, hr, seg_entry, &c, why, sizeof why);
-    if (rc != KV_NOTFOUND)
+    if (rc != KV_NOTFOUND) {
+        if (rc == KV_OK)
+            rc = apply_moves(db, moves);
+        staged_reset(moves);
         return rc;
+    }
     /* No usable hint (none, damaged, gone): the records themselves. Whatever the hint
-     * applied before it failed is applied again, which changes nothing. */
+     * staged before it was refused is dropped: the scan stages it again. */
+    s->n = n0;
+    s->klen = k0;
+    s->mask = mask0;
+    s->max_seq = max0;
+    staged_reset(moves);
     rc = scan_file(db->io, f->fd, f->name, KV_FILE_HDR_SIZE, f->size, seg_entry, &c, &res);
     if (rc == KV_OK && res.stopped)
         rc = err_set(KV_ECORRUPT, "%s: offset %llu: %s", f->name, (unsigned long long)res.bad_off,
                      res.why);
+    if (rc == KV_OK)
+        rc = apply_moves(db, moves);
+    staged_reset(moves);
     return rc;
 }
 
@@ -573,7 +635,8 @@ static int in_list(const uint32_t *v, uint32_t n, uint32_t x)
 static int find_doomed(void *arg, const uint8_t *key, size_t klen, const idx_loc *loc)
 {
     retire_scan *r = arg;
-    int gone = loc->flags & IDX_F_WAL ? loc->file == r->wal : in_list(r->nums, r->n, loc->file);
+    /* a key in a WAL file read through its segment is in that segment */
+    int gone = ((loc->flags & IDX_F_WAL) && loc->file == r->wal) || in_list(r->nums, r->n, loc->file);
     if (gone && doom(r->d, key, klen, idx_hash(key, klen), loc->seq) != KV_OK)
         return r->rc = KV_ENOMEM;
     return 0;
@@ -592,7 +655,7 @@ static int collect_doomed(kv_db *db, const follow *fw, doomed *d)
             file_unref(f);
         }
     }
-    if (db->wal_prev != NULL) {
+    if (db->wal_prev != NULL && db->wal_prev->number != fw->alias) {
         r.wal = db->wal_prev->number;
         any |= atomic_load(&db->wal_prev->live_bytes) > 0;
     }
@@ -654,6 +717,38 @@ static int check_same_store(kv_db *db, const kv_manifest *m)
                    db->man.generation, db->man.active);
 }
 
+/* Whether segment seg holds, at the same offsets, exactly the records of WAL file wal
+ * (final: the handle has read it to its end): then the keys pointing into the WAL
+ * file can be read through the segment as they are, and a roll costs a comparison
+ * of bytes (both in the page cache) instead of moving every key of the segment. So
+ * it is when the writer appended each group to the segment as it wrote it to the WAL
+ * file, from the start; a segment that got its records otherwise (the records of a
+ * restart's replay at other offsets, a WAL file that lost bytes the segment has)
+ * differs, and the keys are moved. Reads only checked bytes: the WAL file's up to
+ * its end, the sealed segment's (never cut). */
+static int same_records(kv_db *db, kv_file *wal, kv_file *seg)
+{
+    uint64_t end = atomic_load(&wal->size);
+    if (atomic_load(&seg->size) != end)
+        return 0;
+    if (end <= KV_FILE_HDR_SIZE)
+        return 1;
+    if (wal->map != NULL && seg->map != NULL && wal->map_len >= end && seg->map_len >= end)
+        return memcmp(wal->map + KV_FILE_HDR_SIZE, seg->map + KV_FILE_HDR_SIZE,
+                      (size_t)(end - KV_FILE_HDR_SIZE)) == 0;
+    size_t chunk = 1u << 20;
+    uint8_t *a = malloc(chunk), *b = malloc(chunk);
+    int same = a != NULL && b != NULL;
+    for (uint64_t off = KV_FILE_HDR_SIZE; same && off < end; off += chunk) {
+        size_t n = end - off < chunk ? (size_t)(end - off) : chunk;
+        same = io_pread_full(db->io, wal->fd, a, n, off) == (ssize_t)n
+               && io_pread_full(db->io, seg->fd, b, n, off) == (ssize_t)n && memcmp(a, b, n) == 0;
+    }
+    free(a);
+    free(b);
+    return same;
+}
+
 /* Follows the MANIFEST as it is now. KV_NOTFOUND: a file it named was gone (start
  * over); the handle's view is unchanged then, but for files added to the table. */
 static int follow_manifest(kv_db *db, staged *s)
@@ -661,6 +756,7 @@ static int follow_manifest(kv_db *db, staged *s)
     follow fw = {0};
     doomed d = {0};
     hint_rbuf hr = {0};
+    staged moves = {0};
     int installed = 0;
     int man_fd = db_open_manifest(db);
     int rc = manifest_load(db->io, db->dirfd, &fw.man);
@@ -683,14 +779,25 @@ static int follow_manifest(kv_db *db, staged *s)
         rc = follow_open(db, &fw);
     if (rc == KV_OK && (rc = follow_install(db, &fw)) == KV_OK)
         installed = 1;
-    /* b. the new segments: moves now, new records staged */
+    /* b. the new segments: moves now, new records staged; the segment of the WAL
+     * file just read to its end is compared with it first */
     for (uint32_t i = 0; rc == KV_OK && i < db->nfiles; i++) {
         kv_file *f = db->files[i];
         /* the files just installed are those named sealed that the old MANIFEST did
          * not name sealed */
-        if (man_names(&fw.man, f->number) && !man_names(&db->man, f->number))
-            rc = index_segment(db, f, s, &hr);
+        if (!man_names(&fw.man, f->number) || man_names(&db->man, f->number))
+            continue;
+        if (fw.rolled && db->wal_prev != NULL && f->number == db->wal_prev->number
+            && same_records(db, db->wal_prev, f)) {
+            fw.alias = f->number;
+            atomic_store(&f->holds_wal, 1);
+            live_add(f, (int64_t)atomic_load(&db->wal_prev->live_bytes));
+            atomic_store(&db->wal_prev->live_bytes, 0);
+            continue;
+        }
+        rc = index_segment(db, f, s, &moves, &hr);
     }
+    staged_free(&moves);
     /* c, d. The WAL file as it is now (the new one from its start), read after the
      * MANIFEST was: a record the writer dropped as dead was superseded by one it
      * had written before it published the MANIFEST, so that one is in a new

@@ -54,6 +54,10 @@ typedef struct kv_file {
     uint32_t nblockers;         /* entries used; > 8: too many to list (any retired
                                    segment resets dead_floor) */
     _Atomic int compact_skip;   /* damage found while compacting: left alone */
+    _Atomic int holds_wal;      /* a read-only handle's sealed segment that holds the
+                                   records of its WAL file byte for byte at the same
+                                   offsets: keys that pointed into that WAL file read
+                                   here (db/refresh.c) */
 } kv_file;
 
 /* "000012.seg", "000012.wal", "000012.hint", "000012.hint.tmp" into buf (at least

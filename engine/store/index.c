@@ -416,8 +416,18 @@ int idx_relocate(kv_index *ix, const void *key, size_t klen, uint64_t hash, uint
                  uint32_t file, uint32_t off, idx_loc *old)
 {
     idx_shard *sh = &ix->shards[idx_shard_of(hash)];
-    int moved = 0;
     pthread_rwlock_wrlock(&sh->lock);
+    int moved = idx_relocate_locked(ix, key, klen, hash, seq, file, off, old);
+    pthread_rwlock_unlock(&sh->lock);
+    return moved;
+}
+
+int idx_relocate_locked(kv_index *ix, const void *key, size_t klen, uint64_t hash, uint64_t seq,
+                        uint32_t file, uint32_t off, idx_loc *old)
+{
+    idx_shard *sh = &ix->shards[idx_shard_of(hash)];
+    int moved = 0;
+    KV_ASSERT(rwlock_held(&sh->lock));
     long i = shard_find(sh, key, klen, hash);
     if (i >= 0) {
         idx_node *n = slot_node(sh->slots[i]);
@@ -429,7 +439,6 @@ int idx_relocate(kv_index *ix, const void *key, size_t klen, uint64_t hash, uint
             moved = 1;
         }
     }
-    pthread_rwlock_unlock(&sh->lock);
     return moved;
 }
 

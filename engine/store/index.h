@@ -67,6 +67,9 @@ void idx_del_locked(kv_index *ix, const void *key, size_t klen, uint64_t hash,
  * itself. */
 int idx_relocate(kv_index *ix, const void *key, size_t klen, uint64_t hash, uint64_t seq,
                  uint32_t file, uint32_t off, idx_loc *old);
+/* The same, the caller holding the shard's write lock (many moves under one hold). */
+int idx_relocate_locked(kv_index *ix, const void *key, size_t klen, uint64_t hash, uint64_t seq,
+                        uint32_t file, uint32_t off, idx_loc *old);
 
 /* Removes key when its location (tombstone or not) has sequence number seq, filling
  * *old, and returns 1; else 0. The caller holds the shard's write lock. */
