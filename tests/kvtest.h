@@ -55,6 +55,8 @@ void kvt_register_json(void);        /* tests/test_json.c: --json of every tool 
 void kvt_register_abi(void);         /* tests/test_abi.c: libkv.so's exports, struct sizes */
 void kvt_register_debug(void);       /* tests/test_debug.c: network file systems refused,
                                         assertions that run (KV_DEBUG) */
+void kvt_register_compact_live(void); /* tests/test_compact_live.c: kvcompact on a store a
+                                         writer holds (the writer compacts on request) */
 
 typedef struct kvt_test {
     const char *name; /* test name shown by CUnit */

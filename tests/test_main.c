@@ -74,6 +74,7 @@ int main(void)
     kvt_register_json();
     kvt_register_abi();
     kvt_register_debug();
+    kvt_register_compact_live();
     if (CU_get_error() != CUE_SUCCESS) {
         fprintf(stderr, "kvtest: registering suites: %s\n", CU_get_error_msg());
         CU_cleanup_registry();
