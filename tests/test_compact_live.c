@@ -538,12 +538,31 @@ static void test_request_garbage(void)
         struct stat st;
         KVT_CHECK(lstat(req, &st) == 0 && !S_ISREG(st.st_mode), "COMPACT.req kind %d was removed "
                   "or replaced", kind);
+        char out[4096];
+        int rc = kvt_runf(out, sizeof out, KVT_BOTH, "'%s/kvcompact' --timeout 20 '%s'", kvt_bin(),
+                          dir);
+        KVT_CHECK(rc == 3 && strstr(out, "COMPACT.req: not a regular file") != NULL,
+                  "kvcompact beside a COMPACT.req of kind %d: exit %d, \"%s\"", kind, rc, out);
         KVT_RC(kvt_put_str(db, "after", "special"), KV_OK); /* the writer goes on */
         KVT_CHECK(stat_of(db).failed == 0, "the writer failed");
         KVT_CHECK(kind == 0 ? unlink(req) == 0 : kind == 1 ? rmdir(req) == 0 : unlink(req) == 0,
                   "removing COMPACT.req: %s", strerror(errno));
     }
     KVT_CHECK(access(kvt_path(dir, KV_COMPACT_RES), F_OK) != 0, "a special file was answered");
+    /* a FIFO named COMPACT.res: kvcompact says so at once; a request is served, but
+     * the FIFO is never replaced by an answer */
+    const char *resp = kvt_path(dir, KV_COMPACT_RES);
+    KVT_CHECK_FATAL(mkfifo(resp, 0644) == 0, "mkfifo: %s", strerror(errno));
+    char out[4096];
+    int rc = kvt_runf(out, sizeof out, KVT_BOTH, "'%s/kvcompact' --timeout 20 '%s'", kvt_bin(), dir);
+    KVT_CHECK(rc == 3 && strstr(out, "COMPACT.res: not a regular file") != NULL,
+              "kvcompact beside a FIFO named COMPACT.res: exit %d, \"%s\"", rc, out);
+    put_request(dir, "to-fifo", 0);
+    KVT_CHECK(wait_gone(dir, KV_COMPACT_REQ, 5000), "the request was not taken");
+    kvt_sleep_ms(100);
+    struct stat fst;
+    KVT_CHECK(lstat(resp, &fst) == 0 && S_ISFIFO(fst.st_mode), "the FIFO COMPACT.res was replaced");
+    KVT_CHECK(unlink(resp) == 0, "unlink: %s", strerror(errno));
     /* the writer still serves a good request */
     creq_result res;
     put_request(dir, "good", 0);

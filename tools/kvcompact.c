@@ -267,8 +267,8 @@ typedef struct live {
 } live;
 
 /* Reads a small regular file of the store directory (never a FIFO: opened
- * non-blocking, then checked) into buf. Returns its length, or -1 (errno set; ENOENT
- * when missing, EINVAL when no regular file or longer than cap). */
+ * non-blocking, then checked) into buf. Returns its length, or -1 when it is missing,
+ * no regular file, unreadable or cap bytes or longer. */
 static ssize_t read_small(int dirfd, const char *name, char *buf, size_t cap)
 {
     int fd;
@@ -284,19 +284,25 @@ static ssize_t read_small(int dirfd, const char *name, char *buf, size_t cap)
         ssize_t r = read(fd, buf + n, cap - n);
         if (r < 0 && errno == EINTR)
             continue;
-        if (r <= 0) {
-            bad = r < 0;
+        bad = r < 0;
+        if (r <= 0)
             break;
-        }
         n += (size_t)r;
     }
-    int e = bad && errno != 0 ? errno : EINVAL;
     close(fd);
-    if (bad || n == cap) {
-        errno = e;
-        return -1;
-    }
-    return (ssize_t)n;
+    return bad || n == cap ? -1 : (ssize_t)n;
+}
+
+/* 1 when name exists in the store directory and is no regular file (a FIFO, a
+ * directory, a symbolic link: not kv's, never replaced or removed), said on stderr. */
+static int not_regular(const live *l, const char *name)
+{
+    struct stat st;
+    if (fstatat(l->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 || S_ISREG(st.st_mode))
+        return 0;
+    fprintf(stderr, "kvcompact: %s/%s: not a regular file (not kv's): no request can be "
+            "made or answered while it is there; move it away\n", l->dir, name);
+    return 1;
 }
 
 /* The pid LOCK names (0 when unreadable). */
@@ -371,7 +377,9 @@ static int write_tmp(live *l)
                     0644);
     while (fd < 0 && errno == EINTR);
     if (fd < 0 && errno == EEXIST) {
-        if (fstatat(l->dirfd, KV_COMPACT_REQ_TMP, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)
+        if (not_regular(l, KV_COMPACT_REQ_TMP))
+            return -1;
+        if (fstatat(l->dirfd, KV_COMPACT_REQ_TMP, &st, AT_SYMLINK_NOFOLLOW) == 0
             && time(NULL) - st.st_mtime > STALE_TMP_S)
             unlink_name(l->dirfd, KV_COMPACT_REQ_TMP);
         return 1;
@@ -403,13 +411,14 @@ static int write_tmp(live *l)
  * no writer has taken yet (its compaction then starts after we started waiting: the
  * claim is written before the request is removed, so reading the request, then
  * finding no result for it, proves it was still untaken) and that asks no less than
- * we do (the same ratio, or both given and its no higher). */
-static void pending_other(live *l)
+ * we do (the same ratio, or both given and its no higher). Returns 0, or -1 when
+ * COMPACT.req is no regular file (said on stderr). */
+static int pending_other(live *l)
 {
     creq_request other;
     creq_result r;
-    if (read_request(l, &other) != 0)
-        return; /* gone already (or not a request): try again */
+    if (read_request(l, &other) != 0) /* gone already, or garbage: try again */
+        return not_regular(l, KV_COMPACT_REQ) ? -1 : 0;
     int taken = read_result(l, other.id, &r);
     int covers = other.ratio_ppm == l->ratio_ppm
                  || (other.ratio_ppm != 0 && l->ratio_ppm != 0 && other.ratio_ppm <= l->ratio_ppm);
@@ -427,6 +436,7 @@ static void pending_other(live *l)
         l->since_ms = now_ms();
         snprintf(l->wait_id, sizeof l->wait_id, "%s", other.id);
     }
+    return 0;
 }
 
 /* Submits a request (L_SUBMIT): links COMPACT.req.tmp into place as COMPACT.req,
@@ -451,8 +461,8 @@ static int submit(live *l)
         return 0;
     }
     if (e == EEXIST)
-        pending_other(l);
-    else if (e != ENOENT) { /* ENOENT: our tmp was taken for a dead run's; again */
+        return pending_other(l);
+    if (e != ENOENT) { /* ENOENT: our tmp was taken for a dead run's; again */
         fprintf(stderr, "kvcompact: %s/%s: cannot submit the compaction request: %s\n", l->dir,
                 KV_COMPACT_REQ, strerror(e));
         return -1;
@@ -583,6 +593,12 @@ static int compact_live(live *l)
         fprintf(stderr, "kvcompact: %s: cannot open the directory: %s\n", l->dir, strerror(errno));
         return EXIT_LOCKED;
     }
+    const char *names[] = {KV_COMPACT_REQ, KV_COMPACT_REQ_TMP, KV_COMPACT_RES, KV_COMPACT_RES_TMP};
+    for (int i = 0; i < 4; i++)
+        if (not_regular(l, names[i])) {
+            close(l->dirfd);
+            return EXIT_LOCKED;
+        }
     make_base_id(l);
     l->writer = lock_pid(l->dirfd);
     progress_init(&l->line, "kvcompact", !l->quiet);

@@ -95,11 +95,17 @@ static int read_request(kv_db *db, creq_request *r)
 /* ---- writing the results ---------------------------------------------------------- */
 
 /* Writes the result file: the magic line, then the results, newest first (older
- * ones are left out once the file would pass CREQ_RES_MAX). KV_OK or a status. */
+ * ones are left out once the file would pass CREQ_RES_MAX). A COMPACT.res that is not
+ * a regular file is not kv's and is never replaced (nor is such a .tmp opened):
+ * no answer then. KV_OK or a status. */
 static int write_results(req_server *s)
 {
     kv_db *db = s->db;
+    struct stat st;
     char file[CREQ_RES_MAX], line[4096];
+    if (stat_name(db, KV_COMPACT_RES, &st) == 0 && !S_ISREG(st.st_mode))
+        return err_set(KV_ECORRUPT, "%s: not a regular file: no answer written",
+                       KV_COMPACT_RES);
     size_t len = (size_t)snprintf(file, sizeof file, "%s\n", CREQ_MAGIC_RES);
     for (int i = 0; i < s->ndone; i++) {
         size_t n = creq_result_encode(&s->done[i], line, sizeof line);
