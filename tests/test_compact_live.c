@@ -8,7 +8,9 @@
  *     in-process writer with auto_compact 0 (result, figures, its ratio obeyed, the
  *     request removed); garbage (random bytes, a bad CRC, a file too long) is removed
  *     unanswered; a FIFO, a directory or a symbolic link named COMPACT.req is left
- *     alone and never blocks the writer; a read-only handle serves nothing;
+ *     alone and never blocks the writer (nor does kvcompact wait on it: exit 3 at
+ *     once); a read-only handle serves nothing; all of it under a 10 kHz signal
+ *     storm without SA_RESTART too;
  *   - leftovers: a writer's open removes regular COMPACT.* files, not others;
  *   - the tool against a writer process: exit 0 with the writer's figures and space
  *     reclaimed; two kvcompacts at once both answered; a writer stopped (SIGSTOP),
@@ -28,6 +30,7 @@
 
 #include "format/creq.h"
 #include "format/format.h"
+#include "sigstorm.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -495,6 +498,36 @@ static void test_request_served(void)
     KVT_RC(kvt_close(db), KV_OK);
 }
 
+/* Requests are served, and garbage removed, while every thread of the process (the
+ * writer's background thread included) gets 10,000 signals a second without
+ * SA_RESTART: no call it makes may take EINTR for a failure. */
+static void test_request_signal_storm(void)
+{
+    char *dir = kvt_dir_new("clive-storm");
+    kv_db *db = garbage_store(dir);
+    creq_result r;
+    KVT_CHECK_FATAL(kvt_storm_start(10000, 0) == 0, "cannot start the signal storm");
+    int served = 0;
+    for (int i = 0; i < 5; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "storm-%d", i);
+        for (unsigned j = 0; j < 500; j++) { /* garbage to compact */
+            char k[16], v[400];
+            snprintf(k, sizeof k, "k%04u", j % 100);
+            kv_put(db, k, strlen(k), v, value_of(j % 100, 10000u * (unsigned)i + j + 1, v, sizeof v));
+        }
+        kvt_spill(kvt_path(dir, KV_COMPACT_REQ), "garbage\n", 8);
+        KVT_CHECK(wait_gone(dir, KV_COMPACT_REQ, 5000), "storm %d: garbage not removed", i);
+        put_request(dir, id, 0);
+        served += wait_result(dir, id, CREQ_DONE, 10000, &r) && r.status == KV_OK && r.passes > 0;
+    }
+    uint64_t hits = kvt_storm_stop();
+    KVT_CHECK(served == 5, "%d of 5 requests served under the storm", served);
+    KVT_CHECK(stat_of(db).failed == 0, "the writer failed under the storm");
+    kvt_note("%llu signals during 5 requests", (unsigned long long)hits);
+    KVT_RC(kvt_close(db), KV_OK);
+}
+
 /* Garbage requests are removed unanswered; what is not a regular file is left alone
  * and never blocks the writer; a read-only handle serves nothing. */
 static void test_request_garbage(void)
@@ -755,6 +788,8 @@ static void test_kill_loop(void)
 
 static const kvt_test compact_live_tests[] = {
     {"a request is served by a writer with auto_compact 0, at its ratio", test_request_served},
+    {"requests served, garbage removed, under a 10 kHz signal storm without SA_RESTART",
+     test_request_signal_storm},
     {"garbage requests are removed unanswered; FIFO, directory, link left; read-only serves "
      "nothing", test_request_garbage},
     {"a writer's open removes stale COMPACT.* files", test_leftovers},
