@@ -13,8 +13,11 @@
  *     storm without SA_RESTART too;
  *   - leftovers: a writer's open removes regular COMPACT.* files, not others;
  *   - the tool against a writer process: exit 0 with the writer's figures and space
- *     reclaimed; two kvcompacts at once both answered; a writer stopped (SIGSTOP),
- *     then killed while kvcompact waits: kvcompact compacts the store itself;
+ *     reclaimed; two kvcompacts at once both answered; beside a stopped writer
+ *     (SIGSTOP), a second request queues behind a first that may ask less, a third
+ *     shares it (it asks more), and all three are answered once it runs again; a
+ *     writer stopped, then killed while kvcompact waits: kvcompact compacts the
+ *     store itself;
  *   - nothing is lost, whoever is killed when: rounds of a writer process doing
  *     random puts and deletes (16 KiB segments) and logging each acknowledged write
  *     in a shared mapping, kvcompact run against it, a read-only reader process
@@ -431,6 +434,18 @@ static int wait_gone(const char *dir, const char *name, unsigned ms)
     return 1;
 }
 
+/* Waits up to ms for name to appear in dir: 1 when it is there. */
+static int wait_appears(const char *dir, const char *name, unsigned ms)
+{
+    uint64_t t0 = kvt_now_ms();
+    while (access(kvt_path(dir, name), F_OK) != 0) {
+        if (kvt_now_ms() - t0 >= ms)
+            return 0;
+        kvt_sleep_ms(5);
+    }
+    return 1;
+}
+
 /* A store with plenty of garbage, held by an in-process writer with auto_compact 0. */
 static kv_db *garbage_store(const char *dir)
 {
@@ -675,15 +690,40 @@ static void test_tool_live(void)
                   "b=$?; wait $p; echo \"exits $? $b\"", kvt_bin(), dir, dir);
     KVT_CHECK(rc == 0 && strstr(out, "exits 0 0") != NULL, "two kvcompacts: \"%s\"", out);
 
-    /* stopped writer: the request waits; killed: kvcompact takes over */
+    /* a stopped writer: A's request (ratio 0.5) waits; B (the writer's ratio: A's
+     * may ask less) queues behind it; C (ratio 0.9: A's asks more) shares it */
+    writer_wait_ops(log, 2000);
+    KVT_CHECK_FATAL(kill(w, SIGSTOP) == 0, "SIGSTOP: %s", strerror(errno));
+    const char *outs[3] = {kvt_path(logs, "a.out"), kvt_path(logs, "b.out"),
+                           kvt_path(logs, "c.out")};
+    pid_t abc[3];
+    abc[0] = kvcompact_start(dir, outs[0], "--ratio=0.5");
+    KVT_CHECK_FATAL(wait_appears(dir, KV_COMPACT_REQ, 10000), "kvcompact A made no request");
+    abc[1] = kvcompact_start(dir, outs[1], NULL);
+    abc[2] = kvcompact_start(dir, outs[2], "--ratio=0.9");
+    kvt_sleep_ms(400);
+    KVT_CHECK_FATAL(kill(w, SIGCONT) == 0, "SIGCONT: %s", strerror(errno));
+    for (int i = 0; i < 3; i++) {
+        int st = 0, ended = wait_exit(abc[i], CL_WAIT_MS, &st);
+        size_t n;
+        char *text = (char *)kvt_slurp(outs[i], &n);
+        text[n] = '\0';
+        int shared = strstr(text, "asked already") != NULL;
+        KVT_CHECK(ended && WIFEXITED(st) && WEXITSTATUS(st) == 0 && shared == (i == 2)
+                      && parse_summary(text, &s),
+                  "kvcompact %c: %s 0x%x, %s, \"%s\"", 'A' + i, ended ? "status" : "still running",
+                  st, shared ? "shared" : "did not share", text);
+        free(text);
+        if (!ended)
+            kill_reap(abc[i]);
+    }
+
+    /* stopped again: the request waits; killed: kvcompact takes over */
     writer_wait_ops(log, 2000);
     KVT_CHECK_FATAL(kill(w, SIGSTOP) == 0, "SIGSTOP: %s", strerror(errno));
     const char *kout = kvt_path(logs, "kvcompact.out");
     pid_t k = kvcompact_start(dir, kout, NULL);
-    uint64_t t0 = kvt_now_ms();
-    while (access(kvt_path(dir, KV_COMPACT_REQ), F_OK) != 0 && kvt_now_ms() - t0 < 10000)
-        kvt_sleep_ms(5);
-    KVT_CHECK(access(kvt_path(dir, KV_COMPACT_REQ), F_OK) == 0, "kvcompact made no request");
+    KVT_CHECK(wait_appears(dir, KV_COMPACT_REQ, 10000), "kvcompact made no request");
     kvt_sleep_ms(200);
     kill_reap(w);
     int st = 0, ended = wait_exit(k, CL_WAIT_MS, &st);
@@ -793,7 +833,8 @@ static const kvt_test compact_live_tests[] = {
     {"garbage requests are removed unanswered; FIFO, directory, link left; read-only serves "
      "nothing", test_request_garbage},
     {"a writer's open removes stale COMPACT.* files", test_leftovers},
-    {"kvcompact through a writer process; two at once; takeover when the writer dies",
+    {"kvcompact through a writer process; two at once; queued and shared requests; takeover "
+     "when the writer dies",
      test_tool_live},
     {"SIGKILL of the writer, kvcompact and a reader at random moments: nothing acknowledged "
      "is lost", test_kill_loop},

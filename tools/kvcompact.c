@@ -255,7 +255,8 @@ typedef struct live {
     double timeout_s;            /* --timeout */
     struct timespec t0;          /* when kvcompact started */
     char base_id[48];            /* pid.seconds.nanoseconds.random */
-    unsigned tries;              /* requests submitted (the id's last part) */
+    unsigned tries;              /* requests written (the id's last part) */
+    char req_id[CREQ_ID_MAX + 1]; /* the id of the request written last */
     enum { L_SUBMIT, L_QUEUED, L_WAIT } mode;
     char wait_id[CREQ_ID_MAX + 1]; /* L_WAIT: the request answered for us;
                                       L_QUEUED: the one in the way */
@@ -390,8 +391,8 @@ static int write_tmp(live *l)
     int e = fd < 0 ? errno : 0;
     while (fd >= 0 && e == 0 && off < len) {
         ssize_t w = write(fd, buf + off, len - off);
-        if (w < 0 && errno != EINTR)
-            e = errno;
+        if (w <= 0 && !(w < 0 && errno == EINTR))
+            e = w < 0 ? errno : EIO;
         off += w > 0 ? (size_t)w : 0;
     }
     if (fd >= 0 && close(fd) != 0 && e == 0 && errno != EINTR)
@@ -403,7 +404,7 @@ static int write_tmp(live *l)
             unlink_name(l->dirfd, KV_COMPACT_REQ_TMP);
         return -1;
     }
-    snprintf(l->wait_id, sizeof l->wait_id, "%s", rq.id);
+    snprintf(l->req_id, sizeof l->req_id, "%s", rq.id);
     return 0;
 }
 
@@ -455,6 +456,7 @@ static int submit(live *l)
         l->own = 1;
         l->picked = 0;
         l->since_ms = now_ms();
+        snprintf(l->wait_id, sizeof l->wait_id, "%s", l->req_id);
         if (!l->quiet)
             fprintf(stderr, "kvcompact: %s: a writer (pid %ld) holds the store: asked it to "
                     "compact (request %s)\n", l->dir, l->writer, l->wait_id);
