@@ -566,10 +566,12 @@ int compact_start(kv_db *db)
 {
     if (db->opts.read_only)
         return KV_OK;
+    db->bg_running = 1; /* before the thread starts: it reads it (compact_kick) */
     int e = pthread_create(&db->bg_thread, NULL, bg_main, db);
-    if (e != 0)
+    if (e != 0) {
+        db->bg_running = 0;
         return err_errno(e, "starting the compaction thread");
-    db->bg_running = 1;
+    }
     return KV_OK;
 }
 
