@@ -760,7 +760,9 @@ static void test_kill_loop(void)
         pid_t w = writer_start(dir, log, kvt_rng_next(&r), kvt_rng_chance(&r, 25), 1);
         unlink(rerr);
         pid_t rd = reader_start(dir, log, rerr, kvt_rng_next(&r));
-        writer_wait_ops(log, (uint64_t)kvt_rng_range(&r, 200, CL_BURST));
+        /* at least 800 writes over the 400 keys before a kvcompact that must reclaim:
+         * twice each on average, so every older segment is eligible */
+        writer_wait_ops(log, (uint64_t)kvt_rng_range(&r, scenario == 0 ? 800 : 200, CL_BURST));
         pid_t k = kvcompact_start(dir, kout, kvt_rng_chance(&r, 30) ? "--ratio=0.2" : NULL);
         int k_ended = 0, w_alive = 1;
         if (scenario == 0) { /* kvcompact finishes beside the writer */
