@@ -479,11 +479,12 @@ static int finish(live *l, const creq_result *r)
 {
     progress_clear(&l->line);
     if (r->status != KV_OK)
-        fprintf(stderr, "kvcompact: %s: %s: %s (compacted by the writer, pid %ld)\n", l->dir,
-                kv_strerror(r->status), r->msg, r->pid);
+        fprintf(stderr, "kvcompact: %s: %s: %s (the writer, pid %ld, compacting on request)\n",
+                l->dir, kv_strerror(r->status), r->msg, r->pid);
     if (!l->quiet) {
-        fprintf(stderr, "kvcompact: %s: the writer (pid %ld) compacted the store in %.2f s\n",
-                l->dir, r->pid, (double)r->us / 1e6);
+        if (r->status == KV_OK)
+            fprintf(stderr, "kvcompact: %s: the writer (pid %ld) compacted the store in %.2f s\n",
+                    l->dir, r->pid, (double)r->us / 1e6);
         print_summary(l->dir, r->disk_before, r->disk_after, r->passes, r->dropped, r->tombs,
                       secs_since(&l->t0));
     }
