@@ -11,6 +11,8 @@
  *     alone and never blocks the writer (nor does kvcompact wait on it: exit 3 at
  *     once); a read-only handle serves nothing; all of it under a 10 kHz signal
  *     storm without SA_RESTART too;
+ *   - a compaction that fails in the writer (a damaged segment): kvcompact exits 1
+ *     with the writer's message naming the file, and the writer goes on;
  *   - leftovers: a writer's open removes regular COMPACT.* files, not others;
  *   - the tool against a writer process: exit 0 with the writer's figures and space
  *     reclaimed; two kvcompacts at once both answered; beside a stopped writer
@@ -632,6 +634,30 @@ static void test_request_garbage(void)
     KVT_RC(kvt_close(db), KV_OK);
 }
 
+/* The writer's compaction meets a damaged segment: kvcompact exits 1 with the
+ * writer's message, which names the file; the writer goes on. */
+static void test_failure_answered(void)
+{
+    char *dir = kvt_dir_new("clive-damage");
+    kv_db *db = garbage_store(dir);
+    const char *path = kvt_path(dir, "000002.seg");
+    size_t len;
+    uint8_t *b = kvt_slurp(path, &len);
+    KVT_CHECK_FATAL(len > 1000, "%s: %zu bytes", path, len);
+    b[len / 2] ^= 0x40; /* a record of a wholly dead segment: compaction reads it */
+    kvt_spill(path, b, len);
+    free(b);
+    char out[4096];
+    int rc = kvt_runf(out, sizeof out, KVT_BOTH, "'%s/kvcompact' '%s'", kvt_bin(), dir);
+    char pid[48];
+    snprintf(pid, sizeof pid, "the writer, pid %d", (int)getpid());
+    KVT_CHECK(rc == 1 && strstr(out, "000002.seg") != NULL && strstr(out, pid) != NULL,
+              "kvcompact meeting damage through the writer: exit %d (want 1), \"%s\"", rc, out);
+    KVT_RC(kvt_put_str(db, "after", "damage"), KV_OK);
+    KVT_CHECK(stat_of(db).failed == 0, "the writer failed");
+    KVT_RC(kvt_close(db), KV_OK);
+}
+
 /* A writer's open removes regular COMPACT.* files; a FIFO under such a name stays;
  * a read-only open removes nothing. */
 static void test_leftovers(void)
@@ -834,6 +860,8 @@ static const kvt_test compact_live_tests[] = {
      test_request_signal_storm},
     {"garbage requests are removed unanswered; FIFO, directory, link left; read-only serves "
      "nothing", test_request_garbage},
+    {"a compaction that fails in the writer: kvcompact exits 1 with its message",
+     test_failure_answered},
     {"a writer's open removes stale COMPACT.* files", test_leftovers},
     {"kvcompact through a writer process; two at once; queued and shared requests; takeover "
      "when the writer dies",
