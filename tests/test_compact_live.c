@@ -100,7 +100,10 @@ static uint64_t op_of(unsigned key, const void *v, size_t vl)
     int hl = snprintf(head, sizeof head, "k%04u=", key);
     if (vl < (size_t)hl + 2 || vl > sizeof want || memcmp(v, head, (size_t)hl) != 0)
         return 0;
-    if (sscanf((const char *)v + hl, "%llu;", &op) != 1 || op == 0)
+    const char *d = (const char *)v + hl, *end = (const char *)v + vl; /* no NUL */
+    for (; d < end && *d >= '0' && *d <= '9' && op < UINT64_MAX / 10; d++)
+        op = op * 10 + (unsigned long long)(*d - '0');
+    if (d == end || *d != ';' || op == 0)
         return 0;
     size_t wl = value_of(key, op, want, sizeof want);
     return wl == vl && memcmp(want, v, vl) == 0 ? op : 0;
