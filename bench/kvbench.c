@@ -97,6 +97,7 @@ struct config {
                                 calls (0: never refresh) */
     uint64_t refreshes;      /* refresh: kv_refresh calls timed */
     uint64_t refresh_writes; /* refresh: writes before each of them */
+    const char *during;      /* shell command run beside the last benchmark, or NULL */
 };
 
 /* The run's state, shared by every benchmark. */
@@ -113,6 +114,7 @@ struct bench {
     double readonly_ops_s;   /* ops/s of the last readonly run (0: none yet), the
                                 baseline readwhileloading compares itself with */
     double readonly_cpu_op;  /* ... and its CPU seconds per read */
+    int during_now;          /* the benchmark running is the one --during runs beside */
 };
 
 static const char usage_text[] =
@@ -157,6 +159,10 @@ static const char usage_text[] =
     "                      (default: a fresh directory under /tmp, removed at the end)\n"
     "  --keep              keep that temporary directory\n"
     "  --seed N            random seed (301)\n"
+    "  --during CMD        run the shell command CMD beside the last benchmark of the\n"
+    "                      list (KVBENCH_DB names the store, its stdout goes to\n"
+    "                      stderr); that line adds the latency of the operations\n"
+    "                      made while CMD ran, and of the others\n"
     "  --histogram         print a latency histogram after each benchmark\n"
     "  --json              print one JSON object per line\n"
     "  -h, --help          print this help and exit\n"
@@ -609,6 +615,11 @@ struct run {
     struct perm perm;           /* key order of fillrandom and fillsync */
     pthread_barrier_t start;    /* releases the threads and the clock together */
     atomic_int stop;            /* set by a failing thread */
+    atomic_int during_on;       /* --during's command runs */
+    pid_t during_pid;           /* ... its process */
+    uint64_t during_t0;         /* ... when it started, and how long it ran: */
+    uint64_t during_ns;
+    int during_status;          /* ... its wait status (-1: not known) */
 };
 
 /* One thread of a run. */
@@ -618,6 +629,8 @@ struct worker {
     uint64_t rng;               /* splitmix64 state: --seed and the thread id */
     unsigned char *key;         /* key buffer, key_size bytes */
     struct hist hist;           /* latency of each operation */
+    struct hist during;         /* ... of those made while --during's command ran */
+    struct hist outside;        /* ... and of the others (--during only) */
     uint64_t bytes;             /* key and value bytes written or read */
     uint64_t found;             /* reads that found their key */
     uint64_t missing;           /* readrandom: existing keys not found */
@@ -655,6 +668,11 @@ struct result {
     uint64_t refresh_writes;    /* refresh: writes before each refresh */
     uint64_t lag_sum;           /* ... sum of reader_lag after each */
     kv_stats reader;            /* refresh, openreader: kv_stat of the reader */
+    int during_ran;             /* --during's command ran beside it: */
+    struct hist during, outside; /* latency while it ran, and while it did not */
+    double during_secs;         /* how long it ran */
+    int during_status;          /* its wait status (-1: not known) */
+    int during_outlived;        /* it was still running when the benchmark ended */
 };
 enum { RES_FILL = 1, RES_READ, RES_REOPEN, RES_COMPACT, RES_FOLLOW, RES_REFRESH, RES_OPEN };
 
@@ -690,6 +708,8 @@ static void worker_init(struct worker *w, struct run *run, unsigned tid,
         die_sys(run->b, "%s: out of memory", run->name);
     hist_init(&w->hist);
     hist_init(&w->rhist);
+    hist_init(&w->during);
+    hist_init(&w->outside);
     w->first_bad = UINT64_MAX;
 }
 
@@ -702,6 +722,8 @@ static void worker_collect(struct worker *w, struct result *r)
     hist_merge(&r->rhist, &w->rhist);
     if (w->max_lag > r->max_lag)
         r->max_lag = w->max_lag;
+    hist_merge(&r->during, &w->during);
+    hist_merge(&r->outside, &w->outside);
     r->bytes += w->bytes;
     r->found += w->found;
     r->missing += w->missing;
@@ -721,14 +743,54 @@ static double cpu_secs(void)
            + (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
+/* --during: the thread that waits for the command and marks its end. */
+static void *during_wait(void *arg)
+{
+    struct run *run = arg;
+    int st = 0;
+    pid_t got;
+    do
+        got = waitpid(run->during_pid, &st, 0);
+    while (got < 0 && errno == EINTR);
+    run->during_ns = now_ns() - run->during_t0;
+    run->during_status = got == run->during_pid ? st : -1;
+    atomic_store(&run->during_on, 0);
+    return NULL;
+}
+
+/* --during: starts the command (sh -c, KVBENCH_DB set, its stdout to our stderr so
+ * ours stays the results) and the thread that waits for it. */
+static void during_start(struct run *run, pthread_t *waiter)
+{
+    struct bench *b = run->b;
+    fflush(NULL);
+    atomic_store(&run->during_on, 1);
+    run->during_t0 = now_ns();
+    run->during_pid = fork();
+    if (run->during_pid < 0)
+        die_sys(b, "%s: --during: fork: %s", run->name, strerror(errno));
+    if (run->during_pid == 0) {
+        if (setenv("KVBENCH_DB", b->dir, 1) != 0 || dup2(STDERR_FILENO, STDOUT_FILENO) < 0)
+            _exit(126);
+        execl("/bin/sh", "sh", "-c", b->cfg.during, (char *)NULL);
+        _exit(127);
+    }
+    int err = pthread_create(waiter, NULL, during_wait, run);
+    if (err != 0)
+        die_sys(b, "%s: --during: cannot start a thread: %s", run->name, strerror(err));
+}
+
 static void run_threads(struct run *run, struct worker *ws, unsigned threads,
                         struct result *r)
 {
+    pthread_t waiter;
     for (unsigned t = 0; t < threads; t++) {
         int err = pthread_create(&ws[t].thread, NULL, worker_main, &ws[t]);
         if (err != 0)
             die_sys(run->b, "%s: cannot start a thread: %s", run->name, strerror(err));
     }
+    if (r->during_ran)
+        during_start(run, &waiter);
     pthread_barrier_wait(&run->start);
     uint64_t t0 = now_ns();
     double c0 = cpu_secs();
@@ -736,6 +798,12 @@ static void run_threads(struct run *run, struct worker *ws, unsigned threads,
         pthread_join(ws[t].thread, NULL);
     r->secs = (double)(now_ns() - t0) / 1e9;
     r->cpu_secs = cpu_secs() - c0;
+    if (r->during_ran) {
+        r->during_outlived = atomic_load(&run->during_on);
+        pthread_join(waiter, NULL);
+        r->during_secs = (double)run->during_ns / 1e9;
+        r->during_status = run->during_status;
+    }
 }
 
 /* Runs ops operations of op on threads threads through handle db and fills r: time,
@@ -752,6 +820,8 @@ static void run_ops_db(struct bench *b, kv_db *db, struct result *r, op_fn op, u
     if (perm_n > 0)
         perm_init(&run.perm, perm_n, b->cfg.seed ^ 0x5eed);
     atomic_init(&run.stop, 0);
+    atomic_init(&run.during_on, 0);
+    r->during_ran = b->during_now && b->cfg.during != NULL;
     pthread_barrier_init(&run.start, NULL, threads + 1);
     for (unsigned t = 0; t < threads; t++)
         worker_init(&ws[t], &run, t, ops, threads);
@@ -773,6 +843,18 @@ static void run_ops(struct bench *b, struct result *r, op_fn op, uint64_t ops,
     run_ops_db(b, b->db, r, op, ops, threads, perm_n, 0);
 }
 
+/* Records the latency of one operation that started at t0; with --during, also in
+ * the histogram of the operations made while the command ran, or of the others. */
+static void time_op(struct worker *w, uint64_t t0)
+{
+    uint64_t ns = now_ns() - t0;
+    hist_add(&w->hist, ns);
+    if (atomic_load_explicit(&w->run->during_on, memory_order_relaxed))
+        hist_add(&w->during, ns);
+    else
+        hist_add(&w->outside, ns);
+}
+
 /* Puts key k with its value, timing the call. */
 static int put_key(struct worker *w, uint64_t k)
 {
@@ -781,7 +863,7 @@ static int put_key(struct worker *w, uint64_t k)
     const unsigned char *v = value_of(b, k);
     uint64_t t0 = now_ns();
     int rc = kv_put(w->run->db, w->key, b->cfg.key_size, v, b->cfg.value_size);
-    hist_add(&w->hist, now_ns() - t0);
+    time_op(w, t0);
     w->bytes += b->cfg.key_size + b->cfg.value_size;
     return rc;
 }
@@ -819,7 +901,7 @@ static int op_read(struct worker *w, uint64_t i)
     key_format(w->key, b->cfg.key_size, k);
     uint64_t t0 = now_ns();
     int rc = kv_get(w->run->db, w->key, b->cfg.key_size, &val, &vlen);
-    hist_add(&w->hist, now_ns() - t0);
+    time_op(w, t0);
     w->bytes += b->cfg.key_size;
     if (rc == KV_NOTFOUND) {
         note_bad(w, k, &w->missing);
@@ -845,7 +927,7 @@ static int op_read_missing(struct worker *w, uint64_t i)
     key_format_missing(w->key, b->cfg.key_size, k);
     uint64_t t0 = now_ns();
     int rc = kv_get(w->run->db, w->key, b->cfg.key_size, &val, &vlen);
-    hist_add(&w->hist, now_ns() - t0);
+    time_op(w, t0);
     w->bytes += b->cfg.key_size;
     if (rc == KV_NOTFOUND)
         return KV_OK;
@@ -1169,14 +1251,33 @@ static void histogram_text(const struct hist *h)
     }
 }
 
+/* --during's figures, appended to the notes of a text line. */
+static void during_text(const struct result *r, char *out, size_t size)
+{
+    int st = r->during_status;
+    size_t n = strlen(out);
+    if (!r->during_ran || n + 1 >= size)
+        return;
+    snprintf(out + n, size - n, "%sduring the command (%.2f s, %s %d%s): %" PRIu64 " ops, "
+             "p50 %.2f p99 %.2f p99.9 %.2f us; outside it: %" PRIu64 " ops, p50 %.2f "
+             "p99 %.2f p99.9 %.2f us", n > 0 ? "; " : "", r->during_secs,
+             WIFSIGNALED(st) ? "signal" : "exit", WIFSIGNALED(st) ? WTERMSIG(st)
+             : WIFEXITED(st) ? WEXITSTATUS(st) : -1, r->during_outlived ? ", outlived the "
+             "benchmark" : "", r->during.count, hist_pct_us(&r->during, 50),
+             hist_pct_us(&r->during, 99), hist_pct_us(&r->during, 99.9), r->outside.count,
+             hist_pct_us(&r->outside, 50), hist_pct_us(&r->outside, 99),
+             hist_pct_us(&r->outside, 99.9));
+}
+
 static void result_text(const struct bench *b, const struct result *r)
 {
-    char notes[512];
+    char notes[1024];
     double ops_s = r->secs > 0 ? (double)r->ops / r->secs : 0;
     double mb_s = r->secs > 0 ? (double)r->bytes / MIB / r->secs : 0;
     double p50 = hist_pct_us(&r->hist, 50), p99 = hist_pct_us(&r->hist, 99);
     double p999 = hist_pct_us(&r->hist, 99.9);
     notes_text(r, notes, sizeof notes);
+    during_text(r, notes, sizeof notes);
     printf("%-12s %10" PRIu64 " %8.3f %11.0f %8.1f %8.*f %8.*f %8.*f  %s\n", r->name,
            r->ops, r->secs, ops_s, mb_s, p50 < 10000 ? 2 : 0, p50, p99 < 10000 ? 2 : 0,
            p99, p999 < 10000 ? 2 : 0, p999, notes);
@@ -1276,6 +1377,17 @@ static void result_json(const struct bench *b, const struct result *r)
            h->count ? (double)h->min / 1000.0 : 0, (double)h->max / 1000.0,
            r->prefilled, r->cpu_secs);
     extras_json(r);
+    if (r->during_ran) {
+        int st = r->during_status;
+        printf(",\"during\":{\"seconds\":%.6f,\"exit\":%d,\"signal\":%d,\"outlived\":%d,"
+               "\"ops\":%" PRIu64 ",\"p50_us\":%.3f,\"p99_us\":%.3f,\"p999_us\":%.3f},"
+               "\"outside\":{\"ops\":%" PRIu64 ",\"p50_us\":%.3f,\"p99_us\":%.3f,"
+               "\"p999_us\":%.3f}", r->during_secs, WIFEXITED(st) ? WEXITSTATUS(st) : -1,
+               WIFSIGNALED(st) ? WTERMSIG(st) : 0, r->during_outlived, r->during.count,
+               hist_pct_us(&r->during, 50), hist_pct_us(&r->during, 99),
+               hist_pct_us(&r->during, 99.9), r->outside.count, hist_pct_us(&r->outside, 50),
+               hist_pct_us(&r->outside, 99), hist_pct_us(&r->outside, 99.9));
+    }
     if (b->cfg.histogram)
         histogram_json(h);
     printf("}\n");
@@ -1293,6 +1405,8 @@ static void result_init(struct result *r, const char *name)
     r->name = name;
     hist_init(&r->hist);
     hist_init(&r->rhist);
+    hist_init(&r->during);
+    hist_init(&r->outside);
     r->first_bad = UINT64_MAX;
 }
 
@@ -1309,7 +1423,10 @@ static void need_full(struct bench *b, struct result *r)
         die_sys(b, "%s: out of memory", r->name);
     result_init(fill, r->name);
     store_fresh(b, r->name, b->cfg.sync);
+    int during = b->during_now; /* --during is for the timed part only */
+    b->during_now = 0;
     run_ops(b, fill, op_fill_seq, b->cfg.num, 1, 0);
+    b->during_now = during;
     free(fill);
     b->have = b->cfg.num;
     r->prefilled = b->cfg.num;
@@ -1849,6 +1966,7 @@ enum {
     OPT_HISTOGRAM, OPT_JSON, OPT_AUTO_COMPACT, OPT_COMPACT_RATE, OPT_DROP_CACHES,
     OPT_COMPRESSION, OPT_COMPRESSIBLE, OPT_COMPRESS_MIN, OPT_REFRESH_OPS, OPT_REFRESHES,
     OPT_REFRESH_WRITES
+    OPT_COMPRESSION, OPT_COMPRESSIBLE, OPT_COMPRESS_MIN, OPT_DURING
 };
 
 static const struct option long_options[] = {
@@ -1876,6 +1994,7 @@ static const struct option long_options[] = {
     { "refresh-ops", required_argument, NULL, OPT_REFRESH_OPS },
     { "refreshes", required_argument, NULL, OPT_REFRESHES },
     { "refresh-writes", required_argument, NULL, OPT_REFRESH_WRITES },
+    { "during", required_argument, NULL, OPT_DURING },
     { "help", no_argument, NULL, 'h' },
     { "version", no_argument, NULL, 'V' },
     { NULL, 0, NULL, 0 }
@@ -1932,6 +2051,7 @@ static int parse_option(struct config *c, int opt, const char *arg, int *reads_s
     case OPT_REFRESH_WRITES:
         c->refresh_writes = parse_num("--refresh-writes", arg, 0, MAX_NUM, 0);
         break;
+    case OPT_DURING: c->during = arg; break;
     default: return 0;
     }
     return 1;
@@ -1994,6 +2114,7 @@ static void run_list(struct bench *b)
     for (char *name = strtok_r(list, ",", &save); name != NULL;
          name = strtok_r(NULL, ",", &save)) {
         result_init(r, name);
+        b->during_now = save == NULL || *save == '\0'; /* the last of the list */
         bench_find(name)(b, r);
         if (b->cfg.json)
             result_json(b, r);

@@ -26,9 +26,12 @@
  *
  * Processes. One process at a time holds a store for writing (the LOCK file). A
  * second writer, in this process or another, gets KV_ELOCKED naming the holder's pid.
- * Read-only handles, any number, in any process, beside the writer or not; each
- * holds the reader lock, which keeps kvcheck --repair away while it is open
- * (docs/MULTIPROCESS.md, "Locks").
+ * Read-only handles, any number, in any process, beside the writer or not, follow
+ * it with kv_refresh; each holds the reader lock, which keeps kvcheck --repair away
+ * while it is open (docs/MULTIPROCESS.md, "Locks").
+ * Other processes compact a held store through its writer: kvcompact leaves a
+ * request in the store directory and the writer's background thread compacts and
+ * answers (kv_open, "A writer answers"; docs/MULTIPROCESS.md).
  *
  * Signals. A program's signals (timers, SIGCHLD, profilers, a runtime's preemption),
  * with SA_RESTART or without, never make a call fail: every blocking call the
@@ -226,7 +229,8 @@ typedef struct kv_options {
                                    4 KiB..1 GiB */
     int io;                     /* KV_IO_AUTO (default), KV_IO_URING or KV_IO_PSYNC */
     int auto_compact;           /* compact in a background thread (1); kv_compact works
-                                   either way */
+                                   either way, and so do kvcompact's requests (a
+                                   writer answers them even with 0: see kv_open) */
     double compact_dead_ratio;  /* a sealed segment is compacted once this share of its
                                    bytes is dead (0.5); in (0, 1] */
     int mmap_reads;             /* read records through read-only shared mappings of the
@@ -234,9 +238,10 @@ typedef struct kv_options {
                                    VM. An I/O error while reading a mapped page raises
                                    SIGBUS, as with LMDB; 0 reads with pread, so such an
                                    error comes back as KV_EIO. */
-    uint64_t compact_bytes_per_sec; /* pace of background compaction: segment bytes
-                                   read per second (64 MiB/s); 0 = unpaced. kv_compact
-                                   is never paced. */
+    uint64_t compact_bytes_per_sec; /* pace of background compaction and of kvcompact's
+                                   requests: segment bytes read per second (64 MiB/s),
+                                   napping once a MiB; 0 = unpaced. kv_compact is
+                                   never paced. */
     size_t compress_min_bytes;  /* with KV_COMPRESS_LZ4, the shortest value that is
                                    compressed (KV_COMPRESS_MIN_DEFAULT, 64); any value
                                    is accepted, 0 tries every value */
@@ -261,8 +266,6 @@ typedef struct kv_db kv_db;
  * runs here: the index is rebuilt from the segments, a torn tail of the newest
  * segment and WAL (left by a crash) is cut after the last valid record, and WAL
  * records beyond the segments are replayed.
- * A writer (read_only 0) takes the LOCK file and removes leftover temporary files;
- * a read-only handle modifies nothing on disk.
  * Locks (docs/MULTIPROCESS.md, "Locks"). A writer takes the writer lock, an flock
  * on DIR/LOCK (created if missing; it then holds the writer's pid), and keeps it
  * until kv_close. A read-only handle takes no writer lock and never waits for the
@@ -275,6 +278,21 @@ typedef struct kv_db kv_db;
  * repair a read-only open is KV_ELOCKED. Both locks belong to the open file
  * description: two handles in one process are two holders, and the kernel drops a
  * lock when its holder dies.
+ * A writer (read_only 0) takes the LOCK file and removes leftover temporary files
+ * (and the compaction request and result files of an earlier writer); a read-only
+ * handle modifies nothing on disk.
+ * A writer answers compaction requests from other processes (kvcompact on a store
+ * it holds; docs/MULTIPROCESS.md, "Compaction from another process"), whatever
+ * auto_compact says: its background thread, which every writer handle runs, looks
+ * for DIR/COMPACT.req every 100 ms (one fstatat), compacts as kv_compact does (at the
+ * request's ratio, paced to compact_bytes_per_sec so the handle's writes keep their
+ * latency, given up if the handle is closed meanwhile) and writes the outcome to
+ * DIR/COMPACT.res: the status, the kv_errmsg text, kv_stat figures before and after.
+ * The handle's own callers see the compaction only in kv_stat (compactions,
+ * compacting, the compact_* counters); a failure there fails the handle only as a
+ * kv_compact would. A request that is not kvcompact's (garbage, or longer than 1
+ * KiB) is removed unanswered; one that is not a regular file is left alone. A
+ * read-only handle never answers.
  * Read-only beside a writer: the handle sees the store as one MANIFEST generation
  * names it, with the writes that had reached its active segment and WAL file when
  * the open read them (whole batches only). A writer moves the store on under the
@@ -515,7 +533,9 @@ typedef struct kv_stats {
  * share reaches compact_dead_ratio (and merges small ones) into new segments holding
  * only the live records and the tombstones still needed, and deletes the old ones. Runs
  * beside reads and writes (a write that races it wins); waits for a background pass
- * in progress. A crash at any moment leaves the store as before or as after.
+ * or a compaction another process requested (kv_open, "A writer answers") in
+ * progress. The same code answers those requests, paced; kv_compact itself is not.
+ * A crash at any moment leaves the store as before or as after.
  * Returns KV_OK; KV_EINVAL (NULL db); KV_EREADONLY; KV_ECORRUPT (a segment to compact
  * is damaged: named in the message, left in place, nothing lost); KV_EIO/KV_ENOSPC
  * (nothing lost; the handle fails only if the MANIFEST's state became uncertain);

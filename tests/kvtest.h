@@ -60,6 +60,8 @@ void kvt_register_tools_live(void);  /* tests/test_tools_live.c: the tools on a 
                                         writer process holds or left killed; the locks */
 void kvt_register_readers(void);     /* tests/test_readers.c: read-only handles following a
                                         writer with kv_refresh (live, kill loop, fds) */
+void kvt_register_compact_live(void); /* tests/test_compact_live.c: kvcompact on a store a
+                                         writer holds (the writer compacts on request) */
 
 typedef struct kvt_test {
     const char *name; /* test name shown by CUnit */

@@ -18,7 +18,8 @@
  *     new store is not created over them, and kvcheck calls them foreign, not
  *     leftovers; non-regular entries with kv's names are not removed either;
  *   - kvcompact's exit codes follow its man page: damage is 1 (not 2), not a store
- *     is 2, a store held by a writer is 3;
+ *     is 2, a store held by a writer is compacted by it (0), one held by a process
+ *     that takes no requests (a bare flock, as a kv too old to serve them) is 3;
  *   - kv_errmsg() after KV_NOTFOUND (kv_get, kv_delete) and after a kv_foreach
  *     stopped by its callback is a message of that call, not the previous one's.
  *
@@ -41,6 +42,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -509,14 +511,24 @@ static void test_kvcompact_exit_codes(void)
     st = run(out, sizeof out, "%s/kvcompact %s", bin(), dir);
     KVT_CHECK(st == 1, "kvcompact meeting a damaged segment: exit %d (want 1), \"%s\"", st, out);
 
-    /* Not a store: 2; held by a writer: 3. */
+    /* Not a store: 2; held by a writer: it compacts on request, 0; held by a process
+     * that takes no request: 3 once --timeout passed, the request withdrawn. */
     st = run(out, sizeof out, "%s/kvcompact %s", bin(), kvt_dir_new("hostile-empty"));
     KVT_CHECK(st == 2, "kvcompact on an empty directory: exit %d (want 2), \"%s\"", st, out);
     dir = make_store("hostile-compact3");
     KVT_RC_FATAL(kvt_open_mode(dir, KV_SYNC_NONE, KV_IO_AUTO, 4096, &db), KV_OK);
     st = run(out, sizeof out, "%s/kvcompact %s", bin(), dir);
-    KVT_CHECK(st == 3, "kvcompact on a store held by a writer: exit %d (want 3), \"%s\"", st, out);
+    KVT_CHECK(st == 0 && strstr(out, "the writer (pid") != NULL,
+              "kvcompact on a store held by a writer: exit %d (want 0), \"%s\"", st, out);
     kvt_close(db);
+    int fd = open(kvt_path(dir, "LOCK"), O_RDWR | O_CLOEXEC);
+    KVT_CHECK_FATAL(fd >= 0 && flock(fd, LOCK_EX) == 0, "flock LOCK: %s", strerror(errno));
+    st = run(out, sizeof out, "%s/kvcompact --timeout 0.3 %s", bin(), dir);
+    KVT_CHECK(st == 3 && strstr(out, "did not take the compaction request") != NULL,
+              "kvcompact on a store whose holder takes no request: exit %d (want 3), \"%s\"",
+              st, out);
+    KVT_CHECK(access(kvt_path(dir, "COMPACT.req"), F_OK) != 0, "the request was not withdrawn");
+    close(fd);
 }
 
 /* ---------------------------------------------------------------------------------

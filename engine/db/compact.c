@@ -26,10 +26,15 @@
  * MANIFEST was renamed but the directory fsync failed, which MANIFEST a crash leaves
  * is unknown: the handle fails (invariant 6) and keeps every file.
  *
+ * Three kinds of run share this code (compact_how): the background thread's, paced
+ * to compact_bytes_per_sec and waiting for enough garbage; kv_compact's, unpaced,
+ * taking whatever is eligible; and a request of another process's kvcompact
+ * (compact_req.c), which the background thread serves like kv_compact but paced.
+ *
  * Sections: bookkeeping of sealed segments, picking, copying, publishing and
  * retiring, the pass, the background thread and kv_compact.
  */
-#include "db/db.h"
+#include "db/compact.h"
 
 #include "base/crc.h"
 #include "format/entry.h"
@@ -42,9 +47,9 @@
 #include <time.h>
 
 #define PASS_SEGMENTS 4           /* a pass reads at most this many segments' bytes */
-#define PACE_CHUNK (1u << 20)     /* background pacing granularity */
-#define COMPACT_STOPPED 2         /* internal: the pass was abandoned for kv_close */
-#define BG_PERIOD_MS 1000         /* the background thread looks this often */
+#define PACE_CHUNK (1u << 20)     /* pacing and progress granularity */
+#define BG_PERIOD_MS 1000         /* the background thread looks for garbage this often */
+#define REQ_POLL_MS 100           /* ... and for a request of another process this often */
 
 typedef struct compact_out {
     kv_file *f;           /* the new segment */
@@ -57,7 +62,8 @@ typedef struct compact_out {
 
 typedef struct compact_pass {
     kv_db *db;
-    int background;           /* paced, and abandoned when the store closes */
+    const compact_how *how;   /* ratio, pacing, progress */
+    int background;           /* an automatic pass: only when garbage is plenty */
     kv_file **in;             /* inputs, pinned, by number */
     uint32_t nin;
     kv_file **surv;           /* survivors, pinned */
@@ -79,18 +85,17 @@ static uint64_t reclaimable(const kv_file *f)
     return dead > f->dead_floor ? dead - f->dead_floor : 0;
 }
 
-static int is_eligible(const kv_db *db, const kv_file *f)
+static int is_eligible(const kv_file *f, double ratio)
 {
     uint64_t payload = f->size - KV_FILE_HDR_SIZE;
-    return !f->compact_skip && payload > 0
-           && (double)reclaimable(f) >= db->opts.compact_dead_ratio * (double)payload;
+    return !f->compact_skip && payload > 0 && (double)reclaimable(f) >= ratio * (double)payload;
 }
 
 uint64_t compact_reclaimable_locked(kv_db *db)
 {
     uint64_t sum = 0;
     for (uint32_t i = 0; i < db->nfiles; i++)
-        if (is_eligible(db, db->files[i]))
+        if (is_eligible(db->files[i], db->opts.compact_dead_ratio))
             sum += reclaimable(db->files[i]);
     return sum;
 }
@@ -136,7 +141,7 @@ static int pick(compact_pass *p)
     }
     pthread_mutex_unlock(&db->man_mu);
     for (uint32_t i = 0; i < ncand; i++) {
-        if (is_eligible(db, cand[i])) {
+        if (is_eligible(cand[i], p->how->ratio)) {
             nelig++;
             reclaim += reclaimable(cand[i]);
         } else if (is_small(db, cand[i])) {
@@ -149,7 +154,7 @@ static int pick(compact_pass *p)
                               : nelig > 0 || nsmall >= 2;
     for (uint32_t i = 0; i < ncand; i++) {
         kv_file *f = cand[i];
-        int want = worth && (is_eligible(db, f) || (nsmall >= 2 && is_small(db, f)));
+        int want = worth && (is_eligible(f, p->how->ratio) || (nsmall >= 2 && is_small(db, f)));
         int fits = p->nin == 0 || p->bytes_in + f->size <= budget;
         if (rc == KV_OK && want && fits) {
             p->bytes_in += f->size;
@@ -163,7 +168,7 @@ static int pick(compact_pass *p)
             file_unref(f);
     }
     free(cand);
-    if (rc == KV_OK && p->nin == 1 && !is_eligible(db, p->in[0])) {
+    if (rc == KV_OK && p->nin == 1 && !is_eligible(p->in[0], p->how->ratio)) {
         /* a lone small segment: merging it with nothing gains nothing */
         rc = push_file(&p->surv, &p->nsurv, p->in[0]);
         if (rc != KV_OK)
@@ -176,17 +181,24 @@ static int pick(compact_pass *p)
 
 /* ---- copying ----------------------------------------------------------------------- */
 
-/* Background passes keep to compact_bytes_per_sec and stop when the store closes. */
+/* Counts bytes processed, ticks the progress about every MiB, and makes a paced run
+ * keep to compact_bytes_per_sec and stop when the store closes. */
 static int pace(compact_pass *p, uint64_t bytes)
 {
     kv_db *db = p->db;
     atomic_fetch_add(&db->compact_pass_read, bytes);
-    if (!p->background)
+    p->paced += bytes;
+    int chunk = p->paced % PACE_CHUNK < bytes; /* a MiB boundary was crossed */
+    if (chunk && p->how->tick != NULL)
+        p->how->tick(p->how->tick_arg);
+    if (!p->how->paced)
         return KV_OK;
     if (atomic_load(&db->bg_stop))
         return COMPACT_STOPPED;
-    p->paced += bytes;
-    if (db->opts.compact_bytes_per_sec == 0 || p->paced % PACE_CHUNK < bytes)
+    /* The clock is looked at, and a nap taken, once a MiB: napping whenever the pass
+     * ran a record ahead woke the thread ~20,000 times a second, and each wakeup
+     * preempted a writer (put p99 x8 while a pass ran; bench/compact_live.sh). */
+    if (db->opts.compact_bytes_per_sec == 0 || !chunk)
         return KV_OK;
     uint64_t due_us = p->paced * 1000000u / db->opts.compact_bytes_per_sec;
     uint64_t spent = clock_now_us() - p->t0;
@@ -448,9 +460,9 @@ static void pass_free(compact_pass *p)
 }
 
 /* One pass. *did is set when it compacted something. The caller holds compact_mu. */
-static int run_pass(kv_db *db, int background, int *did)
+static int run_pass(kv_db *db, const compact_how *how, int background, int *did)
 {
-    compact_pass p = {.db = db, .background = background, .t0 = clock_now_us()};
+    compact_pass p = {.db = db, .how = how, .background = background, .t0 = clock_now_us()};
     *did = 0;
     int rc = db_check_failed(db);
     if (rc == KV_OK)
@@ -462,6 +474,8 @@ static int run_pass(kv_db *db, int background, int *did)
     atomic_store(&db->compact_pass_read, 0);
     atomic_store(&db->compact_pass_total, p.bytes_in);
     atomic_store(&db->compacting, 1);
+    if (how->tick != NULL)
+        how->tick(how->tick_arg);
     for (uint32_t i = 0; i < p.nin && rc == KV_OK; i++)
         rc = copy_input(&p, p.in[i]);
     if (rc == KV_OK)
@@ -491,27 +505,54 @@ static int run_pass(kv_db *db, int background, int *did)
 
 /* ---- the background thread and kv_compact ------------------------------------------ */
 
+/* Waits on bg_cv (bg_mu held) for at most ms milliseconds, or until kicked. */
+static void bg_wait(kv_db *db, unsigned ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += (long)(ms % 1000u) * 1000000L;
+    ts.tv_sec += ms / 1000u + ts.tv_nsec / 1000000000L;
+    ts.tv_nsec %= 1000000000L;
+    pthread_cond_timedwait(&db->bg_cv, &db->bg_mu, &ts);
+}
+
+/* Automatic passes, while there is enough garbage; a request of another process
+ * waiting is served first (the loop ends, the thread comes back to it). */
+static void auto_passes(kv_db *db)
+{
+    compact_how how = {.ratio = db->opts.compact_dead_ratio, .paced = 1};
+    int did = 1;
+    pthread_mutex_lock(&db->compact_mu);
+    while (did && !atomic_load(&db->bg_stop) && !req_waiting(db)
+           && run_pass(db, &how, 1, &did) == KV_OK) /* errors are counted in stats */
+        ;
+    pthread_mutex_unlock(&db->compact_mu);
+}
+
+/* The background thread of every writer handle. Every REQ_POLL_MS it looks for a
+ * compaction request of another process (one fstatat: compact_req.c) and serves it;
+ * with auto_compact, every BG_PERIOD_MS and whenever a segment is sealed
+ * (compact_kick) it also runs automatic passes. */
 static void *bg_main(void *arg)
 {
     kv_db *db = arg;
+    req_server srv;
+    req_server_init(&srv, db);
+    uint64_t next_auto = clock_now_us() + BG_PERIOD_MS * 1000u;
     pthread_mutex_lock(&db->bg_mu);
     while (!atomic_load(&db->bg_stop)) {
-        if (!db->bg_kick) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_sec += BG_PERIOD_MS / 1000;
-            pthread_cond_timedwait(&db->bg_cv, &db->bg_mu, &ts);
-        }
+        if (!db->bg_kick)
+            bg_wait(db, REQ_POLL_MS);
+        int kick = db->bg_kick;
         db->bg_kick = 0;
         if (atomic_load(&db->bg_stop))
             break;
         pthread_mutex_unlock(&db->bg_mu);
-        int did = 1;
-        pthread_mutex_lock(&db->compact_mu);
-        while (did && !atomic_load(&db->bg_stop)
-               && run_pass(db, 1, &did) == KV_OK) /* errors are counted in stats */
-            ;
-        pthread_mutex_unlock(&db->compact_mu);
+        req_serve(&srv);
+        if (db->opts.auto_compact && (kick || clock_now_us() >= next_auto)) {
+            auto_passes(db);
+            next_auto = clock_now_us() + BG_PERIOD_MS * 1000u;
+        }
         err_clear();
         pthread_mutex_lock(&db->bg_mu);
     }
@@ -519,14 +560,18 @@ static void *bg_main(void *arg)
     return NULL;
 }
 
+/* Every writer handle runs the thread, auto_compact or not: it answers compaction
+ * requests (kvcompact on a live store). A read-only handle never does. */
 int compact_start(kv_db *db)
 {
-    if (db->opts.read_only || !db->opts.auto_compact)
+    if (db->opts.read_only)
         return KV_OK;
+    db->bg_running = 1; /* before the thread starts: it reads it (compact_kick) */
     int e = pthread_create(&db->bg_thread, NULL, bg_main, db);
-    if (e != 0)
+    if (e != 0) {
+        db->bg_running = 0;
         return err_errno(e, "starting the compaction thread");
-    db->bg_running = 1;
+    }
     return KV_OK;
 }
 
@@ -552,12 +597,8 @@ void compact_kick(kv_db *db)
     pthread_mutex_unlock(&db->bg_mu);
 }
 
-int kv_compact(kv_db *db)
+int compact_now(kv_db *db, const compact_how *how)
 {
-    if (db == NULL)
-        return err_set(KV_EINVAL, "kv_compact: db is NULL");
-    if (db->opts.read_only)
-        return err_set(KV_EREADONLY, "kv_compact: %s is open read-only", db->dir);
     int rc = db_check_failed(db);
     if (rc != KV_OK)
         return rc;
@@ -574,7 +615,17 @@ int kv_compact(kv_db *db)
     pthread_mutex_unlock(&db->man_mu);
     int did = 1;
     for (uint32_t n = 0; did && n < limit && rc == KV_OK; n++)
-        rc = run_pass(db, 0, &did);
+        rc = run_pass(db, how, 0, &did);
     pthread_mutex_unlock(&db->compact_mu);
     return rc;
+}
+
+int kv_compact(kv_db *db)
+{
+    if (db == NULL)
+        return err_set(KV_EINVAL, "kv_compact: db is NULL");
+    if (db->opts.read_only)
+        return err_set(KV_EREADONLY, "kv_compact: %s is open read-only", db->dir);
+    compact_how how = {.ratio = db->opts.compact_dead_ratio};
+    return compact_now(db, &how);
 }

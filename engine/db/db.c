@@ -222,7 +222,9 @@ static int open_dir(kv_db *db, const char *dir, int create)
 
 /* Removes files the MANIFEST does not name: segments and WAL files of interrupted
  * rolls, WAL files already sealed into segments, hints of segments that are not
- * sealed, temporary hint files, a stale MANIFEST.tmp. Only kv's own: names exactly
+ * sealed, temporary hint files, a stale MANIFEST.tmp, and the compaction request and
+ * result files (COMPACT.*) of an earlier writer: its kvcompact waiting asks this
+ * writer again when its request vanishes (compact_req.c). Only kv's own: names exactly
  * as kv writes them (file_parse_name), of regular files (kv makes no other kind).
  * Anything else under such a name stays, and file numbers are taken past it: a roll
  * must not fail to create a file of that name. */
@@ -243,7 +245,11 @@ static void remove_leftovers(kv_db *db)
             keep = kind == KV_FILE_SEG && num == db->man.active;
             for (uint32_t i = 0; i < db->man.nsealed && !keep; i++)
                 keep = db->man.sealed[i].number == num;
-        } else if (kind == KV_FILE_HINT_TMP || strcmp(de->d_name, KV_MANIFEST_TMP) == 0)
+        } else if (kind == KV_FILE_HINT_TMP || strcmp(de->d_name, KV_MANIFEST_TMP) == 0
+                   || strcmp(de->d_name, KV_COMPACT_REQ) == 0
+                   || strcmp(de->d_name, KV_COMPACT_REQ_TMP) == 0
+                   || strcmp(de->d_name, KV_COMPACT_RES) == 0
+                   || strcmp(de->d_name, KV_COMPACT_RES_TMP) == 0)
             keep = 0;
         if (keep || fstatat(db->dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
             continue;
