@@ -99,6 +99,9 @@ int wal_init(wal_writer *w, kv_io *io, int sync_mode, unsigned interval_ms, int 
              uint32_t number, uint64_t off, uint64_t next_seq, const wal_hooks *hooks);
 /* Stops the interval thread; does not close the fd (the caller owns it). */
 void wal_shutdown(wal_writer *w);
+/* The sequence number the next write will get (kv_stat), read under the queue's
+ * lock. Any thread. */
+uint64_t wal_next_seq(wal_writer *w);
 
 /* Prepares r over buf (len bytes, nent entries) for wal_commit. */
 void wal_req_init(wal_req *r, uint8_t *buf, size_t len, uint32_t nent, uint64_t shard_mask);

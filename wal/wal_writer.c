@@ -342,6 +342,14 @@ int wal_init(wal_writer *w, kv_io *io, int sync_mode, unsigned interval_ms, int 
     return KV_OK;
 }
 
+uint64_t wal_next_seq(wal_writer *w)
+{
+    pthread_mutex_lock(&w->mu);
+    uint64_t n = w->next_seq;
+    pthread_mutex_unlock(&w->mu);
+    return n;
+}
+
 void wal_shutdown(wal_writer *w)
 {
     if (w->syncer_running) {

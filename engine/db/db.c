@@ -568,7 +568,7 @@ int kv_stat_sized(kv_db *db, kv_stats *out, size_t size)
     st->batches = db->batches;
     st->wal_syncs = db->wal_started ? db->wal.syncs : 0;
     st->wal_groups = db->wal_started ? db->wal.groups : 0;
-    st->next_seq = db->wal_started ? db->wal.next_seq : atomic_load(&db->reached) + 1;
+    st->next_seq = db->wal_started ? wal_next_seq(&db->wal) : atomic_load(&db->reached) + 1;
     if (db->opts.read_only)
         reader_stats(db, st);
     st->recovery_us = db->recovery_us;
