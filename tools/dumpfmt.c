@@ -18,6 +18,8 @@
  */
 #include "dumpfmt.h"
 
+#include "format/format.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -104,16 +106,6 @@ typedef struct decoder {
     char why[80];   /* what was wrong, when dec_feed returns -1 */
 } decoder;
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /* Names the character c for a message: 'q', or 0x09 when it is not printable. */
 static void char_name(char *buf, size_t n, int c)
@@ -132,7 +124,7 @@ static int dec_feed(decoder *d, int c)
     int v;
 
     if (d->format == DUMP_HEX) {
-        if ((v = hexval(c)) < 0) {
+        if ((v = kv_hex_digit(c)) < 0) {
             char_name(cn, sizeof cn, c);
             snprintf(d->why, sizeof d->why, "%s is not a hex digit", cn);
             return -1;
@@ -169,7 +161,7 @@ static int dec_feed(decoder *d, int c)
                  "and \\xHH exist)", cn);
         return -1;
     default:
-        if ((v = hexval(c)) < 0) {
+        if ((v = kv_hex_digit(c)) < 0) {
             char_name(cn, sizeof cn, c);
             snprintf(d->why, sizeof d->why, "bad escape: \\x needs two hex digits, got %s", cn);
             return -1;

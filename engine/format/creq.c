@@ -10,6 +10,7 @@
 #include "format/creq.h"
 
 #include "base/crc.h"
+#include "format/format.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -81,16 +82,6 @@ static int escape(char *dst, size_t cap, size_t *at, const char *msg)
     return 0;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /* Undoes escape: s[0..n) into out (cap bytes, NUL-terminated, cut to fit). 0, or -1
  * on a bad escape. */
@@ -107,8 +98,8 @@ static int unescape(const char *s, size_t n, char *out, size_t cap)
                 c = '\\';
             } else if (e == 'n') {
                 c = '\n';
-            } else if (e == 'x' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-                c = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+            } else if (e == 'x' && i + 2 < n && kv_hex_digit(s[i + 1]) >= 0 && kv_hex_digit(s[i + 2]) >= 0) {
+                c = (char)(kv_hex_digit(s[i + 1]) * 16 + kv_hex_digit(s[i + 2]));
                 i += 2;
             } else {
                 return -1;
@@ -155,7 +146,7 @@ static int parse_line(const char *s, size_t n, int (*fn)(void *arg, const field 
         return -1;
     uint32_t crc = 0;
     for (int i = 4; i < 12; i++) {
-        int h = hexval(s[i]);
+        int h = kv_hex_digit(s[i]);
         if (h < 0 || (s[i] >= 'A' && s[i] <= 'F'))
             return -1;
         crc = crc << 4 | (uint32_t)h;

@@ -86,6 +86,18 @@ static inline void kv_put64(uint8_t *p, uint64_t v)
     kv_put32(p, (uint32_t)v);
     kv_put32(p + 4, (uint32_t)(v >> 32));
 }
+/* The value of hexadecimal digit c (either case), or -1: the one parser of the hex
+ * that kvdump's dumps and the compaction request files carry. */
+static inline int kv_hex_digit(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
 static inline uint16_t kv_get16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 static inline uint32_t kv_get32(const uint8_t *p)
 {
