@@ -249,7 +249,7 @@ debug:
 #   build/fuzz/replay/<name>_replay   cc, fuzz/standalone.c, ASan+UBSan (make test)
 # Both compile the library with a 64-byte scan window (KV_SCAN_WINDOW) so that small
 # inputs exercise its refills; the regular build keeps 1 MiB.
-FUZZERS    := entry entry_roundtrip wal hint manifest open inspect
+FUZZERS    := entry entry_roundtrip wal hint manifest open inspect creq
 FUZZ_SAN   := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 FUZZ_DEFS  := -DKV_SCAN_WINDOW=64
 FUZZ_OPTS  := -dict=fuzz/kv.dict -timeout=10 -malloc_limit_mb=64 -rss_limit_mb=2048
