@@ -1142,10 +1142,18 @@ static void rd_live_run(int sync, uint64_t seg, unsigned ms, uint64_t seed)
     }
     for (unsigned i = 0; i < RD_READERS; i++)
         rd_spawn_reader(&cs[1 + i], sh, i, dir, i != RD_READERS - 1);
-    uint64_t t0 = kvt_now_ms(), end = t0 + ms;
+    /* The time, and then (a slow machine: ASan, a loaded CI runner) until the writer
+     * has done enough to test anything, up to four times as long. */
+    uint64_t t0 = kvt_now_ms(), end = t0 + ms, cap = t0 + 4 * ms;
     int early = -1;
-    for (uint64_t now = t0; now < end && early < 0; now = kvt_now_ms())
-        early = rd_wait_any(cs, 1 + RD_READERS, (int)(end - now));
+    for (uint64_t now = t0; early < 0; now = kvt_now_ms()) {
+        int enough = atomic_load(&sh->w_bytes) / seg >= 5 && atomic_load(&sh->w_compactions) >= 1
+                     && atomic_load(&sh->w_groups) >= 5;
+        if (now >= cap || (now >= end && (enough || kvt_valgrind())))
+            break;
+        uint64_t until = now < end ? end : now + 100;
+        early = rd_wait_any(cs, 1 + RD_READERS, (int)(until - now));
+    }
     double secs = (double)(kvt_now_ms() - t0) / 1000.0;
     atomic_store(&sh->stop_writer, 1);
     if (!rd_reap(&cs[0], 60000, &st))
@@ -1275,8 +1283,12 @@ static void test_kill_loop(void)
     rd_spawn_writer(&cs[0], sh, dir, &conf, -1);
     for (unsigned i = 0; i < RD_READERS; i++)
         rd_spawn_reader(&cs[1 + i], sh, i, dir, 1);
-    uint64_t t0 = kvt_now_ms(), end = t0 + kvt_scaled(10000, 6000);
-    while (kvt_now_ms() < end) {
+    /* The time, and then (a slow machine: ASan, a loaded CI runner) until enough
+     * kills were made to test anything, up to four times as long. */
+    uint64_t t0 = kvt_now_ms(), end = t0 + kvt_scaled(10000, 6000), cap = t0 + 4 * (end - t0);
+    while (kvt_now_ms() < end
+           || ((ks.writer < 10 || ks.reader < 5 || atomic_load(&sh->w_opens) < 5)
+               && kvt_now_ms() < cap)) {
         int st = 0, i = rd_wait_any(cs, 1 + RD_READERS, (int)kvt_rng_range(&rng, 10, 200));
         int killed = i < 0;
         if (killed) {
