@@ -524,15 +524,22 @@ int kvt_run(const char *cmd, char *out, size_t n)
     size_t len = 0;
     char rest[4096];
     KVT_CHECK_FATAL(p != NULL, "popen %s", cmd);
+    /* A signal (the signal-storm runs) interrupts a read without ending the output:
+     * read on, or the tool would die of SIGPIPE writing to a pipe closed early. */
     while (len + 1 < n) {
         size_t got = fread(out + len, 1, n - 1 - len, p);
-        if (got == 0)
-            break;
         len += got;
+        if (got == 0 && !(ferror(p) && errno == EINTR))
+            break;
+        clearerr(p);
     }
     out[len] = '\0';
-    while (fread(rest, 1, sizeof rest, p) > 0)
-        ;
+    for (;;) {
+        size_t got = fread(rest, 1, sizeof rest, p);
+        if (got == 0 && !(ferror(p) && errno == EINTR))
+            break;
+        clearerr(p);
+    }
     int st = pclose(p);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
