@@ -187,8 +187,8 @@ $(BUILD)/obj/tests/test_abi.o: CPPFLAGS_KV += -DKV_SOURCE_DIR='"$(CURDIR)"'
 # test the JSON writer itself (tools/json.o) directly.
 $(BUILD)/bin/kvtest: $(TEST_OBJ) $(BUILD)/obj/tools/json.o $(FSCK_LIB) $(BUILD)/libkv.a \
                     $(BUILD)/bin/kv $(BUILD)/bin/kvcompact $(BUILD)/bin/kvdump \
-                    $(BUILD)/bin/kvcheck $(BUILD)/bin/kvbench $(BUILD)/libkv.so \
-                    $(BUILD)/bin/kv-abi-old
+                    $(BUILD)/bin/kvcheck $(BUILD)/bin/kvbench $(BUILD)/bin/peerbench \
+                    $(BUILD)/libkv.so $(BUILD)/bin/kv-abi-old
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_KV) -o $@ $(TEST_OBJ) $(BUILD)/obj/tools/json.o $(FSCK_LIB) \
 	    $(BUILD)/libkv.a $(LDLIBS_KV) -lcunit -ljansson
