@@ -132,23 +132,26 @@ $(BUILD)/bin/kvbench: $(BUILD)/obj/bench/kvbench.o $(BUILD)/obj/tools/json.o $(B
 # and linked; the others are compiled out, so peerbench builds on any machine (kv
 # alone at least). The flags go to build/peerbench.flags, rewritten only when they
 # change, so installing a package rebuilds peerbench.o.
-peer_has = $(shell printf '#include <%s>\n' $(1) | $(CC) -E -x c - >/dev/null 2>&1 && echo y)
+# PEERS: the peers to look for (make PEERS= builds peerbench with kv alone).
+PEERS ?= leveldb rocksdb lmdb tkrzw
+peer_has = $(if $(filter $(1),$(PEERS)),$(shell printf '#include <%s>\n' $(2) \
+               | $(CC) -E -x c - >/dev/null 2>&1 && echo y))
 PEER_CPPFLAGS :=
 PEER_LIBS     :=
-ifeq ($(call peer_has,leveldb/c.h),y)
+ifeq ($(call peer_has,leveldb,leveldb/c.h),y)
 PEER_CPPFLAGS += -DPEER_HAVE_LEVELDB
 PEER_LIBS     += -lleveldb
 endif
-ifeq ($(call peer_has,rocksdb/c.h),y)
+ifeq ($(call peer_has,rocksdb,rocksdb/c.h),y)
 PEER_CPPFLAGS += -DPEER_HAVE_ROCKSDB \
                  -DPEER_ROCKSDB_VERSION='"$(shell pkg-config --modversion rocksdb 2>/dev/null)"'
 PEER_LIBS     += -lrocksdb
 endif
-ifeq ($(call peer_has,lmdb.h),y)
+ifeq ($(call peer_has,lmdb,lmdb.h),y)
 PEER_CPPFLAGS += -DPEER_HAVE_LMDB
 PEER_LIBS     += -llmdb
 endif
-ifeq ($(call peer_has,tkrzw_langc.h),y)
+ifeq ($(call peer_has,tkrzw,tkrzw_langc.h),y)
 PEER_CPPFLAGS += -DPEER_HAVE_TKRZW
 PEER_LIBS     += -ltkrzw
 endif
