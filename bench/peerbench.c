@@ -29,6 +29,7 @@
  *   7. Command line and main
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -792,6 +793,84 @@ static double cpu_secs(void)
            + (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
+/* Busy and total CPU time of the whole machine so far, in clock ticks (the first
+ * line of /proc/stat). Returns 0, or -1 when it cannot be read. */
+static int machine_cpu(uint64_t *busy, uint64_t *total)
+{
+    unsigned long long v[8] = { 0 };
+    FILE *f = fopen("/proc/stat", "r");
+    if (f == NULL)
+        return -1;
+    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
+                   &v[3], &v[4], &v[5], &v[6], &v[7]);
+    fclose(f);
+    if (n < 4)
+        return -1;
+    /* user nice system idle iowait irq softirq steal */
+    *busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+    *total = *busy + v[3] + v[4];
+    return 0;
+}
+
+/* The machine's CPU use beside a workload, measured from its start to its end. */
+struct load {
+    uint64_t busy0;                /* machine busy ticks at the start */
+    double cpu0;                   /* this process's CPU seconds at the start */
+    uint64_t t0;                   /* wall clock at the start, ns */
+    int ok;                        /* /proc/stat could be read */
+};
+
+static void load_start(struct load *l)
+{
+    uint64_t total;
+    l->ok = machine_cpu(&l->busy0, &total) == 0;
+    l->cpu0 = cpu_secs();
+    l->t0 = now_ns();
+}
+
+/* Cores the other processes kept busy (machine busy time less ours, over the wall
+ * time); -1 when unknown. Tick granularity (10 ms) makes it rough for short rows. */
+static double load_end(const struct load *l)
+{
+    uint64_t busy, total;
+    double wall = (double)(now_ns() - l->t0) / 1e9;
+    long hz = sysconf(_SC_CLK_TCK);
+    if (!l->ok || machine_cpu(&busy, &total) != 0 || hz <= 0 || wall <= 0)
+        return -1;
+    double others = (double)(busy - l->busy0) / (double)hz - (cpu_secs() - l->cpu0);
+    return others > 0 ? others / wall : 0;
+}
+
+#define PROBE_WRITES 32u
+
+/* The disk's write+fdatasync latency in dir right now (it drifts within minutes on
+ * shared machines): PROBE_WRITES writes of 4 KiB to a file of its own, each
+ * followed by fdatasync; its p50 and p99 in microseconds. */
+static void probe_disk(const char *dir, double *p50_us, double *p99_us)
+{
+    char path[PATH_MAX];
+    static const char block[4096];
+    struct hist h;
+    hist_init(&h);
+    *p50_us = *p99_us = 0;
+    if ((size_t)snprintf(path, sizeof path, "%s/peerbench.probe", dir) >= sizeof path)
+        return;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        die("%s: cannot create: %s", path, strerror(errno));
+    for (unsigned i = 0; i < PROBE_WRITES; i++) {
+        uint64_t t0 = now_ns();
+        if (pwrite(fd, block, sizeof block, (off_t)i * (off_t)sizeof block)
+                != (ssize_t)sizeof block || fdatasync(fd) != 0)
+            die("%s: write+fdatasync: %s", path, strerror(errno));
+        hist_add(&h, now_ns() - t0);
+    }
+    close(fd);
+    unlink(path);
+    *p50_us = hist_pct_us(&h, 50);
+    *p99_us = hist_pct_us(&h, 99);
+}
+
 /* ---------------------------------------------------------------------------------
  * 4. Running operations on threads
  *
@@ -839,6 +918,10 @@ struct result {
     int space;                     /* disk and logical bytes were measured after it */
     uint64_t disk, logical;        /* ... bytes on disk; keys x (key + value) bytes */
     uint64_t rss;                  /* peak RSS of the process after it, bytes */
+    double bg_cores;               /* CPU the rest of the machine used meanwhile, in
+                                      cores (-1: unknown): a disturbed row shows */
+    double probe_p50_us, probe_p99_us; /* sync workloads: write+fdatasync of 4 KiB in
+                                          the store's directory just before (0: none) */
 };
 
 static void *worker_main(void *arg)
@@ -892,6 +975,8 @@ static void run_ops(struct bench *b, struct result *r, op_fn op, uint64_t ops,
             die("%s: cannot start a thread", r->name);
     }
     double c0 = cpu_secs();
+    struct load load;
+    load_start(&load);
     pthread_barrier_wait(&run.start);
     uint64_t t0 = UINT64_MAX, t1 = 0;
     for (unsigned t = 0; t < threads; t++) {
@@ -901,6 +986,7 @@ static void run_ops(struct bench *b, struct result *r, op_fn op, uint64_t ops,
     }
     r->secs = (double)(t1 - t0) / 1e9;
     r->cpu_secs = cpu_secs() - c0;
+    r->bg_cores = load_end(&load);
     pthread_barrier_destroy(&run.start);
     r->ops = ops;
     r->threads = threads;
@@ -1071,6 +1157,8 @@ static void wl_overwrite(struct bench *b, struct result *r, unsigned threads)
 static void wl_compact(struct bench *b, struct result *r, unsigned threads)
 {
     need_full(b, r);
+    struct load load;
+    load_start(&load);
     uint64_t t0 = now_ns();
     double c0 = cpu_secs();
     if (b->e->compact(b->h) != 0)
@@ -1078,6 +1166,7 @@ static void wl_compact(struct bench *b, struct result *r, unsigned threads)
     uint64_t ns = now_ns() - t0;
     r->secs = (double)ns / 1e9;
     r->cpu_secs = cpu_secs() - c0;
+    r->bg_cores = load_end(&load);
     hist_add(&r->hist, ns);
     r->ops = 1;
     r->threads = 1;
@@ -1120,6 +1209,7 @@ static void wl_deleterandom(struct bench *b, struct result *r, unsigned threads)
 static void wl_fillsync(struct bench *b, struct result *r, unsigned threads)
 {
     store_fresh(b, 1);
+    probe_disk(b->dir, &r->probe_p50_us, &r->probe_p99_us);
     run_ops(b, r, op_fill_perm, b->cfg.sync_num, threads, b->cfg.sync_num, 0);
     b->have = b->cfg.sync_num;
     space_after(b, r);
@@ -1188,8 +1278,16 @@ static void result_text(const struct bench *b, const struct result *r)
 {
     const struct hist *h = &r->hist;
     double ops_s = r->secs > 0 ? (double)r->ops / r->secs : 0;
-    char notes[160];
+    char notes[256];
     int n = snprintf(notes, sizeof notes, "rss %.0f MiB", (double)r->rss / MIB);
+    if (r->bg_cores >= 0)
+        n += snprintf(notes + n, sizeof notes - (size_t)n, ", bg %.2f cores", r->bg_cores);
+    if (r->ops == 1)
+        n += snprintf(notes + n, sizeof notes - (size_t)n, ", took %.3f s", r->secs);
+    if (r->probe_p50_us > 0)
+        n += snprintf(notes + n, sizeof notes - (size_t)n,
+                      ", disk fdatasync p50 %.0f us p99 %.0f us", r->probe_p50_us,
+                      r->probe_p99_us);
     if (r->space && r->logical > 0)
         n += snprintf(notes + n, sizeof notes - (size_t)n, ", disk/logical %.2f",
                       (double)r->disk / (double)r->logical);
@@ -1221,6 +1319,10 @@ static void result_json(const struct bench *b, const struct result *r)
            hist_pct_us(h, 50), hist_pct_us(h, 99), hist_pct_us(h, 99.9), hist_mean_us(h),
            (double)h->max / 1000.0, r->cpu_secs, r->prefilled, r->found, r->missing,
            r->wrong, r->rss);
+    printf(",\"bg_cores\":%.3f", r->bg_cores);
+    if (r->probe_p50_us > 0)
+        printf(",\"disk_probe_p50_us\":%.1f,\"disk_probe_p99_us\":%.1f", r->probe_p50_us,
+               r->probe_p99_us);
     if (r->space)
         printf(",\"disk_bytes\":%" PRIu64 ",\"logical_bytes\":%" PRIu64
                ",\"space_amp\":%.4f", r->disk, r->logical,
