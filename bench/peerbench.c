@@ -30,6 +30,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <ftw.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -74,7 +75,7 @@ enum {
 #define DEFAULT_ENGINES "kv,leveldb,rocksdb,lmdb,tkrzw"
 #define DEFAULT_WORKLOADS                                                                  \
     "fillseq,fillrandom,overwrite,compact,readrandom,readrandom:2,readmissing,"           \
-    "readmissing:2,deleterandom,fillsync,fillsync:8"
+    "readmissing:2,deleterandom,fillsync,fillsync:8,crashopen"
 #define MAX_THREADS 64u
 #define MIB 1048576.0
 #define VALUE_CAP 65536u   /* largest --value-size (gets copy into a buffer this big) */
@@ -92,6 +93,8 @@ struct config {
     const char *dir;         /* run directory; NULL: a fresh temporary one */
     int keep;                /* keep the stores at the end */
     int json;                /* JSON lines instead of the table */
+    int crash_child;         /* the hidden --crash-child: fill --dir, then SIGKILL */
+    const char *self;        /* argv[0], run again for --crash-child */
 };
 
 static const char usage_text[] =
@@ -102,7 +105,9 @@ static const char usage_text[] =
     "                      or all (default: every engine built in)\n"
     "  --workloads LIST    comma-separated NAME[:THREADS], NAME from fillseq,\n"
     "                      fillrandom, overwrite, compact, readrandom, readmissing,\n"
-    "                      deleterandom, fillsync (default:\n"
+    "                      deleterandom, fillsync, crashopen (a process fills a\n"
+    "                      store and is killed with SIGKILL; the open after it is\n"
+    "                      timed, then every key read) (default:\n"
     "                      " DEFAULT_WORKLOADS ")\n"
     "  --num N             keys in the store, writes per fill (1000000)\n"
     "  --reads N           operations of readrandom and readmissing (--num)\n"
@@ -1215,6 +1220,108 @@ static void wl_fillsync(struct bench *b, struct result *r, unsigned threads)
     space_after(b, r);
 }
 
+/* --crash-child: fills a fresh store in dir with keys 0..num-1 (nosync, in order)
+ * and dies of SIGKILL without closing it. A new process, not a fork: the peers'
+ * background threads do not survive a fork. */
+static void crash_child(const struct config *cfg, const struct engine *e, const char *dir)
+{
+    void *h = NULL;
+    unsigned char key[64];
+    unsigned char *pool = pool_make(cfg->value_size + POOL_SPREAD, cfg->seed,
+                                    cfg->compressible);
+    uint64_t value_seed = gen_value_seed(cfg->seed);
+    if (pool == NULL)
+        die("out of memory");
+    if (e->open(dir, 0, &h) != 0)
+        die("%s: crash child: open: %s", e->name, peer_err);
+    for (uint64_t k = 0; k < cfg->num; k++) {
+        key_format(key, cfg->key_size, k);
+        if (e->put(h, key, cfg->key_size, gen_value(pool, value_seed, k),
+                   cfg->value_size) != 0)
+            die("%s: crash child: put: %s", e->name, peer_err);
+    }
+    fflush(NULL);
+    kill(getpid(), SIGKILL);
+    _exit(EXIT_FAILED);
+}
+
+/* Reads every key 0..num-1 once, untimed, and checks its value. */
+static void verify_all(struct bench *b, struct result *r)
+{
+    unsigned char key[64];
+    unsigned char *val = malloc(VALUE_CAP);
+    if (val == NULL)
+        die("out of memory");
+    for (uint64_t k = 0; k < b->cfg.num; k++) {
+        size_t vlen = 0;
+        key_format(key, b->cfg.key_size, k);
+        int rc = b->e->get(b->h, key, b->cfg.key_size, val, VALUE_CAP, &vlen);
+        if (rc < 0)
+            die("%s: %s: %s", b->e->name, r->name, peer_err);
+        int bad = rc == 1 || vlen != b->cfg.value_size
+                  || memcmp(val, gen_value(b->pool, b->value_seed, k), vlen) != 0;
+        if (rc == 0)
+            r->found++;
+        if (bad) {
+            if (rc == 1)
+                r->missing++;
+            else
+                r->wrong++;
+            r->first_bad = k < r->first_bad ? k : r->first_bad;
+        }
+    }
+    free(val);
+}
+
+/* A process fills a fresh store (nosync) and is killed; the open of what it left
+ * is timed (one operation), then every key is read back. */
+static void wl_crashopen(struct bench *b, struct result *r, unsigned threads)
+{
+    char num[32], ks[32], vs[32], seed[32], comp[32];
+    store_close(b);
+    if (nftw(b->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+        die("%s: cannot empty: %s", b->dir, strerror(errno));
+    b->have = 0;
+    snprintf(num, sizeof num, "%" PRIu64, b->cfg.num);
+    snprintf(ks, sizeof ks, "%zu", b->cfg.key_size);
+    snprintf(vs, sizeof vs, "%zu", b->cfg.value_size);
+    snprintf(seed, sizeof seed, "%" PRIu64, b->cfg.seed);
+    snprintf(comp, sizeof comp, "%.17g", b->cfg.compressible);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork: %s", strerror(errno));
+    if (pid == 0) {
+        execl("/proc/self/exe", b->cfg.self, "--crash-child", "--engines", b->e->name,
+              "--dir", b->dir, "--num", num, "--key-size", ks, "--value-size", vs,
+              "--seed", seed, "--compressible", comp, (char *)NULL);
+        _exit(127);
+    }
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGKILL)
+        die("%s: %s: the filling process did not die of SIGKILL (status 0x%x)",
+            b->e->name, r->name, (unsigned)st);
+    struct load load;
+    load_start(&load);
+    double c0 = cpu_secs();
+    uint64_t t0 = now_ns();
+    store_open(b, 0);
+    uint64_t ns = now_ns() - t0;
+    r->secs = (double)ns / 1e9;
+    r->cpu_secs = cpu_secs() - c0;
+    r->bg_cores = load_end(&load);
+    hist_add(&r->hist, ns);
+    r->ops = 1;
+    r->threads = 1;
+    r->prefilled = b->cfg.num;
+    verify_all(b, r);
+    b->have = b->cfg.num;
+    report_bad(b, r);
+    space_after(b, r);
+}
+
 typedef void (*workload_fn)(struct bench *b, struct result *r, unsigned threads);
 
 static const struct {
@@ -1225,6 +1332,7 @@ static const struct {
     { "overwrite", wl_overwrite },     { "compact", wl_compact },
     { "readrandom", wl_readrandom },   { "readmissing", wl_readmissing },
     { "deleterandom", wl_deleterandom }, { "fillsync", wl_fillsync },
+    { "crashopen", wl_crashopen },
 };
 
 /* Parses NAME[:THREADS] (len bytes at s); returns the workload or NULL. */
@@ -1442,7 +1550,8 @@ static void config_check(struct config *c)
 }
 
 enum { OPT_ENGINES = 256, OPT_WORKLOADS, OPT_NUM, OPT_READS, OPT_SYNC_NUM, OPT_KEY_SIZE,
-       OPT_VALUE_SIZE, OPT_COMPRESSIBLE, OPT_SEED, OPT_DIR, OPT_KEEP, OPT_JSON, OPT_LIST };
+       OPT_VALUE_SIZE, OPT_COMPRESSIBLE, OPT_SEED, OPT_DIR, OPT_KEEP, OPT_JSON, OPT_LIST,
+       OPT_CRASH_CHILD };
 
 static const struct option long_options[] = {
     { "engines", required_argument, NULL, OPT_ENGINES },
@@ -1458,6 +1567,7 @@ static const struct option long_options[] = {
     { "keep", no_argument, NULL, OPT_KEEP },
     { "json", no_argument, NULL, OPT_JSON },
     { "list", no_argument, NULL, OPT_LIST },
+    { "crash-child", no_argument, NULL, OPT_CRASH_CHILD },
     { "help", no_argument, NULL, 'h' },
     { "version", no_argument, NULL, 'V' },
     { NULL, 0, NULL, 0 }
@@ -1468,7 +1578,7 @@ static void parse_args(int argc, char **argv, struct config *c)
     int opt, reads_set = 0;
     *c = (struct config){ .engines = "all", .workloads = DEFAULT_WORKLOADS, .num = 1000000,
                           .sync_num = 20000, .key_size = 16, .value_size = 100,
-                          .compressible = 0.5, .seed = 301 };
+                          .compressible = 0.5, .seed = 301, .self = argv[0] };
     while ((opt = getopt_long(argc, argv, "hV", long_options, NULL)) != -1) {
         switch (opt) {
         case OPT_ENGINES: c->engines = optarg; break;
@@ -1495,6 +1605,7 @@ static void parse_args(int argc, char **argv, struct config *c)
         case OPT_KEEP: c->keep = 1; break;
         case OPT_JSON: c->json = 1; break;
         case OPT_LIST: list_engines(); exit(EXIT_DONE);
+        case OPT_CRASH_CHILD: c->crash_child = 1; break;
         case 'h': fputs(usage_text, stdout); exit(EXIT_DONE);
         case 'V': printf("peerbench (kv) %s\n", kv_version()); exit(EXIT_DONE);
         default: fputs(usage_text, stderr); exit(EXIT_USAGE);
@@ -1520,6 +1631,11 @@ int main(int argc, char **argv)
     char base[PATH_MAX];
     int status = EXIT_DONE;
     parse_args(argc, argv, &cfg);
+    if (cfg.crash_child) {
+        if (cfg.dir == NULL)
+            usage_error("--crash-child needs --dir", NULL);
+        crash_child(&cfg, engine_find(cfg.engines, strcspn(cfg.engines, ",")), cfg.dir);
+    }
     if (cfg.dir != NULL) {
         snprintf(base, sizeof base, "%s", cfg.dir);
         if (mkdir(base, 0755) != 0 && errno != EEXIST)

@@ -11,8 +11,9 @@
  *     workload: exit 0; an engine line per engine with its version and options;
  *     one result line per workload per engine, each with its engine's version,
  *     latency percentiles in order and CPU seconds; readrandom found every key,
- *     readmissing none, no value wrong or missing; the fills, overwrite and compact
- *     give disk and logical bytes; a peak RSS everywhere;
+ *     readmissing none, no value wrong or missing; crashopen (a process fills and
+ *     is killed with SIGKILL, then the store is opened) finds every key; the fills,
+ *     overwrite and compact give disk and logical bytes; a peak RSS everywhere;
  *   - usage errors (an unknown engine, an unknown workload, a thread count of 0)
  *     exit 2 and say what was wrong.
  */
@@ -23,13 +24,13 @@
 #include <string.h>
 
 #define ENGINES 5
-#define WORKLOADS 11   /* peerbench's default list */
+#define WORKLOADS 12   /* peerbench's default list */
 
 static const char *const engine_names[ENGINES] = { "kv", "leveldb", "rocksdb", "lmdb",
                                                    "tkrzw" };
 static const char *const workload_names[WORKLOADS] = {
     "fillseq", "fillrandom", "overwrite", "compact", "readrandom", "readrandom:2",
-    "readmissing", "readmissing:2", "deleterandom", "fillsync", "fillsync:8"
+    "readmissing", "readmissing:2", "deleterandom", "fillsync", "fillsync:8", "crashopen"
 };
 
 /* Which engines --list says are built in (built[i] for engine_names[i]). */
@@ -88,6 +89,9 @@ static void check_result(const json_t *o, int e, int seen[ENGINES][WORKLOADS],
     KVT_CHECK(kvt_json_int(o, "peak_rss_bytes") > 0, "no peak RSS: %.300s", line);
     if (strncmp(wl, "readrandom", 10) == 0)
         KVT_CHECK(kvt_json_int(o, "found") == ops, "a key not found: %.300s", line);
+    if (strcmp(wl, "crashopen") == 0)
+        KVT_CHECK(kvt_json_int(o, "found") == 1000 && kvt_json_int(o, "prefilled") == 1000,
+                  "crashopen: not every key after the kill: %.300s", line);
     if (strncmp(wl, "readmissing", 11) == 0)
         KVT_CHECK(kvt_json_int(o, "found") == 0, "a missing key found: %.300s", line);
     if (strncmp(wl, "fill", 4) == 0 || strcmp(wl, "overwrite") == 0
