@@ -173,6 +173,8 @@ struct engine {
     int (*del)(void *h, const void *k, size_t kl);
     int (*compact)(void *h);                        /* the engine's own compaction */
     int (*close)(void *h);
+    double (*index_per_key)(void *h);               /* bytes of in-memory index per
+                                                       key; NULL: not known (peers) */
 };
 
 /* ---- kv ---- */
@@ -232,6 +234,15 @@ static int kv_e_compact(void *h)
 {
     int rc = kv_compact(h);
     return rc == KV_OK ? 0 : fail("kv_compact: %s: %s", kv_strerror(rc), kv_errmsg());
+}
+
+/* kv_stat's index_bytes over its keys (as kvbench's "index … B/key"). */
+static double kv_e_index_per_key(void *h)
+{
+    kv_stats st;
+    if (kv_stat(h, &st) != KV_OK || st.keys == 0)
+        return 0;
+    return (double)st.index_bytes / (double)st.keys;
 }
 
 static int kv_e_close(void *h)
@@ -664,7 +675,7 @@ static int tkh_close(void *h)
 static const struct engine engines[] = {
     { .name = "kv", .version = kv_e_version, .options = kv_e_options, .open = kv_e_open,
       .put = kv_e_put, .get = kv_e_get, .del = kv_e_del, .compact = kv_e_compact,
-      .close = kv_e_close },
+      .close = kv_e_close, .index_per_key = kv_e_index_per_key },
 #ifdef PEER_HAVE_LEVELDB
     { .name = "leveldb", .version = ldb_version, .options = ldb_options, .open = ldb_open,
       .put = ldb_put, .get = ldb_get, .del = ldb_del, .compact = ldb_compact,
@@ -922,6 +933,7 @@ struct result {
     uint64_t found, missing, wrong, first_bad;
     int space;                     /* disk and logical bytes were measured after it */
     uint64_t disk, logical;        /* ... bytes on disk; keys x (key + value) bytes */
+    double index_per_key;          /* ... kv: index bytes per key (0: not known) */
     uint64_t rss;                  /* peak RSS of the process after it, bytes */
     double bg_cores;               /* CPU the rest of the machine used meanwhile, in
                                       cores (-1: unknown): a disturbed row shows */
@@ -1115,6 +1127,8 @@ static void space_after(struct bench *b, struct result *r)
     r->space = 1;
     r->disk = disk_bytes(b);
     r->logical = b->have * (b->cfg.key_size + b->cfg.value_size);
+    if (b->e->index_per_key != NULL && b->h != NULL)
+        r->index_per_key = b->e->index_per_key(b->h);
 }
 
 static void need_full(struct bench *b, struct result *r)
@@ -1402,6 +1416,9 @@ static void result_text(const struct bench *b, const struct result *r)
     else if (r->space)
         n += snprintf(notes + n, sizeof notes - (size_t)n, ", disk %.1f MiB",
                       (double)r->disk / MIB);
+    if (r->index_per_key > 0)
+        n += snprintf(notes + n, sizeof notes - (size_t)n, ", index %.1f B/key",
+                      r->index_per_key);
     if (r->found + r->missing > 0 || r->wrong > 0)
         n += snprintf(notes + n, sizeof notes - (size_t)n, ", found %" PRIu64, r->found);
     if (r->prefilled > 0)
@@ -1435,6 +1452,8 @@ static void result_json(const struct bench *b, const struct result *r)
         printf(",\"disk_bytes\":%" PRIu64 ",\"logical_bytes\":%" PRIu64
                ",\"space_amp\":%.4f", r->disk, r->logical,
                r->logical ? (double)r->disk / (double)r->logical : 0);
+    if (r->index_per_key > 0)
+        printf(",\"index_bytes_per_key\":%.2f", r->index_per_key);
     printf("}\n");
 }
 
