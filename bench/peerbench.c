@@ -19,6 +19,14 @@
  * synchronize), "sync" makes each acknowledged write durable (kv KV_SYNC_ALWAYS,
  * sync=1, one LMDB commit per write, Tkrzw synchronize(hard) after each write).
  *
+ * Each result line carries the engine's version, ops/s, p50/p99/p99.9 latency, the
+ * process's CPU seconds, its peak RSS, the CPU the rest of the machine used during
+ * the row (so a disturbed row shows), disk bytes over logical bytes after writes,
+ * and before a sync workload the disk's write+fdatasync latency measured right then.
+ * crashopen runs a fill in a new process (peerbench --crash-child, exec'd: the
+ * peers' background threads would not survive a fork) that dies of SIGKILL, then
+ * times the open of what it left and reads every key back.
+ *
  * Sections:
  *   1. Configuration, usage text, errors
  *   2. The engines: kv, LevelDB, RocksDB, LMDB, Tkrzw, and the table of them
