@@ -66,7 +66,8 @@ TOOLS   := $(BUILD)/bin/kv $(BUILD)/bin/kvbench $(BUILD)/bin/kvdemo $(BUILD)/bin
 # The tools make install installs (kvdemo only serves make run), and every man page.
 INSTALL_TOOLS := $(BUILD)/bin/kv $(BUILD)/bin/kvbench $(BUILD)/bin/kvcompact $(BUILD)/bin/kvdump \
                  $(BUILD)/bin/kvcheck
-MAN1    := $(wildcard docs/man/*.1)
+# peerbench is not installed (it links the peers' libraries), nor its page.
+MAN1    := $(filter-out docs/man/peerbench.1,$(wildcard docs/man/*.1))
 MAN3    := $(wildcard docs/man/*.3)
 
 .PHONY: all run deps test bench-peers check-layers test-unit test-signals test-asan test-clang test-tsan test-valgrind bench lz4probe install \
