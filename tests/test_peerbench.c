@@ -14,6 +14,9 @@
  *     readmissing none, no value wrong or missing; crashopen (a process fills and
  *     is killed with SIGKILL, then the store is opened) finds every key; the fills,
  *     overwrite and compact give disk and logical bytes; a peak RSS everywhere;
+ *   - peerbench's kv store and kvbench's after the same fillrandom hold the same
+ *     keys and values (kv scan of both): the two share bench/gen.h, so the figures
+ *     of peerbench's kv line and kvbench's measure the same work;
  *   - usage errors (an unknown engine, an unknown workload, a thread count of 0)
  *     exit 2 and say what was wrong.
  */
@@ -141,6 +144,28 @@ static void test_every_engine_every_workload(void)
     }
 }
 
+static void test_same_data_as_kvbench(void)
+{
+    static char a[1 << 16], b[1 << 16];
+    char *pdir = kvt_dir_new("peerbench-same"), *kdir = kvt_dir_new("kvbench-same");
+    int rc = kvt_runf(a, sizeof a, KVT_BOTH, "'%s/peerbench' --engines kv --workloads "
+                      "fillrandom --num 300 --seed 7 --dir '%s' --keep", kvt_bin(), pdir);
+    KVT_CHECK_FATAL(rc == 0, "peerbench: exit %d: %s", rc, a);
+    rc = kvt_runf(b, sizeof b, KVT_BOTH, "'%s/kvbench' --benchmarks fillrandom --num 300 "
+                  "--seed 7 --db '%s'", kvt_bin(), kdir);
+    KVT_CHECK_FATAL(rc == 0, "kvbench: exit %d: %s", rc, b);
+    rc = kvt_runf(a, sizeof a, KVT_STDOUT, "'%s/kv' -d '%s/kv' scan", kvt_bin(), pdir);
+    KVT_CHECK_FATAL(rc == 0, "kv scan of peerbench's store: exit %d: %s", rc, a);
+    rc = kvt_runf(b, sizeof b, KVT_STDOUT, "'%s/kv' -d '%s' scan", kvt_bin(), kdir);
+    KVT_CHECK_FATAL(rc == 0, "kv scan of kvbench's store: exit %d: %s", rc, b);
+    size_t lines = 0;
+    for (const char *p = a; *p != '\0'; p++)
+        lines += *p == '\n';
+    KVT_CHECK(lines == 300 && strcmp(a, b) == 0,
+              "peerbench and kvbench wrote different data (%zu lines):\n%.400s\n---\n%.400s",
+              lines, a, b);
+}
+
 static void test_usage_errors(void)
 {
     static const char *const bad[] = { "--engines nosuch", "--workloads fillseq,nosuch",
@@ -156,6 +181,8 @@ static void test_usage_errors(void)
 static const kvt_test peerbench_tests[] = {
     {"every engine built in, every workload, 1,000 keys: every read verified, the "
      "figures and versions in each JSON line", test_every_engine_every_workload},
+    {"kv's store after fillrandom: the same keys and values as kvbench's",
+     test_same_data_as_kvbench},
     {"usage errors exit 2", test_usage_errors},
     {NULL, NULL},
 };
