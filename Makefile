@@ -282,7 +282,7 @@ bench: $(BUILD)/bin/kvbench
 	$(BUILD)/bin/kvbench --num 200000 --benchmarks fillseq,fillrandom,overwrite,readrandom,readmissing,fillsync
 
 # The peers' packages need root (sudo when not root); then a run of every workload on
-# every engine, under a minute on 2 cores at 100,000 keys (--num 1000000: about 10
+# every engine, under a minute on 2 cores at 100,000 keys (--num 1000000: about 5
 # minutes). BENCH_PEERS_ARGS adds or overrides peerbench options.
 BENCH_PEERS_ARGS ?=
 bench-peers:
