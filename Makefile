@@ -20,6 +20,8 @@
 #                   -jobs=1) in build/fuzz/work/<name>; make fuzz-merge folds it in
 #   make fuzz-corpus  regenerate seeds from real stores and merge them into fuzz/corpus
 #   make bench      a short kvbench run
+#   make bench-peers  install the peers' packages (bench/deps: LevelDB, RocksDB, LMDB,
+#                   Tkrzw, gnuplot), build build/bin/peerbench, run it at 100,000 keys
 #   make lz4probe   build/bin/lz4probe: the measurement behind compress_min_bytes
 #   make install    PREFIX=/usr/local DESTDIR= : library, header, kv.pc, tools, man pages
 #   make debug      everything and kvtest with -O0 -g and KV_DEBUG (KV_ASSERT on), in
@@ -60,14 +62,15 @@ TEST_SRC := $(wildcard tests/*.c)
 TEST_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SRC))
 
 TOOLS   := $(BUILD)/bin/kv $(BUILD)/bin/kvbench $(BUILD)/bin/kvdemo $(BUILD)/bin/kvcompact \
-           $(BUILD)/bin/kvdump $(BUILD)/bin/kvcheck
+           $(BUILD)/bin/kvdump $(BUILD)/bin/kvcheck $(BUILD)/bin/peerbench
 # The tools make install installs (kvdemo only serves make run), and every man page.
 INSTALL_TOOLS := $(BUILD)/bin/kv $(BUILD)/bin/kvbench $(BUILD)/bin/kvcompact $(BUILD)/bin/kvdump \
                  $(BUILD)/bin/kvcheck
-MAN1    := $(wildcard docs/man/*.1)
+# peerbench is not installed (it links the peers' libraries), nor its page.
+MAN1    := $(filter-out docs/man/peerbench.1,$(wildcard docs/man/*.1))
 MAN3    := $(wildcard docs/man/*.3)
 
-.PHONY: all run deps test check-layers test-unit test-signals test-asan test-clang test-tsan test-valgrind bench lz4probe install \
+.PHONY: all run deps test bench-peers check-layers test-unit test-signals test-asan test-clang test-tsan test-valgrind bench lz4probe install \
         uninstall debug clean fuzz fuzz-bins fuzz-smoke fuzz-replay fuzz-replay-bins fuzz-run \
         fuzz-merge fuzz-corpus
 all: $(BUILD)/libkv.a $(BUILD)/libkv.so $(TOOLS)
@@ -125,6 +128,51 @@ $(BUILD)/bin/kvbench: $(BUILD)/obj/bench/kvbench.o $(BUILD)/obj/tools/json.o $(B
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_KV) -o $@ $^ $(LDLIBS_KV) -lm
 
+# peerbench: kv beside LevelDB, RocksDB, LMDB and Tkrzw. Each peer whose header
+# compiles (its Debian -dev package: bench/deps) is built in with -DPEER_HAVE_<NAME>
+# and linked; the others are compiled out, so peerbench builds on any machine (kv
+# alone at least). The flags go to build/peerbench.flags, rewritten only when they
+# change, so installing a package rebuilds peerbench.o.
+# PEERS: the peers to look for (make PEERS= builds peerbench with kv alone).
+PEERS ?= leveldb rocksdb lmdb tkrzw
+peer_has = $(if $(filter $(1),$(PEERS)),$(shell printf '#include <%s>\n' $(2) \
+               | $(CC) -E -x c - >/dev/null 2>&1 && echo y))
+PEER_CPPFLAGS :=
+PEER_LIBS     :=
+ifeq ($(call peer_has,leveldb,leveldb/c.h),y)
+PEER_CPPFLAGS += -DPEER_HAVE_LEVELDB
+PEER_LIBS     += -lleveldb
+endif
+ifeq ($(call peer_has,rocksdb,rocksdb/c.h),y)
+PEER_CPPFLAGS += -DPEER_HAVE_ROCKSDB \
+                 -DPEER_ROCKSDB_VERSION='"$(shell pkg-config --modversion rocksdb 2>/dev/null)"'
+PEER_LIBS     += -lrocksdb
+endif
+ifeq ($(call peer_has,lmdb,lmdb.h),y)
+PEER_CPPFLAGS += -DPEER_HAVE_LMDB
+PEER_LIBS     += -llmdb
+endif
+ifeq ($(call peer_has,tkrzw,tkrzw_langc.h),y)
+PEER_CPPFLAGS += -DPEER_HAVE_TKRZW
+PEER_LIBS     += -ltkrzw
+endif
+
+.PHONY: peerbench-flags
+peerbench-flags:
+	@mkdir -p $(BUILD)
+	@echo '$(PEER_CPPFLAGS) $(PEER_LIBS)' | cmp -s - $(BUILD)/peerbench.flags \
+	    || echo '$(PEER_CPPFLAGS) $(PEER_LIBS)' > $(BUILD)/peerbench.flags
+$(BUILD)/peerbench.flags: peerbench-flags
+
+$(BUILD)/obj/bench/peerbench.o: CPPFLAGS_KV += $(PEER_CPPFLAGS)
+$(BUILD)/obj/bench/peerbench.o: $(BUILD)/peerbench.flags
+
+$(BUILD)/bin/peerbench: $(BUILD)/obj/bench/peerbench.o $(BUILD)/obj/tools/json.o \
+                       $(BUILD)/libkv.a $(BUILD)/peerbench.flags
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_KV) -o $@ $(BUILD)/obj/bench/peerbench.o $(BUILD)/obj/tools/json.o \
+	    $(BUILD)/libkv.a $(LDLIBS_KV) $(PEER_LIBS) -lm
+
 # Engine-internal measurement (includes compress.h); not part of all, not installed.
 $(BUILD)/bin/lz4probe: $(BUILD)/obj/bench/lz4probe.o $(BUILD)/libkv.a
 	@mkdir -p $(dir $@)
@@ -143,8 +191,8 @@ $(BUILD)/obj/tests/test_abi.o: CPPFLAGS_KV += -DKV_SOURCE_DIR='"$(CURDIR)"'
 # test the JSON writer itself (tools/json.o) directly.
 $(BUILD)/bin/kvtest: $(TEST_OBJ) $(BUILD)/obj/tools/json.o $(FSCK_LIB) $(BUILD)/libkv.a \
                     $(BUILD)/bin/kv $(BUILD)/bin/kvcompact $(BUILD)/bin/kvdump \
-                    $(BUILD)/bin/kvcheck $(BUILD)/bin/kvbench $(BUILD)/libkv.so \
-                    $(BUILD)/bin/kv-abi-old
+                    $(BUILD)/bin/kvcheck $(BUILD)/bin/kvbench $(BUILD)/bin/peerbench \
+                    $(BUILD)/libkv.so $(BUILD)/bin/kv-abi-old
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_KV) -o $@ $(TEST_OBJ) $(BUILD)/obj/tools/json.o $(FSCK_LIB) \
 	    $(BUILD)/libkv.a $(LDLIBS_KV) -lcunit -ljansson
@@ -232,6 +280,16 @@ test-clang:
 
 bench: $(BUILD)/bin/kvbench
 	$(BUILD)/bin/kvbench --num 200000 --benchmarks fillseq,fillrandom,overwrite,readrandom,readmissing,fillsync
+
+# The peers' packages need root (sudo when not root); then a run of every workload on
+# every engine, under a minute on 2 cores at 100,000 keys (--num 1000000: about 5
+# minutes). BENCH_PEERS_ARGS adds or overrides peerbench options.
+BENCH_PEERS_ARGS ?=
+bench-peers:
+	@sh bench/deps
+	@$(MAKE) --no-print-directory $(BUILD)/bin/peerbench
+	$(BUILD)/bin/peerbench --list
+	$(BUILD)/bin/peerbench --num 100000 --sync-num 2000 $(BENCH_PEERS_ARGS)
 
 lz4probe: $(BUILD)/bin/lz4probe
 	$(BUILD)/bin/lz4probe

@@ -21,8 +21,8 @@
  *
  * Sections:
  *   1. Configuration, benchmark state and usage text
- *   2. Keys, values, random numbers and the random permutation
- *   3. Latency histogram
+ *   2. Values (keys, values, seeds and the permutation: bench/gen.h)
+ *   3. Latency histogram rows (the histogram itself: bench/gen.h)
  *   4. The store: its directory, opening, wiping, failure reporting
  *   5. Running operations on threads
  *   6. Report: header and result lines, text or JSON
@@ -51,6 +51,7 @@
 #include <unistd.h>
 
 #include "kv.h"
+#include "gen.h"
 #include "../tools/json.h"
 
 /* ---------------------------------------------------------------------------------
@@ -64,8 +65,6 @@ enum {
 
 #define DEFAULT_BENCHMARKS \
     "fillseq,fillrandom,overwrite,readrandom,readmissing,fillsync,reopen"
-#define POOL_SPREAD (1u << 20)   /* values start in the pool's first 1 MiB */
-#define POOL_PIECE 100u          /* ... at a piece boundary (see pool_make) */
 #define MAX_NUM (1ull << 40)     /* keys and operations per benchmark */
 #define MAX_THREADS 1024u
 #define MIB 1048576.0            /* the "MB" of MB/s and disk sizes, as db_bench */
@@ -171,227 +170,19 @@ static const char usage_text[] =
     "             2 usage error\n";
 
 /* ---------------------------------------------------------------------------------
- * 2. Keys, values, random numbers and the random permutation
+ * 2. Values
  * ------------------------------------------------------------------------------ */
 
-/* splitmix64: each thread's generator, and a good 64-bit mixing function. */
-static uint64_t splitmix64(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static uint64_t mix64(uint64_t x)
-{
-    return splitmix64(&x);
-}
-
-/* Decimal digits of n (1 for 0). */
-static unsigned digits(uint64_t n)
-{
-    unsigned d = 1;
-    while (n >= 10) {
-        n /= 10;
-        d++;
-    }
-    return d;
-}
-
-/* Writes k as width zero-padded decimal digits (the caller checked it fits). */
-static void key_format(unsigned char *dst, size_t width, uint64_t k)
-{
-    size_t i = width;
-    while (i > 0 && k > 0) {
-        dst[--i] = (unsigned char)('0' + k % 10);
-        k /= 10;
-    }
-    memset(dst, '0', i);
-}
-
-/* A key no benchmark ever writes: the digits of k, one shorter, then a '.'. */
-static void key_format_missing(unsigned char *dst, size_t width, uint64_t k)
-{
-    key_format(dst, width - 1, k);
-    dst[width - 1] = '.';
-}
-
-/* The value of key k: a slice of the pool that depends only on the key and the seed,
- * so readers can check every byte, and overwrite writes what fill wrote. Slices
- * start at a piece boundary, as db_bench's do for sizes that are multiples of 100,
- * so a value holds whole pieces and compresses to about --compressible (a slice
- * starting mid-piece splits the first piece from its repeat: 1000-byte values at
- * 0.5 then LZ4-compress to 0.578 instead of 0.556). */
+/* Keys, the value pool, the seeds and the permutation are bench/gen.h's, shared with
+ * peerbench. The value of key k: */
 static const unsigned char *value_of(const struct bench *b, uint64_t k)
 {
-    return b->pool + mix64(k ^ b->value_seed) % (POOL_SPREAD / POOL_PIECE + 1) * POOL_PIECE;
-}
-
-/* Fills the pool like db_bench's RandomGenerator (CompressibleString): in pieces of
- * 100 bytes, R x 100 random printable bytes, repeated to fill the piece, so values
- * compress to about R of their size (R = 0.5: 50 random bytes, then the same 50). */
-static unsigned char *pool_make(size_t len, uint64_t seed, double ratio)
-{
-    unsigned char *p = malloc(len);
-    uint64_t rng = seed;
-    if (p == NULL)
-        return NULL;
-    for (size_t off = 0; off < len; off += POOL_PIECE) {
-        size_t n = len - off < POOL_PIECE ? len - off : POOL_PIECE;
-        size_t raw = (size_t)((double)n * ratio + 0.5);
-        raw = raw < 1 ? 1 : raw > n ? n : raw;
-        for (size_t i = 0; i < raw; i++)
-            p[off + i] = (unsigned char)(' ' + splitmix64(&rng) % 95);
-        for (size_t i = raw; i < n; i++)
-            p[off + i] = p[off + i - raw];
-    }
-    return p;
-}
-
-/* A random permutation of 0..n-1 that needs no memory: a 4-round Feistel network on
- * the smallest even number of bits covering n, walking the cycle until the result
- * falls below n (under 4 steps on average). fillrandom and fillsync write every key
- * once, in this order, so that afterwards every key of the range exists. */
-struct perm {
-    uint64_t n;            /* domain size */
-    unsigned half;         /* bits per Feistel half */
-    uint64_t mask;         /* (1 << half) - 1 */
-    uint64_t round_key[4]; /* one per round, from the seed */
-};
-
-static void perm_init(struct perm *p, uint64_t n, uint64_t seed)
-{
-    p->n = n;
-    p->half = 0;
-    while ((1ull << (2 * p->half)) < n)
-        p->half++;
-    p->mask = (1ull << p->half) - 1;
-    for (int i = 0; i < 4; i++)
-        p->round_key[i] = splitmix64(&seed);
-}
-
-static uint64_t perm_apply(const struct perm *p, uint64_t x)
-{
-    do {
-        uint64_t l = x >> p->half, r = x & p->mask;
-        for (int i = 0; i < 4; i++) {
-            uint64_t t = l ^ (mix64(r ^ p->round_key[i]) & p->mask);
-            l = r;
-            r = t;
-        }
-        x = (l << p->half) | r;
-    } while (x >= p->n);
-    return x;
+    return gen_value(b->pool, b->value_seed, k);
 }
 
 /* ---------------------------------------------------------------------------------
- * 3. Latency histogram
- *
- * Nanoseconds, log-bucketed like HdrHistogram: values under 16 have a bucket each,
- * every power of two above is cut in 16 equal buckets, so a bucket is at most 1/16
- * of its value wide and percentiles interpolated inside it are within a few percent.
+ * 3. Latency histogram (bench/gen.h); here, the rows of --histogram
  * ------------------------------------------------------------------------------ */
-#define HIST_SUB_BITS 4
-#define HIST_SUB (1u << HIST_SUB_BITS)
-#define HIST_BUCKETS (HIST_SUB + (64 - HIST_SUB_BITS) * HIST_SUB)
-
-struct hist {
-    uint64_t count;               /* samples */
-    uint64_t min, max;            /* extreme samples, ns */
-    double sum, sum_sq;           /* for mean and standard deviation */
-    uint64_t b[HIST_BUCKETS];     /* samples per bucket */
-};
-
-static void hist_init(struct hist *h)
-{
-    memset(h, 0, sizeof *h);
-    h->min = UINT64_MAX;
-}
-
-static unsigned hist_index(uint64_t v)
-{
-    if (v < HIST_SUB)
-        return (unsigned)v;
-    unsigned e = 63u - (unsigned)__builtin_clzll(v);
-    unsigned sub = (unsigned)(v >> (e - HIST_SUB_BITS)) & (HIST_SUB - 1);
-    return HIST_SUB + (e - HIST_SUB_BITS) * HIST_SUB + sub;
-}
-
-/* Lower bound and width of bucket i, ns. */
-static void hist_bounds(unsigned i, double *lo, double *width)
-{
-    if (i < HIST_SUB) {
-        *lo = i;
-        *width = 1;
-        return;
-    }
-    unsigned shift = (i - HIST_SUB) / HIST_SUB;
-    unsigned sub = (i - HIST_SUB) % HIST_SUB;
-    *lo = ldexp((double)(HIST_SUB + sub), (int)shift);
-    *width = ldexp(1.0, (int)shift);
-}
-
-static void hist_add(struct hist *h, uint64_t v)
-{
-    h->count++;
-    h->sum += (double)v;
-    h->sum_sq += (double)v * (double)v;
-    if (v < h->min)
-        h->min = v;
-    if (v > h->max)
-        h->max = v;
-    h->b[hist_index(v)]++;
-}
-
-static void hist_merge(struct hist *dst, const struct hist *src)
-{
-    dst->count += src->count;
-    dst->sum += src->sum;
-    dst->sum_sq += src->sum_sq;
-    if (src->min < dst->min)
-        dst->min = src->min;
-    if (src->max > dst->max)
-        dst->max = src->max;
-    for (unsigned i = 0; i < HIST_BUCKETS; i++)
-        dst->b[i] += src->b[i];
-}
-
-/* The p-th percentile (0..100) in microseconds, interpolated inside its bucket. */
-static double hist_pct_us(const struct hist *h, double p)
-{
-    if (h->count == 0)
-        return 0;
-    double target = p / 100.0 * (double)h->count, cum = 0, lo = 0, w = 0;
-    for (unsigned i = 0; i < HIST_BUCKETS; i++) {
-        if (h->b[i] == 0)
-            continue;
-        hist_bounds(i, &lo, &w);
-        if (cum + (double)h->b[i] >= target) {
-            double v = lo + w * (target - cum) / (double)h->b[i];
-            v = v < (double)h->min ? (double)h->min : v;
-            v = v > (double)h->max ? (double)h->max : v;
-            return v / 1000.0;
-        }
-        cum += (double)h->b[i];
-    }
-    return (double)h->max / 1000.0;
-}
-
-static double hist_mean_us(const struct hist *h)
-{
-    return h->count ? h->sum / (double)h->count / 1000.0 : 0;
-}
-
-static double hist_stddev_us(const struct hist *h)
-{
-    if (h->count == 0)
-        return 0;
-    double mean = h->sum / (double)h->count;
-    double var = h->sum_sq / (double)h->count - mean * mean;
-    return var > 0 ? sqrt(var) / 1000.0 : 0;
-}
-
 /* Printed rows group 4 buckets (4 rows per power of two), and the first 16 buckets
  * make one row: row r covers buckets [*first, *last]. Returns 0 past the end. */
 static int hist_row(unsigned r, unsigned *first, unsigned *last)
@@ -415,12 +206,6 @@ static uint64_t hist_row_count(const struct hist *h, unsigned first, unsigned la
     return n;
 }
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* ---------------------------------------------------------------------------------
  * 4. The store: its directory, opening, wiping, failure reporting
@@ -702,7 +487,7 @@ static void worker_init(struct worker *w, struct run *run, unsigned tid,
     w->run = run;
     w->begin = ops * tid / threads;
     w->end = ops * (tid + 1) / threads;
-    w->rng = run->b->cfg.seed ^ mix64(tid + 1);
+    w->rng = gen_thread_rng(run->b->cfg.seed, tid);
     w->key = malloc(run->b->cfg.key_size);
     if (w->key == NULL)
         die_sys(run->b, "%s: out of memory", run->name);
@@ -818,7 +603,7 @@ static void run_ops_db(struct bench *b, kv_db *db, struct result *r, op_fn op, u
     if (ws == NULL)
         die_sys(b, "%s: out of memory", r->name);
     if (perm_n > 0)
-        perm_init(&run.perm, perm_n, b->cfg.seed ^ 0x5eed);
+        perm_init(&run.perm, perm_n, gen_perm_seed(b->cfg.seed));
     atomic_init(&run.stop, 0);
     atomic_init(&run.during_on, 0);
     r->during_ran = b->during_now && b->cfg.during != NULL;
@@ -2129,7 +1914,7 @@ int main(int argc, char **argv)
 {
     static struct bench b;
     parse_args(argc, argv, &b.cfg);
-    b.value_seed = mix64(b.cfg.seed ^ 0x7a1e);
+    b.value_seed = gen_value_seed(b.cfg.seed);
     b.pool = pool_make(b.cfg.value_size + POOL_SPREAD, b.cfg.seed, b.cfg.compressible);
     if (b.pool == NULL)
         die_sys(&b, "out of memory for %zu value bytes", b.cfg.value_size + POOL_SPREAD);

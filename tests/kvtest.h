@@ -62,6 +62,8 @@ void kvt_register_readers(void);     /* tests/test_readers.c: read-only handles 
                                         writer with kv_refresh (live, kill loop, fds) */
 void kvt_register_compact_live(void); /* tests/test_compact_live.c: kvcompact on a store a
                                          writer holds (the writer compacts on request) */
+void kvt_register_peerbench(void);   /* tests/test_peerbench.c: peerbench, every engine
+                                        built in, at 1,000 keys */
 
 typedef struct kvt_test {
     const char *name; /* test name shown by CUnit */

@@ -78,6 +78,7 @@ int main(void)
     kvt_register_tools_live();
     kvt_register_readers();
     kvt_register_compact_live();
+    kvt_register_peerbench();
     if (CU_get_error() != CUE_SUCCESS) {
         fprintf(stderr, "kvtest: registering suites: %s\n", CU_get_error_msg());
         CU_cleanup_registry();
