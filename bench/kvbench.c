@@ -576,9 +576,12 @@ static void run_threads(struct run *run, struct worker *ws, unsigned threads,
     }
     if (r->during_ran)
         during_start(run, &waiter);
-    pthread_barrier_wait(&run->start);
+    /* The clock starts before the barrier opens: a worker released by it can finish a
+     * short run before this thread is scheduled again (2 cores), which would leave
+     * the run almost no time and an absurd rate. */
     uint64_t t0 = now_ns();
     double c0 = cpu_secs();
+    pthread_barrier_wait(&run->start);
     for (unsigned t = 0; t < threads; t++)
         pthread_join(ws[t].thread, NULL);
     r->secs = (double)(now_ns() - t0) / 1e9;
