@@ -44,6 +44,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -52,6 +53,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kv.h"
@@ -83,7 +85,8 @@ enum {
 #define DEFAULT_ENGINES "kv,leveldb,rocksdb,lmdb,tkrzw"
 #define DEFAULT_WORKLOADS                                                                  \
     "fillseq,fillrandom,overwrite,compact,readrandom,readrandom:2,readmissing,"           \
-    "readmissing:2,deleterandom,fillsync,fillsync:8,crashopen"
+    "readmissing:2,ycsb-a,ycsb-b,ycsb-c,ycsb-d,ycsb-f,readwhilewriting:2,"             \
+    "deleterandom,fillsync,fillsync:8,crashopen"
 #define MAX_THREADS 64u
 #define MIB 1048576.0
 #define VALUE_CAP 65536u   /* largest --value-size (gets copy into a buffer this big) */
@@ -94,6 +97,7 @@ struct config {
     uint64_t num;            /* keys of a full store; writes of a fill */
     uint64_t reads;          /* operations of readrandom and readmissing */
     uint64_t sync_num;       /* writes of fillsync, across its threads */
+    uint64_t write_rate;     /* readwhilewriting: the writer's puts a second */
     size_t key_size;         /* bytes per key */
     size_t value_size;       /* bytes per value */
     double compressible;     /* values compress to about this share of their size */
@@ -115,11 +119,18 @@ static const char usage_text[] =
     "                      fillrandom, overwrite, compact, readrandom, readmissing,\n"
     "                      deleterandom, fillsync, crashopen (a process fills a\n"
     "                      store and is killed with SIGKILL; the open after it is\n"
-    "                      timed, then every key read) (default:\n"
+    "                      timed, then every key read), ycsb-a (50% read, 50%\n"
+    "                      update), ycsb-b (95/5), ycsb-c (reads), ycsb-d (95% read\n"
+    "                      of the latest, 5% insert), ycsb-f (50% read, 50% read-\n"
+    "                      modify-write), keys scrambled zipfian 0.99 as YCSB's;\n"
+    "                      readwhilewriting:T (T-1 readers, 1 paced writer)\n"
+    "                      (default:\n"
     "                      " DEFAULT_WORKLOADS ")\n"
     "  --num N             keys in the store, writes per fill (1000000)\n"
-    "  --reads N           operations of readrandom and readmissing (--num)\n"
+    "  --reads N           operations of readrandom, readmissing, ycsb-*,\n"
+    "                      readwhilewriting's readers (--num)\n"
     "  --sync-num N        writes of fillsync (20000)\n"
+    "  --write-rate N      readwhilewriting: the writer's puts a second (10000)\n"
     "  --key-size N        bytes per key (16)\n"
     "  --value-size N      bytes per value (100)\n"
     "  --compressible R    values compress to about R of their size (0.5)\n"
@@ -905,10 +916,17 @@ static void probe_disk(const char *dir, double *p50_us, double *p99_us)
 struct worker;
 typedef int (*op_fn)(struct worker *w, uint64_t i);
 
+struct ycsb_mix;
+
 struct run {
     struct bench *b;               /* the engine and its store */
     op_fn op;                      /* one operation, numbered i */
     struct perm perm;              /* key order of fillrandom, fillsync, deleterandom */
+    const struct ycsb_mix *mix;    /* YCSB workloads: the operation mix, else NULL */
+    struct zipf zscr;              /* ... scrambled zipfian over the 10^10 ranks */
+    struct zipf zlat;              /* ... "latest" over --num keys (workers copy it) */
+    _Atomic uint64_t ins_next;     /* ... D: the next key to insert */
+    _Atomic uint64_t ins_done;     /* ... D: keys below it are all inserted */
     pthread_barrier_t start;       /* releases the threads and the clock together */
     atomic_int stop;               /* set by a failing thread */
 };
@@ -917,6 +935,7 @@ struct worker {
     struct run *run;               /* what to do */
     uint64_t begin, end;           /* operation numbers [begin, end) */
     uint64_t rng;                  /* splitmix64 state (bench/gen.h) */
+    struct zipf zlat;              /* YCSB D: its own "latest" (it grows) */
     unsigned char key[64];         /* key buffer */
     unsigned char *val;            /* get's buffer, VALUE_CAP bytes */
     struct hist hist;              /* latency of each operation */
@@ -947,6 +966,10 @@ struct result {
                                       cores (-1: unknown): a disturbed row shows */
     double probe_p50_us, probe_p99_us; /* sync workloads: write+fdatasync of 4 KiB in
                                           the store's directory just before (0: none) */
+    int paced;                     /* readwhilewriting: a paced writer ran beside */
+    uint64_t writer_ops;           /* ... its puts */
+    double writer_ops_s;           /* ... their rate over the writer's time */
+    double writer_p99_us;          /* ... their p99 latency */
 };
 
 static void *worker_main(void *arg)
@@ -974,16 +997,34 @@ static void *worker_main(void *arg)
  * main thread may run only after short workers are done, so its own clock would
  * not do). perm_n > 0 sets up the permutation
  * of 0..perm_n-1 (perm_salt tells deleterandom's order from the fills'). */
+static void run_ops_mix(struct bench *b, struct result *r, op_fn op, uint64_t ops,
+                        unsigned threads, uint64_t perm_n, uint64_t perm_salt,
+                        const struct ycsb_mix *mix);
+
 static void run_ops(struct bench *b, struct result *r, op_fn op, uint64_t ops,
                     unsigned threads, uint64_t perm_n, uint64_t perm_salt)
 {
-    struct run run = { .b = b, .op = op };
+    run_ops_mix(b, r, op, ops, threads, perm_n, perm_salt, NULL);
+}
+
+/* run_ops with a YCSB mix: its generators are set up before the clock starts. */
+static void run_ops_mix(struct bench *b, struct result *r, op_fn op, uint64_t ops,
+                        unsigned threads, uint64_t perm_n, uint64_t perm_salt,
+                        const struct ycsb_mix *mix)
+{
+    struct run run = { .b = b, .op = op, .mix = mix };
     struct worker *ws = calloc(threads, sizeof *ws);
     if (ws == NULL)
         die("out of memory");
     if (perm_n > 0)
         perm_init(&run.perm, perm_n, gen_perm_seed(b->cfg.seed) ^ perm_salt);
     atomic_init(&run.stop, 0);
+    atomic_init(&run.ins_next, b->have);
+    atomic_init(&run.ins_done, b->have);
+    if (mix != NULL) {
+        zipf_init(&run.zscr, ZIPF_SCRAMBLED_ITEMS, ZIPF_SCRAMBLED_ZETAN);
+        zipf_init(&run.zlat, b->have, 0);
+    }
     pthread_barrier_init(&run.start, NULL, threads + 1);
     for (unsigned t = 0; t < threads; t++) {
         struct worker *w = &ws[t];
@@ -992,6 +1033,7 @@ static void run_ops(struct bench *b, struct result *r, op_fn op, uint64_t ops,
         w->end = ops * (t + 1) / threads;
         w->rng = gen_thread_rng(b->cfg.seed, t);
         w->first_bad = UINT64_MAX;
+        w->zlat = run.zlat;
         w->val = malloc(VALUE_CAP);
         if (w->val == NULL)
             die("out of memory");
@@ -1029,6 +1071,8 @@ static void run_ops(struct bench *b, struct result *r, op_fn op, uint64_t ops,
         free(w->val);
     }
     free(ws);
+    if (mix != NULL)
+        b->have = atomic_load(&run.ins_done);
 }
 
 static void note_bad(struct worker *w, uint64_t k, uint64_t *counter)
@@ -1038,14 +1082,24 @@ static void note_bad(struct worker *w, uint64_t k, uint64_t *counter)
         w->first_bad = k;
 }
 
-static int put_key(struct worker *w, uint64_t k)
+/* Writes key k with its value (the same bytes every time, so reads can check
+ * them); *ns: the put's time. */
+static int put_timed(struct worker *w, uint64_t k, uint64_t *ns)
 {
     const struct bench *b = w->run->b;
     key_format(w->key, b->cfg.key_size, k);
     const unsigned char *v = gen_value(b->pool, b->value_seed, k);
     uint64_t t0 = now_ns();
     int rc = b->e->put(b->h, w->key, b->cfg.key_size, v, b->cfg.value_size);
-    hist_add(&w->hist, now_ns() - t0);
+    *ns = now_ns() - t0;
+    return rc;
+}
+
+static int put_key(struct worker *w, uint64_t k)
+{
+    uint64_t ns = 0;
+    int rc = put_timed(w, k, &ns);
+    hist_add(&w->hist, ns);
     return rc;
 }
 
@@ -1064,16 +1118,15 @@ static int op_overwrite(struct worker *w, uint64_t i)
     return put_key(w, splitmix64(&w->rng) % w->run->b->cfg.num);
 }
 
-/* Reads a random existing key and checks its value byte for byte. */
-static int op_read(struct worker *w, uint64_t i)
+/* Reads key k and checks its value byte for byte; *ns: the get's time. */
+static int get_verify(struct worker *w, uint64_t k, uint64_t *ns)
 {
     const struct bench *b = w->run->b;
-    uint64_t k = splitmix64(&w->rng) % b->cfg.num;
     size_t vlen = 0;
     key_format(w->key, b->cfg.key_size, k);
     uint64_t t0 = now_ns();
     int rc = b->e->get(b->h, w->key, b->cfg.key_size, w->val, VALUE_CAP, &vlen);
-    hist_add(&w->hist, now_ns() - t0);
+    *ns = now_ns() - t0;
     if (rc < 0)
         return rc;
     if (rc == 1) {
@@ -1085,6 +1138,15 @@ static int op_read(struct worker *w, uint64_t i)
         || memcmp(w->val, gen_value(b->pool, b->value_seed, k), vlen) != 0)
         note_bad(w, k, &w->wrong);
     return 0;
+}
+
+/* Reads a random existing key and checks its value byte for byte. */
+static int op_read(struct worker *w, uint64_t i)
+{
+    uint64_t ns = 0;
+    int rc = get_verify(w, splitmix64(&w->rng) % w->run->b->cfg.num, &ns);
+    hist_add(&w->hist, ns);
+    return rc;
 }
 
 /* Reads a key never written (it sorts between two written ones: kvbench's
@@ -1120,6 +1182,102 @@ static int op_delete(struct worker *w, uint64_t i)
     if (rc == 1)
         note_bad(w, k, &w->missing);
     return rc < 0 ? rc : 0;
+}
+
+/* YCSB's core workloads (workloads/workload[abcdf] of YCSB 0.17): reads against one
+ * other kind of operation, keys chosen by a scrambled zipfian, or by "latest" in D.
+ * Updates write a key's own value again, so every read still checks its bytes. */
+enum ycsb_other { YCSB_UPDATE, YCSB_INSERT, YCSB_RMW };
+
+struct ycsb_mix {
+    const char *name;              /* workload name */
+    unsigned read_pct;             /* reads in 100 operations; the rest are other */
+    enum ycsb_other other;         /* update, insert (a new key) or read-modify-write */
+    int latest;                    /* reads pick by "latest" instead of zipfian */
+};
+
+static const struct ycsb_mix ycsb_mixes[] = {
+    { .name = "ycsb-a", .read_pct = 50, .other = YCSB_UPDATE, .latest = 0 },
+    { .name = "ycsb-b", .read_pct = 95, .other = YCSB_UPDATE, .latest = 0 },
+    { .name = "ycsb-c", .read_pct = 100, .other = YCSB_UPDATE, .latest = 0 },
+    { .name = "ycsb-d", .read_pct = 95, .other = YCSB_INSERT, .latest = 1 },
+    { .name = "ycsb-f", .read_pct = 50, .other = YCSB_RMW, .latest = 0 },
+};
+
+/* D's insert: takes the next new key, writes it, then acknowledges it once every
+ * key below is acknowledged too (YCSB's AcknowledgedCounterGenerator), so a read
+ * of "latest" never asks for a key whose put has not returned. */
+static int ycsb_insert(struct worker *w, uint64_t *ns)
+{
+    struct run *run = w->run;
+    uint64_t k = atomic_fetch_add(&run->ins_next, 1);
+    int rc = put_timed(w, k, ns);
+    uint64_t expect = k;
+    while (!atomic_compare_exchange_weak(&run->ins_done, &expect, k + 1)) {
+        if (atomic_load_explicit(&run->stop, memory_order_relaxed))
+            break;
+        expect = k;
+        sched_yield();
+    }
+    return rc;
+}
+
+/* One YCSB operation; a read-modify-write is timed as one (its get and its put). */
+static int op_ycsb(struct worker *w, uint64_t i)
+{
+    struct run *run = w->run;
+    const struct ycsb_mix *m = run->mix;
+    uint64_t keys = run->b->cfg.num, ns = 0, ns2 = 0;
+    int rc;
+    if (splitmix64(&w->rng) % 100 < m->read_pct) {
+        uint64_t k = m->latest
+                         ? zipf_latest(&w->zlat, &w->rng, atomic_load(&run->ins_done))
+                         : zipf_scrambled(&run->zscr, &w->rng, keys);
+        rc = get_verify(w, k, &ns);
+    } else if (m->other == YCSB_INSERT) {
+        rc = ycsb_insert(w, &ns);
+    } else {
+        uint64_t k = zipf_scrambled(&run->zscr, &w->rng, keys);
+        rc = m->other == YCSB_RMW ? get_verify(w, k, &ns2) : 0;
+        if (rc == 0)
+            rc = put_timed(w, k, &ns);
+    }
+    hist_add(&w->hist, ns + ns2);
+    return rc;
+}
+
+/* readwhilewriting's writer: overwrites random keys at --write-rate puts a second
+ * (by the clock: after a stall it catches up) until the readers are done. */
+struct pacer {
+    struct worker w;               /* its key buffer, generator, histogram */
+    uint64_t rate;                 /* puts a second */
+    atomic_int done;               /* set when the readers are done */
+    uint64_t puts;                 /* puts done */
+    uint64_t t0, t1;               /* its first put, its end, ns */
+};
+
+static void *pacer_main(void *arg)
+{
+    struct pacer *p = arg;
+    uint64_t keys = p->w.run->b->cfg.num;
+    p->t0 = now_ns();
+    while (!atomic_load_explicit(&p->done, memory_order_relaxed)) {
+        uint64_t due = p->t0 + p->puts * 1000000000ull / p->rate;
+        if (now_ns() < due) {
+            struct timespec ts = { .tv_sec = (time_t)(due / 1000000000ull),
+                                   .tv_nsec = (long)(due % 1000000000ull) };
+            clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+            continue;
+        }
+        if (put_key(&p->w, splitmix64(&p->w.rng) % keys) != 0) {
+            p->w.rc = -1;
+            snprintf(p->w.msg, sizeof p->w.msg, "%s", peer_err);
+            break;
+        }
+        p->puts++;
+    }
+    p->t1 = now_ns();
+    return NULL;
 }
 
 /* ---------------------------------------------------------------------------------
@@ -1231,6 +1389,51 @@ static void wl_deleterandom(struct bench *b, struct result *r, unsigned threads)
     b->have = 0;
     report_bad(b, r);
     space_after(b, r);
+}
+
+/* YCSB A, B, C, D, F over the --num keys: --reads operations. */
+static void wl_ycsb(struct bench *b, struct result *r, unsigned threads)
+{
+    const struct ycsb_mix *m = NULL;
+    for (size_t i = 0; i < sizeof ycsb_mixes / sizeof ycsb_mixes[0]; i++)
+        if (strncmp(r->name, ycsb_mixes[i].name, strlen(ycsb_mixes[i].name)) == 0)
+            m = &ycsb_mixes[i];
+    need_full(b, r);
+    run_ops_mix(b, r, op_ycsb, b->cfg.reads, threads, 0, 0, m);
+    report_bad(b, r);
+}
+
+/* threads-1 readers (at least one) do --reads reads at full speed while one writer
+ * overwrites at --write-rate; the line's figures are the readers', the writer's
+ * achieved rate and p99 are beside them. */
+static void wl_readwhilewriting(struct bench *b, struct result *r, unsigned threads)
+{
+    struct run wrun = { .b = b };
+    struct pacer *p = calloc(1, sizeof *p);
+    unsigned readers = threads > 1 ? threads - 1 : 1;
+    if (p == NULL)
+        die("out of memory");
+    need_full(b, r);
+    p->w.run = &wrun;
+    p->w.rng = gen_thread_rng(b->cfg.seed, 1000);
+    p->rate = b->cfg.write_rate;
+    hist_init(&p->w.hist);
+    atomic_init(&p->done, 0);
+    pthread_t t;
+    if (pthread_create(&t, NULL, pacer_main, p) != 0)
+        die("%s: cannot start a thread", r->name);
+    run_ops(b, r, op_read, b->cfg.reads, readers, 0, 0);
+    atomic_store(&p->done, 1);
+    pthread_join(t, NULL);
+    if (p->w.rc != 0)
+        die("%s: %s: writer: %s", b->e->name, r->name, p->w.msg);
+    r->threads = readers + 1;
+    r->paced = 1;
+    r->writer_ops = p->puts;
+    r->writer_ops_s = p->t1 > p->t0 ? (double)p->puts / ((double)(p->t1 - p->t0) / 1e9) : 0;
+    r->writer_p99_us = hist_pct_us(&p->w.hist, 99);
+    free(p);
+    report_bad(b, r);
 }
 
 static void wl_fillsync(struct bench *b, struct result *r, unsigned threads)
@@ -1354,7 +1557,10 @@ static const struct {
     { "overwrite", wl_overwrite },     { "compact", wl_compact },
     { "readrandom", wl_readrandom },   { "readmissing", wl_readmissing },
     { "deleterandom", wl_deleterandom }, { "fillsync", wl_fillsync },
-    { "crashopen", wl_crashopen },
+    { "crashopen", wl_crashopen },     { "ycsb-a", wl_ycsb },
+    { "ycsb-b", wl_ycsb },             { "ycsb-c", wl_ycsb },
+    { "ycsb-d", wl_ycsb },             { "ycsb-f", wl_ycsb },
+    { "readwhilewriting", wl_readwhilewriting },
 };
 
 /* Parses NAME[:THREADS] (len bytes at s); returns the workload or NULL. */
@@ -1429,6 +1635,10 @@ static void result_text(const struct bench *b, const struct result *r)
                       r->index_per_key);
     if (r->found + r->missing > 0 || r->wrong > 0)
         n += snprintf(notes + n, sizeof notes - (size_t)n, ", found %" PRIu64, r->found);
+    if (r->paced)
+        n += snprintf(notes + n, sizeof notes - (size_t)n,
+                      ", writer %.0f/s of %" PRIu64 " asked, p99 %.1f us", r->writer_ops_s,
+                      b->cfg.write_rate, r->writer_p99_us);
     if (r->prefilled > 0)
         snprintf(notes + n, sizeof notes - (size_t)n, ", prefilled %" PRIu64, r->prefilled);
     printf("%-8s %-8s %-15s %-6s %9" PRIu64 " %10.0f %9.2f %9.2f %9.2f %8.3f  %s\n",
@@ -1462,6 +1672,10 @@ static void result_json(const struct bench *b, const struct result *r)
                r->logical ? (double)r->disk / (double)r->logical : 0);
     if (r->index_per_key > 0)
         printf(",\"index_bytes_per_key\":%.2f", r->index_per_key);
+    if (r->paced)
+        printf(",\"write_rate\":%" PRIu64 ",\"writer_ops\":%" PRIu64
+               ",\"writer_ops_per_sec\":%.1f,\"writer_p99_us\":%.3f", b->cfg.write_rate,
+               r->writer_ops, r->writer_ops_s, r->writer_p99_us);
     printf("}\n");
 }
 
@@ -1571,14 +1785,15 @@ static void config_check(struct config *c)
     }
     if (c->key_size < 8 || c->key_size > 64)
         usage_error("--key-size must be 8..64", NULL);
-    uint64_t most = c->num > c->sync_num ? c->num : c->sync_num;
+    /* ycsb-d inserts up to --reads keys after the --num */
+    uint64_t most = c->num + c->reads > c->sync_num ? c->num + c->reads : c->sync_num;
     if (digits(most) >= c->key_size)
         usage_error("--key-size too small for --num and --sync-num", NULL);
 }
 
 enum { OPT_ENGINES = 256, OPT_WORKLOADS, OPT_NUM, OPT_READS, OPT_SYNC_NUM, OPT_KEY_SIZE,
        OPT_VALUE_SIZE, OPT_COMPRESSIBLE, OPT_SEED, OPT_DIR, OPT_KEEP, OPT_JSON, OPT_LIST,
-       OPT_CRASH_CHILD };
+       OPT_CRASH_CHILD, OPT_WRITE_RATE };
 
 static const struct option long_options[] = {
     { "engines", required_argument, NULL, OPT_ENGINES },
@@ -1586,6 +1801,7 @@ static const struct option long_options[] = {
     { "num", required_argument, NULL, OPT_NUM },
     { "reads", required_argument, NULL, OPT_READS },
     { "sync-num", required_argument, NULL, OPT_SYNC_NUM },
+    { "write-rate", required_argument, NULL, OPT_WRITE_RATE },
     { "key-size", required_argument, NULL, OPT_KEY_SIZE },
     { "value-size", required_argument, NULL, OPT_VALUE_SIZE },
     { "compressible", required_argument, NULL, OPT_COMPRESSIBLE },
@@ -1604,7 +1820,7 @@ static void parse_args(int argc, char **argv, struct config *c)
 {
     int opt, reads_set = 0;
     *c = (struct config){ .engines = "all", .workloads = DEFAULT_WORKLOADS, .num = 1000000,
-                          .sync_num = 20000, .key_size = 16, .value_size = 100,
+                          .sync_num = 20000, .write_rate = 10000, .key_size = 16, .value_size = 100,
                           .compressible = 0.5, .seed = 301, .self = argv[0] };
     while ((opt = getopt_long(argc, argv, "hV", long_options, NULL)) != -1) {
         switch (opt) {
@@ -1616,6 +1832,9 @@ static void parse_args(int argc, char **argv, struct config *c)
             reads_set = 1;
             break;
         case OPT_SYNC_NUM: c->sync_num = parse_num("--sync-num", optarg, 1, 1ull << 40); break;
+        case OPT_WRITE_RATE:
+            c->write_rate = parse_num("--write-rate", optarg, 1, 100000000);
+            break;
         case OPT_KEY_SIZE: c->key_size = parse_num("--key-size", optarg, 8, 64); break;
         case OPT_VALUE_SIZE:
             c->value_size = parse_num("--value-size", optarg, 1, VALUE_CAP);

@@ -17,6 +17,9 @@
  *   - peerbench's kv store and kvbench's after the same fillrandom hold the same
  *     keys and values (kv scan of both): the two share bench/gen.h, so the figures
  *     of peerbench's kv line and kvbench's measure the same work;
+ *   - the YCSB workloads read as many keys as their mix says (all of C's), every
+ *     value right; readwhilewriting's readers find every key and the line carries
+ *     the writer's asked and achieved rates;
  *   - usage errors (an unknown engine, an unknown workload, a thread count of 0)
  *     exit 2 and say what was wrong.
  */
@@ -27,13 +30,14 @@
 #include <string.h>
 
 #define ENGINES 5
-#define WORKLOADS 12   /* peerbench's default list */
+#define WORKLOADS 18   /* peerbench's default list */
 
 static const char *const engine_names[ENGINES] = { "kv", "leveldb", "rocksdb", "lmdb",
                                                    "tkrzw" };
 static const char *const workload_names[WORKLOADS] = {
     "fillseq", "fillrandom", "overwrite", "compact", "readrandom", "readrandom:2",
-    "readmissing", "readmissing:2", "deleterandom", "fillsync", "fillsync:8", "crashopen"
+    "readmissing", "readmissing:2", "ycsb-a", "ycsb-b", "ycsb-c", "ycsb-d", "ycsb-f",
+    "readwhilewriting:2", "deleterandom", "fillsync", "fillsync:8", "crashopen"
 };
 
 /* Which engines --list says are built in (built[i] for engine_names[i]). */
@@ -95,6 +99,18 @@ static void check_result(const json_t *o, int e, int seen[ENGINES][WORKLOADS],
     if (strcmp(wl, "crashopen") == 0)
         KVT_CHECK(kvt_json_int(o, "found") == 1000 && kvt_json_int(o, "prefilled") == 1000,
                   "crashopen: not every key after the kill: %.300s", line);
+    if (strncmp(wl, "ycsb-", 5) == 0) {
+        /* reads verified: found is the gets (every operation of C, and of F: a read
+           or a read-modify-write; about 95% of B's and D's, 50% of A's), none missing */
+        long long found = kvt_json_int(o, "found");
+        KVT_CHECK(wl[5] == 'c' || wl[5] == 'f' ? found == ops : found > ops / 3 && found < ops,
+                  "ycsb: reads not as the mix says: %.300s", line);
+    }
+    if (strcmp(wl, "readwhilewriting:2") == 0)
+        KVT_CHECK(kvt_json_int(o, "found") == ops && kvt_json_int(o, "threads") == 2
+                      && kvt_json_int(o, "write_rate") > 0
+                      && num(o, "writer_ops_per_sec") >= 0,
+                  "readwhilewriting: readers or writer not reported: %.300s", line);
     if (strncmp(wl, "readmissing", 11) == 0)
         KVT_CHECK(kvt_json_int(o, "found") == 0, "a missing key found: %.300s", line);
     if (strncmp(wl, "fill", 4) == 0 || strcmp(wl, "overwrite") == 0
