@@ -916,7 +916,17 @@ static void probe_disk(const char *dir, double *p50_us, double *p99_us)
 struct worker;
 typedef int (*op_fn)(struct worker *w, uint64_t i);
 
-struct ycsb_mix;
+/* YCSB's core workloads (workloads/workload[abcdf] of YCSB 0.17): reads against one
+ * other kind of operation, keys chosen by a scrambled zipfian, or by "latest" in D.
+ * Updates write a key's own value again, so every read still checks its bytes. */
+enum ycsb_other { YCSB_UPDATE, YCSB_INSERT, YCSB_RMW };
+
+struct ycsb_mix {
+    const char *name;              /* workload name */
+    unsigned read_pct;             /* reads in 100 operations; the rest are other */
+    enum ycsb_other other;         /* update, insert (a new key) or read-modify-write */
+    int latest;                    /* reads pick by "latest" instead of zipfian */
+};
 
 struct run {
     struct bench *b;               /* the engine and its store */
@@ -1021,10 +1031,10 @@ static void run_ops_mix(struct bench *b, struct result *r, op_fn op, uint64_t op
     atomic_init(&run.stop, 0);
     atomic_init(&run.ins_next, b->have);
     atomic_init(&run.ins_done, b->have);
-    if (mix != NULL) {
+    if (mix != NULL)
         zipf_init(&run.zscr, ZIPF_SCRAMBLED_ITEMS, ZIPF_SCRAMBLED_ZETAN);
-        zipf_init(&run.zlat, b->have, 0);
-    }
+    if (mix != NULL && mix->latest)
+        zipf_init(&run.zlat, b->have, 0);   /* O(--num), before the clock */
     pthread_barrier_init(&run.start, NULL, threads + 1);
     for (unsigned t = 0; t < threads; t++) {
         struct worker *w = &ws[t];
@@ -1183,18 +1193,6 @@ static int op_delete(struct worker *w, uint64_t i)
         note_bad(w, k, &w->missing);
     return rc < 0 ? rc : 0;
 }
-
-/* YCSB's core workloads (workloads/workload[abcdf] of YCSB 0.17): reads against one
- * other kind of operation, keys chosen by a scrambled zipfian, or by "latest" in D.
- * Updates write a key's own value again, so every read still checks its bytes. */
-enum ycsb_other { YCSB_UPDATE, YCSB_INSERT, YCSB_RMW };
-
-struct ycsb_mix {
-    const char *name;              /* workload name */
-    unsigned read_pct;             /* reads in 100 operations; the rest are other */
-    enum ycsb_other other;         /* update, insert (a new key) or read-modify-write */
-    int latest;                    /* reads pick by "latest" instead of zipfian */
-};
 
 static const struct ycsb_mix ycsb_mixes[] = {
     { .name = "ycsb-a", .read_pct = 50, .other = YCSB_UPDATE, .latest = 0 },
