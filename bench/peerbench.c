@@ -47,6 +47,8 @@
 #include <sched.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,6 +109,9 @@ struct config {
     int json;                /* JSON lines instead of the table */
     int crash_child;         /* the hidden --crash-child: fill --dir, then SIGKILL */
     const char *self;        /* argv[0], run again for --crash-child */
+    unsigned repeat;         /* runs of every engine, interleaved */
+    unsigned run_no;         /* this engine process's run, 1..repeat */
+    int summary_fd;          /* the child's pipe to the parent's medians, or -1 */
 };
 
 static const char usage_text[] =
@@ -137,7 +142,10 @@ static const char usage_text[] =
     "  --seed N            key order, values and thread generators (301)\n"
     "  --dir DIR           run in DIR/<engine> (default: a temporary directory,\n"
     "                      removed at the end)\n"
-    "  --keep              keep the stores\n"
+    "  --keep              keep the stores (with --repeat, in DIR/<engine>.<run>)\n"
+    "  --repeat N          runs of every engine, interleaved (kv, peer, ..., kv,\n"
+    "                      peer, ...), then the median of each figure per engine\n"
+    "                      and workload (3)\n"
     "  --json              one JSON object per line\n"
     "  --list              the engines built in, with their versions, and those not\n"
     "  --help, --version\n"
@@ -1638,7 +1646,11 @@ static void result_text(const struct bench *b, const struct result *r)
                       ", writer %.0f/s of %" PRIu64 " asked, p99 %.1f us", r->writer_ops_s,
                       b->cfg.write_rate, r->writer_p99_us);
     if (r->prefilled > 0)
-        snprintf(notes + n, sizeof notes - (size_t)n, ", prefilled %" PRIu64, r->prefilled);
+        n += snprintf(notes + n, sizeof notes - (size_t)n, ", prefilled %" PRIu64,
+                      r->prefilled);
+    if (b->cfg.repeat > 1)
+        snprintf(notes + n, sizeof notes - (size_t)n, ", run %u/%u", b->cfg.run_no,
+                 b->cfg.repeat);
     printf("%-8s %-8s %-15s %-6s %9" PRIu64 " %10.0f %9.2f %9.2f %9.2f %8.3f  %s\n",
            b->e->name, b->version, r->name, r->sync ? "sync" : "nosync", r->ops, ops_s,
            hist_pct_us(h, 50), hist_pct_us(h, 99), hist_pct_us(h, 99.9), r->cpu_secs,
@@ -1660,7 +1672,8 @@ static void result_json(const struct bench *b, const struct result *r)
            hist_pct_us(h, 50), hist_pct_us(h, 99), hist_pct_us(h, 99.9), hist_mean_us(h),
            (double)h->max / 1000.0, r->cpu_secs, r->prefilled, r->found, r->missing,
            r->wrong, r->rss);
-    printf(",\"bg_cores\":%.3f", r->bg_cores);
+    printf(",\"bg_cores\":%.3f,\"run\":%u,\"repeat\":%u", r->bg_cores, b->cfg.run_no,
+           b->cfg.repeat);
     if (r->probe_p50_us > 0)
         printf(",\"disk_probe_p50_us\":%.1f,\"disk_probe_p99_us\":%.1f", r->probe_p50_us,
                r->probe_p99_us);
@@ -1675,6 +1688,176 @@ static void result_json(const struct bench *b, const struct result *r)
                ",\"writer_ops_per_sec\":%.1f,\"writer_p99_us\":%.3f", b->cfg.write_rate,
                r->writer_ops, r->writer_ops_s, r->writer_p99_us);
     printf("}\n");
+}
+
+/* ---------------------------------------------------------------------------------
+ * Medians of --repeat runs. Each engine process sends the parent one fixed-size
+ * record per result down a pipe (a write under PIPE_BUF is atomic); the parent
+ * keeps them all and, after the last run, prints per engine and workload the
+ * median of each figure taken alone, with every run's ops/s and p99 beside it.
+ * ------------------------------------------------------------------------------ */
+struct summary {
+    char engine[16];               /* engine name */
+    char version[64];              /* its version */
+    char name[32];                 /* workload, :threads included */
+    int sync;                      /* durability */
+    unsigned threads;
+    double ops_s, p50, p99, p999, cpu; /* the line's figures */
+    double space_amp;              /* disk / logical, or -1 when not measured */
+    double probe_p50;              /* the disk probe's p50 before it, or -1: none */
+    uint64_t rss;                  /* peak RSS after it */
+};
+
+static void summary_send(const struct bench *b, const struct result *r)
+{
+    struct summary m;
+    if (b->cfg.summary_fd < 0)
+        return;
+    memset(&m, 0, sizeof m);
+    snprintf(m.engine, sizeof m.engine, "%s", b->e->name);
+    snprintf(m.version, sizeof m.version, "%s", b->version);
+    snprintf(m.name, sizeof m.name, "%s", r->name);
+    m.sync = r->sync;
+    m.threads = r->threads;
+    m.ops_s = r->secs > 0 ? (double)r->ops / r->secs : 0;
+    m.p50 = hist_pct_us(&r->hist, 50);
+    m.p99 = hist_pct_us(&r->hist, 99);
+    m.p999 = hist_pct_us(&r->hist, 99.9);
+    m.cpu = r->cpu_secs;
+    m.space_amp = r->space && r->logical > 0 ? (double)r->disk / (double)r->logical : -1;
+    m.probe_p50 = r->probe_p50_us > 0 ? r->probe_p50_us : -1;
+    m.rss = r->rss;
+    if (write(b->cfg.summary_fd, &m, sizeof m) != (ssize_t)sizeof m)
+        die("medians: write to the parent: %s", strerror(errno));
+}
+
+struct summaries {
+    struct summary *v;             /* every run's records, in arrival order */
+    size_t n, cap;
+};
+
+/* Reads a child's records until it closes the pipe. */
+static void summaries_read(struct summaries *all, int fd)
+{
+    for (;;) {
+        if (all->n == all->cap) {
+            all->cap = all->cap ? 2 * all->cap : 64;
+            all->v = realloc(all->v, all->cap * sizeof *all->v);
+            if (all->v == NULL)
+                die("out of memory");
+        }
+        size_t got = 0;
+        while (got < sizeof *all->v) {
+            ssize_t k = read(fd, (char *)&all->v[all->n] + got, sizeof *all->v - got);
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k <= 0)
+                return;
+            got += (size_t)k;
+        }
+        all->n++;
+    }
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The median of n values (sorted in place); the mean of the middle two for even n. */
+static double median(double *v, size_t n)
+{
+    qsort(v, n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* The median of one figure over the runs of the records picked (idx, n of them). */
+static double median_of(const struct summaries *all, const size_t *idx, size_t n,
+                        size_t field)
+{
+    double *v = malloc(n * sizeof *v), med;
+    if (v == NULL)
+        die("out of memory");
+    for (size_t i = 0; i < n; i++) {
+        if (field == SIZE_MAX)
+            v[i] = (double)all->v[idx[i]].rss;
+        else
+            memcpy(&v[i], (const char *)&all->v[idx[i]] + field, sizeof v[i]);
+    }
+    med = median(v, n);
+    free(v);
+    return med;
+}
+
+static void median_print(const struct config *cfg, const struct summaries *all,
+                         const size_t *idx, size_t n)
+{
+    const struct summary *m = &all->v[idx[0]];
+    double ops_s = median_of(all, idx, n, offsetof(struct summary, ops_s));
+    double p50 = median_of(all, idx, n, offsetof(struct summary, p50));
+    double p99 = median_of(all, idx, n, offsetof(struct summary, p99));
+    double p999 = median_of(all, idx, n, offsetof(struct summary, p999));
+    double cpu = median_of(all, idx, n, offsetof(struct summary, cpu));
+    double amp = median_of(all, idx, n, offsetof(struct summary, space_amp));
+    double rss_med = median_of(all, idx, n, SIZE_MAX);
+    double probe = median_of(all, idx, n, offsetof(struct summary, probe_p50));
+    if (!cfg->json) {
+        printf("%-8s %-8s %-15s %-6s %9zu %10.0f %9.2f %9.2f %9.2f %8.3f  rss %.0f MiB",
+               m->engine, m->version, m->name, m->sync ? "sync" : "nosync", n, ops_s, p50,
+               p99, p999, cpu, rss_med / MIB);
+        if (amp >= 0)
+            printf(", disk/logical %.2f", amp);
+        if (probe >= 0)
+            printf(", disk fdatasync p50 %.0f us", probe);
+        printf(", ops/s of each run:");
+        for (size_t i = 0; i < n; i++)
+            printf(" %.0f", all->v[idx[i]].ops_s);
+        printf("\n");
+        return;
+    }
+    printf("{\"type\":\"median\",\"engine\":\"%s\",\"version\":", m->engine);
+    jsonw_cstring(stdout, m->version);
+    printf(",\"benchmark\":\"%s\",\"sync\":%s,\"threads\":%u,\"runs\":%zu,"
+           "\"ops_per_sec\":%.1f,\"p50_us\":%.3f,\"p99_us\":%.3f,\"p999_us\":%.3f,"
+           "\"cpu_seconds\":%.6f,\"peak_rss_bytes\":%.0f", m->name,
+           m->sync ? "true" : "false", m->threads, n, ops_s, p50, p99, p999, cpu, rss_med);
+    if (amp >= 0)
+        printf(",\"space_amp\":%.4f", amp);
+    if (probe >= 0)
+        printf(",\"disk_probe_p50_us\":%.1f", probe);
+    printf(",\"ops_per_sec_runs\":[");
+    for (size_t i = 0; i < n; i++)
+        printf("%s%.1f", i ? "," : "", all->v[idx[i]].ops_s);
+    printf("],\"p99_us_runs\":[");
+    for (size_t i = 0; i < n; i++)
+        printf("%s%.3f", i ? "," : "", all->v[idx[i]].p99);
+    printf("]}\n");
+}
+
+/* One median line per engine and workload, in the order of the first run. */
+static void medians_print(const struct config *cfg, const struct summaries *all)
+{
+    size_t *idx = malloc((all->n ? all->n : 1) * sizeof *idx);
+    char *done = calloc(all->n ? all->n : 1, 1);
+    if (idx == NULL || done == NULL)
+        die("out of memory");
+    if (!cfg->json)
+        printf("# medians of %u interleaved runs (ops: the runs)\n", cfg->repeat);
+    for (size_t i = 0; i < all->n; i++) {
+        if (done[i])
+            continue;
+        size_t n = 0;
+        for (size_t j = i; j < all->n; j++)
+            if (!done[j] && strcmp(all->v[j].engine, all->v[i].engine) == 0
+                && strcmp(all->v[j].name, all->v[i].name) == 0) {
+                done[j] = 1;
+                idx[n++] = j;
+            }
+        median_print(cfg, all, idx, n);
+    }
+    free(idx);
+    free(done);
 }
 
 /* ---------------------------------------------------------------------------------
@@ -1713,6 +1896,7 @@ static int run_engine(const struct config *cfg, const struct engine *e, const ch
             result_json(&b, &r);
         else
             result_text(&b, &r);
+        summary_send(&b, &r);
         fflush(stdout);
         s += len + (s[len] == ',');
     }
@@ -1791,7 +1975,7 @@ static void config_check(struct config *c)
 
 enum { OPT_ENGINES = 256, OPT_WORKLOADS, OPT_NUM, OPT_READS, OPT_SYNC_NUM, OPT_KEY_SIZE,
        OPT_VALUE_SIZE, OPT_COMPRESSIBLE, OPT_SEED, OPT_DIR, OPT_KEEP, OPT_JSON, OPT_LIST,
-       OPT_CRASH_CHILD, OPT_WRITE_RATE };
+       OPT_CRASH_CHILD, OPT_WRITE_RATE, OPT_REPEAT };
 
 static const struct option long_options[] = {
     { "engines", required_argument, NULL, OPT_ENGINES },
@@ -1800,6 +1984,7 @@ static const struct option long_options[] = {
     { "reads", required_argument, NULL, OPT_READS },
     { "sync-num", required_argument, NULL, OPT_SYNC_NUM },
     { "write-rate", required_argument, NULL, OPT_WRITE_RATE },
+    { "repeat", required_argument, NULL, OPT_REPEAT },
     { "key-size", required_argument, NULL, OPT_KEY_SIZE },
     { "value-size", required_argument, NULL, OPT_VALUE_SIZE },
     { "compressible", required_argument, NULL, OPT_COMPRESSIBLE },
@@ -1818,7 +2003,8 @@ static void parse_args(int argc, char **argv, struct config *c)
 {
     int opt, reads_set = 0;
     *c = (struct config){ .engines = "all", .workloads = DEFAULT_WORKLOADS, .num = 1000000,
-                          .sync_num = 20000, .write_rate = 10000, .key_size = 16, .value_size = 100,
+                          .sync_num = 20000, .write_rate = 10000, .repeat = 3,
+                          .run_no = 1, .summary_fd = -1, .key_size = 16, .value_size = 100,
                           .compressible = 0.5, .seed = 301, .self = argv[0] };
     while ((opt = getopt_long(argc, argv, "hV", long_options, NULL)) != -1) {
         switch (opt) {
@@ -1830,6 +2016,7 @@ static void parse_args(int argc, char **argv, struct config *c)
             reads_set = 1;
             break;
         case OPT_SYNC_NUM: c->sync_num = parse_num("--sync-num", optarg, 1, 1ull << 40); break;
+        case OPT_REPEAT: c->repeat = (unsigned)parse_num("--repeat", optarg, 1, 1000); break;
         case OPT_WRITE_RATE:
             c->write_rate = parse_num("--write-rate", optarg, 1, 100000000);
             break;
@@ -1868,10 +2055,41 @@ static int remove_tree(const char *path, const struct stat *st, int flag, struct
     return 0;
 }
 
-/* One child per engine, one after the other; the run's status is the worst. */
+/* Runs engine e in a child process on dir, its records to all; 0 or EXIT_FAILED. */
+static int run_child(struct config *cfg, const struct engine *e, const char *dir,
+                     struct summaries *all)
+{
+    int fds[2], st = 0;
+    if (pipe2(fds, O_CLOEXEC) != 0)
+        die("pipe: %s", strerror(errno));
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork: %s", strerror(errno));
+    if (pid == 0) {
+        close(fds[0]);
+        cfg->summary_fd = fds[1];
+        exit(run_engine(cfg, e, dir));
+    }
+    close(fds[1]);
+    summaries_read(all, fds[0]);
+    close(fds[0]);
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    if (WIFEXITED(st) && WEXITSTATUS(st) == EXIT_DONE)
+        return EXIT_DONE;
+    if (WIFSIGNALED(st))
+        fprintf(stderr, "peerbench: %s: killed by signal %d\n", e->name, WTERMSIG(st));
+    return EXIT_FAILED;
+}
+
+/* --repeat rounds; in each, one child per engine, one after the other (so the
+ * engines interleave: kv, peer, ..., kv, peer, ...); then the medians. The run's
+ * status is the worst. */
 int main(int argc, char **argv)
 {
     struct config cfg;
+    struct summaries all = { 0 };
     char base[PATH_MAX];
     int status = EXIT_DONE;
     parse_args(argc, argv, &cfg);
@@ -1894,31 +2112,27 @@ int main(int argc, char **argv)
         printf("%-8s %-8s %-15s %-6s %9s %10s %9s %9s %9s %8s  %s\n", "engine", "version",
                "workload", "sync", "ops", "ops/s", "p50 us", "p99 us", "p99.9 us",
                "cpu s", "notes");
-    for (const char *s = cfg.engines; *s != '\0';) {
-        size_t len = strcspn(s, ",");
-        const struct engine *e = engine_find(s, len);
-        char dir[PATH_MAX];
-        if ((size_t)snprintf(dir, sizeof dir, "%s/%s", base, e->name) >= sizeof dir)
-            die("%s: path too long", base);
-        fflush(NULL);
-        pid_t pid = fork();
-        if (pid < 0)
-            die("fork: %s", strerror(errno));
-        if (pid == 0)
-            exit(run_engine(&cfg, e, dir));
-        int st = 0;
-        while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-            ;
-        if (!WIFEXITED(st) || WEXITSTATUS(st) != EXIT_DONE) {
-            if (WIFSIGNALED(st))
-                fprintf(stderr, "peerbench: %s: killed by signal %d\n", e->name,
-                        WTERMSIG(st));
-            status = EXIT_FAILED;
+    for (cfg.run_no = 1; cfg.run_no <= cfg.repeat; cfg.run_no++) {
+        for (const char *s = cfg.engines; *s != '\0';) {
+            size_t len = strcspn(s, ",");
+            const struct engine *e = engine_find(s, len);
+            char dir[PATH_MAX];
+            /* --keep with --repeat: each run's stores stay, as <engine>.<run> */
+            int n = cfg.repeat > 1 && cfg.keep
+                        ? snprintf(dir, sizeof dir, "%s/%s.%u", base, e->name, cfg.run_no)
+                        : snprintf(dir, sizeof dir, "%s/%s", base, e->name);
+            if ((size_t)n >= sizeof dir)
+                die("%s: path too long", base);
+            if (run_child(&cfg, e, dir, &all) != EXIT_DONE)
+                status = EXIT_FAILED;
+            if (!cfg.keep)
+                nftw(dir, remove_tree, 16, FTW_DEPTH | FTW_PHYS);
+            s += len + (s[len] == ',');
         }
-        if (!cfg.keep)
-            nftw(dir, remove_tree, 16, FTW_DEPTH | FTW_PHYS);
-        s += len + (s[len] == ',');
     }
+    if (cfg.repeat > 1)
+        medians_print(&cfg, &all);
+    free(all.v);
     if (!cfg.keep && cfg.dir == NULL)
         rmdir(base);
     else if (cfg.keep)

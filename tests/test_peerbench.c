@@ -20,6 +20,9 @@
  *   - the YCSB workloads read as many keys as their mix says (all of C's), every
  *     value right; readwhilewriting's readers find every key and the line carries
  *     the writer's asked and achieved rates;
+ *   - --repeat 2: the engine processes interleave (kv, peer, kv, peer), every
+ *     result line says its run, and a median line per engine and workload holds
+ *     both runs' ops/s and their middle;
  *   - usage errors (an unknown engine, an unknown workload, a thread count of 0)
  *     exit 2 and say what was wrong.
  */
@@ -132,7 +135,7 @@ static void test_every_engine_every_workload(void)
     memset(headers, 0, sizeof headers);
     char *dir = kvt_dir_new("peerbench");
     int rc = kvt_runf(out, sizeof out, KVT_BOTH, "'%s/peerbench' --json --num 1000 "
-                      "--sync-num 100 --dir '%s'", kvt_bin(), dir);
+                      "--sync-num 100 --repeat 1 --dir '%s'", kvt_bin(), dir);
     KVT_CHECK_FATAL(rc == 0, "peerbench: exit %d:\n%s", rc, out);
     for (char *line = out, *nl; (nl = strchr(line, '\n')) != NULL; line = nl + 1) {
         *nl = '\0';
@@ -165,7 +168,7 @@ static void test_same_data_as_kvbench(void)
     static char a[1 << 16], b[1 << 16];
     char *pdir = kvt_dir_new("peerbench-same"), *kdir = kvt_dir_new("kvbench-same");
     int rc = kvt_runf(a, sizeof a, KVT_BOTH, "'%s/peerbench' --engines kv --workloads "
-                      "fillrandom --num 300 --seed 7 --dir '%s' --keep", kvt_bin(), pdir);
+                      "fillrandom --num 300 --seed 7 --repeat 1 --dir '%s' --keep", kvt_bin(), pdir);
     KVT_CHECK_FATAL(rc == 0, "peerbench: exit %d: %s", rc, a);
     rc = kvt_runf(b, sizeof b, KVT_BOTH, "'%s/kvbench' --benchmarks fillrandom --num 300 "
                   "--seed 7 --db '%s'", kvt_bin(), kdir);
@@ -182,10 +185,63 @@ static void test_same_data_as_kvbench(void)
               lines, a, b);
 }
 
+/* --repeat 2 over kv and a peer (LMDB when built, else kv alone): the runs
+ * interleave (kv 1, peer 1, kv 2, peer 2), each result line says its run, and one
+ * median line per engine and workload gives the middle of the two runs. */
+static void test_repeat_medians(void)
+{
+    static char out[1 << 16];
+    int built[ENGINES];
+    engines_built(built);
+    const char *engines = built[3] ? "kv,lmdb" : "kv";
+    int n_engines = built[3] ? 2 : 1;
+    char order[8][16];
+    int n_order = 0, medians = 0;
+    char *dir = kvt_dir_new("peerbench-repeat");
+    int rc = kvt_runf(out, sizeof out, KVT_STDOUT, "'%s/peerbench' --json --engines %s "
+                      "--workloads fillseq,ycsb-c --num 200 --repeat 2 --dir '%s'",
+                      kvt_bin(), engines, dir);
+    KVT_CHECK_FATAL(rc == 0, "peerbench --repeat 2: exit %d:\n%s", rc, out);
+    for (char *line = out, *nl; (nl = strchr(line, '\n')) != NULL; line = nl + 1) {
+        *nl = '\0';
+        json_t *o = kvt_json_parse(line);
+        KVT_CHECK_FATAL(json_is_object(o), "not one object: %.300s", line);
+        const char *type = kvt_json_str(o, "type");
+        if (strcmp(type, "engine") == 0 && n_order < 8)
+            snprintf(order[n_order++], sizeof order[0], "%s", kvt_json_str(o, "engine"));
+        if (strcmp(type, "result") == 0)
+            KVT_CHECK(kvt_json_int(o, "repeat") == 2 && kvt_json_int(o, "run") >= 1
+                          && kvt_json_int(o, "run") <= 2,
+                      "result line without its run: %.300s", line);
+        if (strcmp(type, "median") == 0) {
+            medians++;
+            const json_t *runs = json_object_get(o, "ops_per_sec_runs");
+            KVT_CHECK_FATAL(json_is_array(runs) && json_array_size(runs) == 2
+                                && kvt_json_int(o, "runs") == 2,
+                            "median line without its 2 runs: %.300s", line);
+            double a = json_number_value(json_array_get(runs, 0));
+            double b = json_number_value(json_array_get(runs, 1));
+            double med = num(o, "ops_per_sec");
+            KVT_CHECK(med > 0 && med >= (a + b) / 2 * 0.999 && med <= (a + b) / 2 * 1.001,
+                      "median of 2 runs is not their middle (%.1f, %.1f): %.300s", a, b,
+                      line);
+        }
+        json_decref(o);
+    }
+    KVT_CHECK(n_order == 2 * n_engines, "%d engine processes, wanted %d", n_order,
+              2 * n_engines);
+    for (int i = 0; i < n_order; i++)
+        KVT_CHECK(strcmp(order[i], i % n_engines == 0 ? "kv" : "lmdb") == 0,
+                  "engine process %d is %s: not interleaved", i, order[i]);
+    KVT_CHECK(medians == 2 * n_engines, "%d median lines, wanted %d", medians,
+              2 * n_engines);
+}
+
 static void test_usage_errors(void)
 {
     static const char *const bad[] = { "--engines nosuch", "--workloads fillseq,nosuch",
-                                       "--workloads readrandom:0", "--num x" };
+                                       "--workloads readrandom:0", "--num x",
+                                       "--repeat 0", "--write-rate 0" };
     char out[8192];
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int rc = kvt_runf(out, sizeof out, KVT_BOTH, "'%s/peerbench' %s", kvt_bin(), bad[i]);
@@ -199,6 +255,8 @@ static const kvt_test peerbench_tests[] = {
      "figures and versions in each JSON line", test_every_engine_every_workload},
     {"kv's store after fillrandom: the same keys and values as kvbench's",
      test_same_data_as_kvbench},
+    {"--repeat 2: the engines interleave, each line says its run, medians per engine "
+     "and workload", test_repeat_medians},
     {"usage errors exit 2", test_usage_errors},
     {NULL, NULL},
 };
