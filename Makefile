@@ -186,6 +186,7 @@ $(BUILD)/bin/kv-abi-old: $(BUILD)/obj/tests/abi/kv_old.o $(BUILD)/libkv.so
 
 # The abi suite reads engine/kv.h from the source tree.
 $(BUILD)/obj/tests/test_abi.o: CPPFLAGS_KV += -DKV_SOURCE_DIR='"$(CURDIR)"'
+$(BUILD)/obj/tests/test_peerbench.o: CPPFLAGS_KV += -DKV_SOURCE_DIR='"$(CURDIR)"'
 
 # The tests read the tools' JSON with jansson (never a parser of their own), and
 # test the JSON writer itself (tools/json.o) directly.

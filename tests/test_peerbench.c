@@ -23,6 +23,9 @@
  *   - --repeat 2: the engine processes interleave (kv, peer, kv, peer), every
  *     result line says its run, and a median line per engine and workload holds
  *     both runs' ops/s and their middle;
+ *   - bench/plot.sh turns a tiny run's JSON (with and without medians) into its
+ *     three PNG plots; when gnuplot is absent the test says so on its output,
+ *     and the script's refusal without gnuplot (exit 2) is checked either way;
  *   - usage errors (an unknown engine, an unknown workload, a thread count of 0)
  *     exit 2 and say what was wrong.
  */
@@ -31,6 +34,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#ifndef KV_SOURCE_DIR
+#error "KV_SOURCE_DIR (the source tree, for bench/plot.sh) is defined by the Makefile"
+#endif
 
 #define ENGINES 5
 #define WORKLOADS 18   /* peerbench's default list */
@@ -237,6 +244,61 @@ static void test_repeat_medians(void)
               2 * n_engines);
 }
 
+/* A PNG file of more than a header: its 8-byte signature and some size. */
+static int is_png(const char *path)
+{
+    static const unsigned char sig[8] = { 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n' };
+    unsigned char head[8];
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return 0;
+    int ok = fread(head, 1, sizeof head, f) == sizeof head && memcmp(head, sig, 8) == 0
+             && fseek(f, 0, SEEK_END) == 0 && ftell(f) > 1000;
+    fclose(f);
+    return ok;
+}
+
+/* bench/plot.sh on a tiny run's JSON, with medians (--repeat 2) and without: the
+ * three plots are PNG files. Without gnuplot on the machine the drawing is skipped,
+ * said on the output; the script's own refusal (exit 2, "gnuplot not installed")
+ * is checked either way with a PATH that has no gnuplot. */
+static void test_plot(void)
+{
+    static const char *const pngs[] = { "throughput.png", "p99.png", "space.png" };
+    static char out[8192];
+    char path[4096];
+    char *dir = kvt_dir_new("peerbench-plot");
+    int rc = kvt_runf(out, sizeof out, KVT_BOTH, "PATH=/nonexistent /bin/sh "
+                      "'%s/bench/plot.sh' /dev/null '%s/none'", KV_SOURCE_DIR, dir);
+    KVT_CHECK(rc == 2 && strstr(out, "gnuplot not installed") != NULL,
+              "plot.sh without gnuplot: exit %d: %s", rc, out);
+    rc = kvt_runf(out, sizeof out, KVT_BOTH, "command -v gnuplot");
+    if (rc != 0) {
+        printf("\n    plot.sh: drawing skipped: gnuplot not installed (bench/deps "
+               "installs gnuplot-nox)");
+        return;
+    }
+    for (int repeat = 1; repeat <= 2; repeat++) {
+        rc = kvt_runf(out, sizeof out, KVT_BOTH, "'%s/peerbench' --json --engines kv "
+                      "--workloads fillseq,overwrite,ycsb-a --num 200 --repeat %d "
+                      "--dir '%s/run%d' > '%s/r%d.jsonl'", kvt_bin(), repeat, dir,
+                      repeat, dir, repeat);
+        KVT_CHECK_FATAL(rc == 0, "peerbench --repeat %d: exit %d: %s", repeat, rc, out);
+        rc = kvt_runf(out, sizeof out, KVT_BOTH, "/bin/sh '%s/bench/plot.sh' "
+                      "'%s/r%d.jsonl' '%s/plots%d'", KV_SOURCE_DIR, dir, repeat, dir,
+                      repeat);
+        KVT_CHECK_FATAL(rc == 0, "plot.sh on --repeat %d: exit %d: %s", repeat, rc, out);
+        for (size_t i = 0; i < sizeof pngs / sizeof pngs[0]; i++) {
+            snprintf(path, sizeof path, "%s/plots%d/%s", dir, repeat, pngs[i]);
+            KVT_CHECK(is_png(path), "plot.sh: %s is no PNG", path);
+        }
+    }
+    rc = kvt_runf(out, sizeof out, KVT_BOTH, "/bin/sh '%s/bench/plot.sh' /dev/null "
+                  "'%s/empty'", KV_SOURCE_DIR, dir);
+    KVT_CHECK(rc == 1 && strstr(out, "no ops_per_sec") != NULL,
+              "plot.sh on no results: exit %d: %s", rc, out);
+}
+
 static void test_usage_errors(void)
 {
     static const char *const bad[] = { "--engines nosuch", "--workloads fillseq,nosuch",
@@ -257,6 +319,8 @@ static const kvt_test peerbench_tests[] = {
      test_same_data_as_kvbench},
     {"--repeat 2: the engines interleave, each line says its run, medians per engine "
      "and workload", test_repeat_medians},
+    {"bench/plot.sh draws the three PNGs from a tiny run (skipped, said, without "
+     "gnuplot)", test_plot},
     {"usage errors exit 2", test_usage_errors},
     {NULL, NULL},
 };
