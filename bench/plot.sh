@@ -5,6 +5,9 @@
 #   OUTDIR/p99.png         p99 latency in microseconds, the same way (log scale)
 #   OUTDIR/space.png       disk bytes / logical bytes per engine, after each
 #                          workload that measures it (fills, overwrite, compact)
+#   OUTDIR/table.md        the same figures as a Markdown table, a row per
+#                          workload, a column per engine: ops/s, p99 in us, and
+#                          disk/logical where measured (docs/BENCHMARKS.md's table)
 # From the median lines when the run has them (--repeat above 1), else from the
 # result lines (a run of --repeat 1). One-operation rows (compact, crashopen) are
 # in throughput and p99 as their single timing.
@@ -79,6 +82,34 @@ table ops_per_sec "$out/throughput.dat"
 table p99_us "$out/p99.dat"
 table space_amp "$out/space.dat"
 
+# The Markdown table: throughput.dat, p99.dat and space.dat have the same engines
+# in the same order; a row of space.dat exists only where it was measured.
+awk '
+function si(v) {
+    if (v == "-") return "-"
+    if (v >= 1e6) return sprintf("%.2fM", v / 1e6)
+    if (v >= 1e4) return sprintf("%.0fk", v / 1e3)
+    if (v >= 1e3) return sprintf("%.1fk", v / 1e3)
+    return sprintf("%.0f", v)
+}
+FILENAME ~ /p99.dat$/ { if (FNR > 1) for (c = 2; c <= NF; c++) p99[$1, c] = $c; next }
+FILENAME ~ /space.dat$/ { if (FNR > 1) for (c = 2; c <= NF; c++) amp[$1, c] = $c; next }
+FNR == 1 {
+    printf "| workload |"; for (c = 2; c <= NF; c++) printf " %s |", $c; printf "\n"
+    printf "|---|"; for (c = 2; c <= NF; c++) printf "---|"; printf "\n"
+    next
+}
+{
+    printf "| %s |", $1
+    for (c = 2; c <= NF; c++) {
+        cell = si($c)
+        if ($c != "-" && p99[$1, c] != "-") cell = cell sprintf(", p99 %.1f us", p99[$1, c])
+        if (($1, c) in amp && amp[$1, c] != "-") cell = cell sprintf(", disk/logical %.2f", amp[$1, c])
+        printf " %s |", cell
+    }
+    printf "\n"
+}' "$out/p99.dat" "$out/space.dat" "$out/throughput.dat" > "$out/table.md"
+
 # bars FILE PNG TITLE YLABEL LOG: a clustered bar chart, one cluster per row.
 bars() {
     ncol=$(head -n 1 "$1" | awk '{ print NF }')
@@ -106,4 +137,4 @@ bars "$out/p99.dat" "$out/p99.png" "peerbench: p99 latency per workload" \
 bars "$out/space.dat" "$out/space.png" \
     "peerbench: space amplification (disk bytes / logical bytes) per engine" \
     "disk / logical" "set yrange [0:*]"
-echo "plot.sh: wrote $out/throughput.png $out/p99.png $out/space.png"
+echo "plot.sh: wrote $out/throughput.png $out/p99.png $out/space.png $out/table.md"

@@ -24,7 +24,7 @@
  *     result line says its run, and a median line per engine and workload holds
  *     both runs' ops/s and their middle;
  *   - bench/plot.sh turns a tiny run's JSON (with and without medians) into its
- *     three PNG plots; when gnuplot is absent the test says so on its output,
+ *     three PNG plots and its Markdown table; when gnuplot is absent the test says so on its output,
  *     and the script's refusal without gnuplot (exit 2) is checked either way;
  *   - usage errors (an unknown engine, an unknown workload, a thread count of 0)
  *     exit 2 and say what was wrong.
@@ -292,6 +292,11 @@ static void test_plot(void)
             snprintf(path, sizeof path, "%s/plots%d/%s", dir, repeat, pngs[i]);
             KVT_CHECK(is_png(path), "plot.sh: %s is no PNG", path);
         }
+        rc = kvt_runf(out, sizeof out, KVT_STDOUT, "cat '%s/plots%d/table.md'", dir, repeat);
+        KVT_CHECK(rc == 0 && strstr(out, "| workload | kv |") != NULL
+                      && strstr(out, "| ycsb-a | ") != NULL
+                      && strstr(out, "disk/logical") != NULL,
+                  "plot.sh: table.md: %.400s", out);
     }
     rc = kvt_runf(out, sizeof out, KVT_BOTH, "/bin/sh '%s/bench/plot.sh' /dev/null "
                   "'%s/empty'", KV_SOURCE_DIR, dir);
