@@ -1651,7 +1651,7 @@ static void result_text(const struct bench *b, const struct result *r)
     if (b->cfg.repeat > 1)
         snprintf(notes + n, sizeof notes - (size_t)n, ", run %u/%u", b->cfg.run_no,
                  b->cfg.repeat);
-    printf("%-8s %-8s %-15s %-6s %9" PRIu64 " %10.0f %9.2f %9.2f %9.2f %8.3f  %s\n",
+    printf("%-8s %-8s %-18s %-6s %9" PRIu64 " %10.0f %9.2f %9.2f %9.2f %8.3f  %s\n",
            b->e->name, b->version, r->name, r->sync ? "sync" : "nosync", r->ops, ops_s,
            hist_pct_us(h, 50), hist_pct_us(h, 99), hist_pct_us(h, 99.9), r->cpu_secs,
            notes);
@@ -1705,6 +1705,7 @@ struct summary {
     double ops_s, p50, p99, p999, cpu; /* the line's figures */
     double space_amp;              /* disk / logical, or -1 when not measured */
     double probe_p50;              /* the disk probe's p50 before it, or -1: none */
+    double writer_ops_s;           /* readwhilewriting's writer rate, or -1: none */
     uint64_t rss;                  /* peak RSS after it */
 };
 
@@ -1726,6 +1727,7 @@ static void summary_send(const struct bench *b, const struct result *r)
     m.cpu = r->cpu_secs;
     m.space_amp = r->space && r->logical > 0 ? (double)r->disk / (double)r->logical : -1;
     m.probe_p50 = r->probe_p50_us > 0 ? r->probe_p50_us : -1;
+    m.writer_ops_s = r->paced ? r->writer_ops_s : -1;
     m.rss = r->rss;
     if (write(b->cfg.summary_fd, &m, sizeof m) != (ssize_t)sizeof m)
         die("medians: write to the parent: %s", strerror(errno));
@@ -1802,14 +1804,17 @@ static void median_print(const struct config *cfg, const struct summaries *all,
     double amp = median_of(all, idx, n, offsetof(struct summary, space_amp));
     double rss_med = median_of(all, idx, n, SIZE_MAX);
     double probe = median_of(all, idx, n, offsetof(struct summary, probe_p50));
+    double writer = median_of(all, idx, n, offsetof(struct summary, writer_ops_s));
     if (!cfg->json) {
-        printf("%-8s %-8s %-15s %-6s %9zu %10.0f %9.2f %9.2f %9.2f %8.3f  rss %.0f MiB",
+        printf("%-8s %-8s %-18s %-6s %9zu %10.0f %9.2f %9.2f %9.2f %8.3f  rss %.0f MiB",
                m->engine, m->version, m->name, m->sync ? "sync" : "nosync", n, ops_s, p50,
                p99, p999, cpu, rss_med / MIB);
         if (amp >= 0)
             printf(", disk/logical %.2f", amp);
         if (probe >= 0)
             printf(", disk fdatasync p50 %.0f us", probe);
+        if (writer >= 0)
+            printf(", writer %.0f/s of %" PRIu64 " asked", writer, cfg->write_rate);
         printf(", ops/s of each run:");
         for (size_t i = 0; i < n; i++)
             printf(" %.0f", all->v[idx[i]].ops_s);
@@ -1826,6 +1831,9 @@ static void median_print(const struct config *cfg, const struct summaries *all,
         printf(",\"space_amp\":%.4f", amp);
     if (probe >= 0)
         printf(",\"disk_probe_p50_us\":%.1f", probe);
+    if (writer >= 0)
+        printf(",\"write_rate\":%" PRIu64 ",\"writer_ops_per_sec\":%.1f", cfg->write_rate,
+               writer);
     printf(",\"ops_per_sec_runs\":[");
     for (size_t i = 0; i < n; i++)
         printf("%s%.1f", i ? "," : "", all->v[idx[i]].ops_s);
@@ -2109,7 +2117,7 @@ int main(int argc, char **argv)
             die("%s: cannot create: %s", base, strerror(errno));
     }
     if (!cfg.json)
-        printf("%-8s %-8s %-15s %-6s %9s %10s %9s %9s %9s %8s  %s\n", "engine", "version",
+        printf("%-8s %-8s %-18s %-6s %9s %10s %9s %9s %9s %8s  %s\n", "engine", "version",
                "workload", "sync", "ops", "ops/s", "p50 us", "p99 us", "p99.9 us",
                "cpu s", "notes");
     for (cfg.run_no = 1; cfg.run_no <= cfg.repeat; cfg.run_no++) {
