@@ -27,13 +27,19 @@
  * peers' background threads would not survive a fork) that dies of SIGKILL, then
  * times the open of what it left and reads every key back.
  *
+ * The YCSB workloads (ycsb-a, -b, -c, -d, -f) pick keys as YCSB does (bench/gen.h
+ * section 4: scrambled zipfian 0.99, "latest" for D); readwhilewriting runs readers
+ * beside one writer paced at --write-rate. --repeat runs the whole round of engines
+ * N times, so the engines interleave; each child sends its results to the parent
+ * down a pipe, and the parent prints the median of each figure at the end.
+ *
  * Sections:
  *   1. Configuration, usage text, errors
  *   2. The engines: kv, LevelDB, RocksDB, LMDB, Tkrzw, and the table of them
  *   3. The store: directory, opening in a durability, space on disk
  *   4. Running operations on threads
  *   5. Workloads
- *   6. Report: text table or JSON lines
+ *   6. Report: text table or JSON lines; medians of --repeat runs
  *   7. Command line and main
  */
 #include <errno.h>
@@ -1691,7 +1697,7 @@ static void result_json(const struct bench *b, const struct result *r)
 }
 
 /* ---------------------------------------------------------------------------------
- * Medians of --repeat runs. Each engine process sends the parent one fixed-size
+ * 6b. Medians of --repeat runs. Each engine process sends the parent one fixed-size
  * record per result down a pipe (a write under PIPE_BUF is atomic); the parent
  * keeps them all and, after the last run, prints per engine and workload the
  * median of each figure taken alone, with every run's ops/s and p99 beside it.
