@@ -186,6 +186,7 @@ $(BUILD)/bin/kv-abi-old: $(BUILD)/obj/tests/abi/kv_old.o $(BUILD)/libkv.so
 
 # The abi suite reads engine/kv.h from the source tree.
 $(BUILD)/obj/tests/test_abi.o: CPPFLAGS_KV += -DKV_SOURCE_DIR='"$(CURDIR)"'
+$(BUILD)/obj/tests/test_peerbench.o: CPPFLAGS_KV += -DKV_SOURCE_DIR='"$(CURDIR)"'
 
 # The tests read the tools' JSON with jansson (never a parser of their own), and
 # test the JSON writer itself (tools/json.o) directly.
@@ -281,9 +282,11 @@ test-clang:
 bench: $(BUILD)/bin/kvbench
 	$(BUILD)/bin/kvbench --num 200000 --benchmarks fillseq,fillrandom,overwrite,readrandom,readmissing,fillsync
 
-# The peers' packages need root (sudo when not root); then a run of every workload on
-# every engine, under a minute on 2 cores at 100,000 keys (--num 1000000: about 5
-# minutes). BENCH_PEERS_ARGS adds or overrides peerbench options.
+# The peers' packages need root (sudo when not root); then three interleaved rounds
+# (peerbench's default --repeat 3) of every workload on every engine and their
+# medians, a few minutes on 2 cores at 100,000 keys (a round took under a minute
+# before the YCSB workloads; --num 1000000: about 5 minutes a round).
+# BENCH_PEERS_ARGS adds or overrides peerbench options (--repeat 1: one round).
 BENCH_PEERS_ARGS ?=
 bench-peers:
 	@sh bench/deps

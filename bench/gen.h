@@ -11,6 +11,7 @@
  *   1. Random numbers, keys, the value pool, the seeds derived from --seed
  *   2. The random permutation of fillrandom and fillsync
  *   3. Latency histogram
+ *   4. YCSB's key choosers: scrambled zipfian and "latest"
  */
 #ifndef KV_BENCH_GEN_H
 #define KV_BENCH_GEN_H
@@ -264,6 +265,102 @@ static inline uint64_t now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---------------------------------------------------------------------------------
+ * 4. YCSB's key choosers: scrambled zipfian and "latest"
+ *
+ * As YCSB's core package (site.ycsb.generator): ZipfianGenerator draws a rank by
+ * Gray et al.'s method ("Quickly generating billion-record synthetic databases",
+ * SIGMOD 1994), rank 0 the most popular. ScrambledZipfianGenerator draws the rank
+ * over 10^10 items with zeta precomputed for the constant 0.99, then spreads it over
+ * the key space with FNV-1a 64 modulo the key count, so the popular keys are not
+ * neighbours. SkewedLatestGenerator ("latest", workload D) draws a rank over the
+ * keys inserted so far and reads the newest minus that rank; its zeta grows with
+ * the key count, incrementally, as YCSB's does.
+ * ------------------------------------------------------------------------------ */
+#define ZIPF_THETA 0.99                   /* YCSB's ZIPFIAN_CONSTANT */
+#define ZIPF_SCRAMBLED_ITEMS 10000000000ull /* ScrambledZipfianGenerator.ITEM_COUNT */
+#define ZIPF_SCRAMBLED_ZETAN 26.46902820178302 /* ... its zeta(ITEM_COUNT, 0.99) */
+
+struct zipf {
+    uint64_t n;                    /* items: ranks are 0..n-1 */
+    double theta, alpha;           /* skew; 1 / (1 - theta) */
+    double zetan, zeta2, eta;      /* zeta(n), zeta(2), Gray's eta for n */
+};
+
+static inline double zeta_add(uint64_t from, uint64_t to, double theta, double sum)
+{
+    for (uint64_t i = from; i < to; i++)
+        sum += 1.0 / pow((double)(i + 1), theta);
+    return sum;
+}
+
+static inline void zipf_eta(struct zipf *z)
+{
+    z->eta = (1 - pow(2.0 / (double)z->n, 1 - z->theta)) / (1 - z->zeta2 / z->zetan);
+}
+
+/* zetan: zeta(n, theta) when known (0: computed, O(n)). */
+static inline void zipf_init(struct zipf *z, uint64_t n, double zetan)
+{
+    z->n = n;
+    z->theta = ZIPF_THETA;
+    z->alpha = 1 / (1 - z->theta);
+    z->zeta2 = zeta_add(0, 2, z->theta, 0);
+    z->zetan = zetan > 0 ? zetan : zeta_add(0, n, z->theta, 0);
+    zipf_eta(z);
+}
+
+/* Grows the item count to n (YCSB's nextLong(itemcount) when the count grew). */
+static inline void zipf_grow(struct zipf *z, uint64_t n)
+{
+    if (n <= z->n)
+        return;
+    z->zetan = zeta_add(z->n, n, z->theta, z->zetan);
+    z->n = n;
+    zipf_eta(z);
+}
+
+/* A rank in 0..n-1, from the thread's generator. */
+static inline uint64_t zipf_next(const struct zipf *z, uint64_t *rng)
+{
+    double u = (double)(splitmix64(rng) >> 11) * 0x1.0p-53;
+    double uz = u * z->zetan;
+    if (uz < 1)
+        return 0;
+    if (uz < 1 + pow(0.5, z->theta))
+        return 1;
+    uint64_t r = (uint64_t)((double)z->n * pow(z->eta * u - z->eta + 1, z->alpha));
+    return r < z->n ? r : z->n - 1;
+}
+
+/* YCSB's Utils.fnvhash64: FNV-1a over the 8 bytes, low byte first, made positive. */
+static inline uint64_t fnvhash64(uint64_t v)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (int i = 0; i < 8; i++) {
+        h ^= v & 0xff;
+        h *= 1099511628211ull;
+        v >>= 8;
+    }
+    int64_t s = (int64_t)h;
+    return s < 0 ? (uint64_t)0 - h : h;
+}
+
+/* ScrambledZipfianGenerator: z from zipf_init(z, ZIPF_SCRAMBLED_ITEMS,
+ * ZIPF_SCRAMBLED_ZETAN); a key in 0..keys-1. */
+static inline uint64_t zipf_scrambled(const struct zipf *z, uint64_t *rng, uint64_t keys)
+{
+    return fnvhash64(zipf_next(z, rng)) % keys;
+}
+
+/* SkewedLatestGenerator: the newest of keys 0..keys-1 less a zipfian rank over them
+ * (z grows to keys first). */
+static inline uint64_t zipf_latest(struct zipf *z, uint64_t *rng, uint64_t keys)
+{
+    zipf_grow(z, keys);
+    return keys - 1 - zipf_next(z, rng);
 }
 
 #endif /* KV_BENCH_GEN_H */

@@ -27,13 +27,19 @@
  * peers' background threads would not survive a fork) that dies of SIGKILL, then
  * times the open of what it left and reads every key back.
  *
+ * The YCSB workloads (ycsb-a, -b, -c, -d, -f) pick keys as YCSB does (bench/gen.h
+ * section 4: scrambled zipfian 0.99, "latest" for D); readwhilewriting runs readers
+ * beside one writer paced at --write-rate. --repeat runs the whole round of engines
+ * N times, so the engines interleave; each child sends its results to the parent
+ * down a pipe, and the parent prints the median of each figure at the end.
+ *
  * Sections:
  *   1. Configuration, usage text, errors
  *   2. The engines: kv, LevelDB, RocksDB, LMDB, Tkrzw, and the table of them
  *   3. The store: directory, opening in a durability, space on disk
  *   4. Running operations on threads
  *   5. Workloads
- *   6. Report: text table or JSON lines
+ *   6. Report: text table or JSON lines; medians of --repeat runs
  *   7. Command line and main
  */
 #include <errno.h>
@@ -44,14 +50,18 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kv.h"
@@ -83,7 +93,8 @@ enum {
 #define DEFAULT_ENGINES "kv,leveldb,rocksdb,lmdb,tkrzw"
 #define DEFAULT_WORKLOADS                                                                  \
     "fillseq,fillrandom,overwrite,compact,readrandom,readrandom:2,readmissing,"           \
-    "readmissing:2,deleterandom,fillsync,fillsync:8,crashopen"
+    "readmissing:2,ycsb-a,ycsb-b,ycsb-c,ycsb-d,ycsb-f,readwhilewriting:2,"             \
+    "deleterandom,fillsync,fillsync:8,crashopen"
 #define MAX_THREADS 64u
 #define MIB 1048576.0
 #define VALUE_CAP 65536u   /* largest --value-size (gets copy into a buffer this big) */
@@ -94,6 +105,7 @@ struct config {
     uint64_t num;            /* keys of a full store; writes of a fill */
     uint64_t reads;          /* operations of readrandom and readmissing */
     uint64_t sync_num;       /* writes of fillsync, across its threads */
+    uint64_t write_rate;     /* readwhilewriting: the writer's puts a second */
     size_t key_size;         /* bytes per key */
     size_t value_size;       /* bytes per value */
     double compressible;     /* values compress to about this share of their size */
@@ -103,6 +115,9 @@ struct config {
     int json;                /* JSON lines instead of the table */
     int crash_child;         /* the hidden --crash-child: fill --dir, then SIGKILL */
     const char *self;        /* argv[0], run again for --crash-child */
+    unsigned repeat;         /* runs of every engine, interleaved */
+    unsigned run_no;         /* this engine process's run, 1..repeat */
+    int summary_fd;          /* the child's pipe to the parent's medians, or -1 */
 };
 
 static const char usage_text[] =
@@ -115,18 +130,28 @@ static const char usage_text[] =
     "                      fillrandom, overwrite, compact, readrandom, readmissing,\n"
     "                      deleterandom, fillsync, crashopen (a process fills a\n"
     "                      store and is killed with SIGKILL; the open after it is\n"
-    "                      timed, then every key read) (default:\n"
+    "                      timed, then every key read), ycsb-a (50% read, 50%\n"
+    "                      update), ycsb-b (95/5), ycsb-c (reads), ycsb-d (95% read\n"
+    "                      of the latest, 5% insert), ycsb-f (50% read, 50% read-\n"
+    "                      modify-write), keys scrambled zipfian 0.99 as YCSB's;\n"
+    "                      readwhilewriting:T (T-1 readers, 1 paced writer)\n"
+    "                      (default:\n"
     "                      " DEFAULT_WORKLOADS ")\n"
     "  --num N             keys in the store, writes per fill (1000000)\n"
-    "  --reads N           operations of readrandom and readmissing (--num)\n"
+    "  --reads N           operations of readrandom, readmissing, ycsb-*,\n"
+    "                      readwhilewriting's readers (--num)\n"
     "  --sync-num N        writes of fillsync (20000)\n"
+    "  --write-rate N      readwhilewriting: the writer's puts a second (10000)\n"
     "  --key-size N        bytes per key (16)\n"
     "  --value-size N      bytes per value (100)\n"
     "  --compressible R    values compress to about R of their size (0.5)\n"
     "  --seed N            key order, values and thread generators (301)\n"
     "  --dir DIR           run in DIR/<engine> (default: a temporary directory,\n"
     "                      removed at the end)\n"
-    "  --keep              keep the stores\n"
+    "  --keep              keep the stores (with --repeat, in DIR/<engine>.<run>)\n"
+    "  --repeat N          runs of every engine, interleaved (kv, peer, ..., kv,\n"
+    "                      peer, ...), then the median of each figure per engine\n"
+    "                      and workload (3)\n"
     "  --json              one JSON object per line\n"
     "  --list              the engines built in, with their versions, and those not\n"
     "  --help, --version\n"
@@ -905,10 +930,27 @@ static void probe_disk(const char *dir, double *p50_us, double *p99_us)
 struct worker;
 typedef int (*op_fn)(struct worker *w, uint64_t i);
 
+/* YCSB's core workloads (workloads/workload[abcdf] of YCSB 0.17): reads against one
+ * other kind of operation, keys chosen by a scrambled zipfian, or by "latest" in D.
+ * Updates write a key's own value again, so every read still checks its bytes. */
+enum ycsb_other { YCSB_UPDATE, YCSB_INSERT, YCSB_RMW };
+
+struct ycsb_mix {
+    const char *name;              /* workload name */
+    unsigned read_pct;             /* reads in 100 operations; the rest are other */
+    enum ycsb_other other;         /* update, insert (a new key) or read-modify-write */
+    int latest;                    /* reads pick by "latest" instead of zipfian */
+};
+
 struct run {
     struct bench *b;               /* the engine and its store */
     op_fn op;                      /* one operation, numbered i */
     struct perm perm;              /* key order of fillrandom, fillsync, deleterandom */
+    const struct ycsb_mix *mix;    /* YCSB workloads: the operation mix, else NULL */
+    struct zipf zscr;              /* ... scrambled zipfian over the 10^10 ranks */
+    struct zipf zlat;              /* ... "latest" over --num keys (workers copy it) */
+    _Atomic uint64_t ins_next;     /* ... D: the next key to insert */
+    _Atomic uint64_t ins_done;     /* ... D: keys below it are all inserted */
     pthread_barrier_t start;       /* releases the threads and the clock together */
     atomic_int stop;               /* set by a failing thread */
 };
@@ -917,6 +959,7 @@ struct worker {
     struct run *run;               /* what to do */
     uint64_t begin, end;           /* operation numbers [begin, end) */
     uint64_t rng;                  /* splitmix64 state (bench/gen.h) */
+    struct zipf zlat;              /* YCSB D: its own "latest" (it grows) */
     unsigned char key[64];         /* key buffer */
     unsigned char *val;            /* get's buffer, VALUE_CAP bytes */
     struct hist hist;              /* latency of each operation */
@@ -947,6 +990,10 @@ struct result {
                                       cores (-1: unknown): a disturbed row shows */
     double probe_p50_us, probe_p99_us; /* sync workloads: write+fdatasync of 4 KiB in
                                           the store's directory just before (0: none) */
+    int paced;                     /* readwhilewriting: a paced writer ran beside */
+    uint64_t writer_ops;           /* ... its puts */
+    double writer_ops_s;           /* ... their rate over the writer's time */
+    double writer_p99_us;          /* ... their p99 latency */
 };
 
 static void *worker_main(void *arg)
@@ -974,16 +1021,34 @@ static void *worker_main(void *arg)
  * main thread may run only after short workers are done, so its own clock would
  * not do). perm_n > 0 sets up the permutation
  * of 0..perm_n-1 (perm_salt tells deleterandom's order from the fills'). */
+static void run_ops_mix(struct bench *b, struct result *r, op_fn op, uint64_t ops,
+                        unsigned threads, uint64_t perm_n, uint64_t perm_salt,
+                        const struct ycsb_mix *mix);
+
 static void run_ops(struct bench *b, struct result *r, op_fn op, uint64_t ops,
                     unsigned threads, uint64_t perm_n, uint64_t perm_salt)
 {
-    struct run run = { .b = b, .op = op };
+    run_ops_mix(b, r, op, ops, threads, perm_n, perm_salt, NULL);
+}
+
+/* run_ops with a YCSB mix: its generators are set up before the clock starts. */
+static void run_ops_mix(struct bench *b, struct result *r, op_fn op, uint64_t ops,
+                        unsigned threads, uint64_t perm_n, uint64_t perm_salt,
+                        const struct ycsb_mix *mix)
+{
+    struct run run = { .b = b, .op = op, .mix = mix };
     struct worker *ws = calloc(threads, sizeof *ws);
     if (ws == NULL)
         die("out of memory");
     if (perm_n > 0)
         perm_init(&run.perm, perm_n, gen_perm_seed(b->cfg.seed) ^ perm_salt);
     atomic_init(&run.stop, 0);
+    atomic_init(&run.ins_next, b->have);
+    atomic_init(&run.ins_done, b->have);
+    if (mix != NULL)
+        zipf_init(&run.zscr, ZIPF_SCRAMBLED_ITEMS, ZIPF_SCRAMBLED_ZETAN);
+    if (mix != NULL && mix->latest)
+        zipf_init(&run.zlat, b->have, 0);   /* O(--num), before the clock */
     pthread_barrier_init(&run.start, NULL, threads + 1);
     for (unsigned t = 0; t < threads; t++) {
         struct worker *w = &ws[t];
@@ -992,6 +1057,7 @@ static void run_ops(struct bench *b, struct result *r, op_fn op, uint64_t ops,
         w->end = ops * (t + 1) / threads;
         w->rng = gen_thread_rng(b->cfg.seed, t);
         w->first_bad = UINT64_MAX;
+        w->zlat = run.zlat;
         w->val = malloc(VALUE_CAP);
         if (w->val == NULL)
             die("out of memory");
@@ -1029,6 +1095,8 @@ static void run_ops(struct bench *b, struct result *r, op_fn op, uint64_t ops,
         free(w->val);
     }
     free(ws);
+    if (mix != NULL)
+        b->have = atomic_load(&run.ins_done);
 }
 
 static void note_bad(struct worker *w, uint64_t k, uint64_t *counter)
@@ -1038,14 +1106,24 @@ static void note_bad(struct worker *w, uint64_t k, uint64_t *counter)
         w->first_bad = k;
 }
 
-static int put_key(struct worker *w, uint64_t k)
+/* Writes key k with its value (the same bytes every time, so reads can check
+ * them); *ns: the put's time. */
+static int put_timed(struct worker *w, uint64_t k, uint64_t *ns)
 {
     const struct bench *b = w->run->b;
     key_format(w->key, b->cfg.key_size, k);
     const unsigned char *v = gen_value(b->pool, b->value_seed, k);
     uint64_t t0 = now_ns();
     int rc = b->e->put(b->h, w->key, b->cfg.key_size, v, b->cfg.value_size);
-    hist_add(&w->hist, now_ns() - t0);
+    *ns = now_ns() - t0;
+    return rc;
+}
+
+static int put_key(struct worker *w, uint64_t k)
+{
+    uint64_t ns = 0;
+    int rc = put_timed(w, k, &ns);
+    hist_add(&w->hist, ns);
     return rc;
 }
 
@@ -1064,16 +1142,15 @@ static int op_overwrite(struct worker *w, uint64_t i)
     return put_key(w, splitmix64(&w->rng) % w->run->b->cfg.num);
 }
 
-/* Reads a random existing key and checks its value byte for byte. */
-static int op_read(struct worker *w, uint64_t i)
+/* Reads key k and checks its value byte for byte; *ns: the get's time. */
+static int get_verify(struct worker *w, uint64_t k, uint64_t *ns)
 {
     const struct bench *b = w->run->b;
-    uint64_t k = splitmix64(&w->rng) % b->cfg.num;
     size_t vlen = 0;
     key_format(w->key, b->cfg.key_size, k);
     uint64_t t0 = now_ns();
     int rc = b->e->get(b->h, w->key, b->cfg.key_size, w->val, VALUE_CAP, &vlen);
-    hist_add(&w->hist, now_ns() - t0);
+    *ns = now_ns() - t0;
     if (rc < 0)
         return rc;
     if (rc == 1) {
@@ -1085,6 +1162,15 @@ static int op_read(struct worker *w, uint64_t i)
         || memcmp(w->val, gen_value(b->pool, b->value_seed, k), vlen) != 0)
         note_bad(w, k, &w->wrong);
     return 0;
+}
+
+/* Reads a random existing key and checks its value byte for byte. */
+static int op_read(struct worker *w, uint64_t i)
+{
+    uint64_t ns = 0;
+    int rc = get_verify(w, splitmix64(&w->rng) % w->run->b->cfg.num, &ns);
+    hist_add(&w->hist, ns);
+    return rc;
 }
 
 /* Reads a key never written (it sorts between two written ones: kvbench's
@@ -1120,6 +1206,90 @@ static int op_delete(struct worker *w, uint64_t i)
     if (rc == 1)
         note_bad(w, k, &w->missing);
     return rc < 0 ? rc : 0;
+}
+
+static const struct ycsb_mix ycsb_mixes[] = {
+    { .name = "ycsb-a", .read_pct = 50, .other = YCSB_UPDATE, .latest = 0 },
+    { .name = "ycsb-b", .read_pct = 95, .other = YCSB_UPDATE, .latest = 0 },
+    { .name = "ycsb-c", .read_pct = 100, .other = YCSB_UPDATE, .latest = 0 },
+    { .name = "ycsb-d", .read_pct = 95, .other = YCSB_INSERT, .latest = 1 },
+    { .name = "ycsb-f", .read_pct = 50, .other = YCSB_RMW, .latest = 0 },
+};
+
+/* D's insert: takes the next new key, writes it, then acknowledges it once every
+ * key below is acknowledged too (YCSB's AcknowledgedCounterGenerator), so a read
+ * of "latest" never asks for a key whose put has not returned. */
+static int ycsb_insert(struct worker *w, uint64_t *ns)
+{
+    struct run *run = w->run;
+    uint64_t k = atomic_fetch_add(&run->ins_next, 1);
+    int rc = put_timed(w, k, ns);
+    uint64_t expect = k;
+    while (!atomic_compare_exchange_weak(&run->ins_done, &expect, k + 1)) {
+        if (atomic_load_explicit(&run->stop, memory_order_relaxed))
+            break;
+        expect = k;
+        sched_yield();
+    }
+    return rc;
+}
+
+/* One YCSB operation; a read-modify-write is timed as one (its get and its put). */
+static int op_ycsb(struct worker *w, uint64_t i)
+{
+    struct run *run = w->run;
+    const struct ycsb_mix *m = run->mix;
+    uint64_t keys = run->b->cfg.num, ns = 0, ns2 = 0;
+    int rc;
+    if (splitmix64(&w->rng) % 100 < m->read_pct) {
+        uint64_t k = m->latest
+                         ? zipf_latest(&w->zlat, &w->rng, atomic_load(&run->ins_done))
+                         : zipf_scrambled(&run->zscr, &w->rng, keys);
+        rc = get_verify(w, k, &ns);
+    } else if (m->other == YCSB_INSERT) {
+        rc = ycsb_insert(w, &ns);
+    } else {
+        uint64_t k = zipf_scrambled(&run->zscr, &w->rng, keys);
+        rc = m->other == YCSB_RMW ? get_verify(w, k, &ns2) : 0;
+        if (rc == 0)
+            rc = put_timed(w, k, &ns);
+    }
+    hist_add(&w->hist, ns + ns2);
+    return rc;
+}
+
+/* readwhilewriting's writer: overwrites random keys at --write-rate puts a second
+ * (by the clock: after a stall it catches up) until the readers are done. */
+struct pacer {
+    struct worker w;               /* its key buffer, generator, histogram */
+    uint64_t rate;                 /* puts a second */
+    atomic_int done;               /* set when the readers are done */
+    uint64_t puts;                 /* puts done */
+    uint64_t t0, t1;               /* its first put, its end, ns */
+};
+
+static void *pacer_main(void *arg)
+{
+    struct pacer *p = arg;
+    uint64_t keys = p->w.run->b->cfg.num;
+    p->t0 = now_ns();
+    while (!atomic_load_explicit(&p->done, memory_order_relaxed)) {
+        uint64_t due = p->t0 + p->puts * 1000000000ull / p->rate;
+        if (now_ns() < due) {
+            struct timespec ts = { .tv_sec = (time_t)(due / 1000000000ull),
+                                   .tv_nsec = (long)(due % 1000000000ull) };
+            clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+            continue;
+        }
+        if (put_key(&p->w, splitmix64(&p->w.rng) % keys) != 0) {
+            p->w.rc = -1;
+            snprintf(p->w.msg, sizeof p->w.msg, "%s", peer_err);
+            break;
+        }
+        p->puts++;
+    }
+    p->t1 = now_ns();
+    return NULL;
 }
 
 /* ---------------------------------------------------------------------------------
@@ -1231,6 +1401,51 @@ static void wl_deleterandom(struct bench *b, struct result *r, unsigned threads)
     b->have = 0;
     report_bad(b, r);
     space_after(b, r);
+}
+
+/* YCSB A, B, C, D, F over the --num keys: --reads operations. */
+static void wl_ycsb(struct bench *b, struct result *r, unsigned threads)
+{
+    const struct ycsb_mix *m = NULL;
+    for (size_t i = 0; i < sizeof ycsb_mixes / sizeof ycsb_mixes[0]; i++)
+        if (strncmp(r->name, ycsb_mixes[i].name, strlen(ycsb_mixes[i].name)) == 0)
+            m = &ycsb_mixes[i];
+    need_full(b, r);
+    run_ops_mix(b, r, op_ycsb, b->cfg.reads, threads, 0, 0, m);
+    report_bad(b, r);
+}
+
+/* threads-1 readers (at least one) do --reads reads at full speed while one writer
+ * overwrites at --write-rate; the line's figures are the readers', the writer's
+ * achieved rate and p99 are beside them. */
+static void wl_readwhilewriting(struct bench *b, struct result *r, unsigned threads)
+{
+    struct run wrun = { .b = b };
+    struct pacer *p = calloc(1, sizeof *p);
+    unsigned readers = threads > 1 ? threads - 1 : 1;
+    if (p == NULL)
+        die("out of memory");
+    need_full(b, r);
+    p->w.run = &wrun;
+    p->w.rng = gen_thread_rng(b->cfg.seed, 1000);
+    p->rate = b->cfg.write_rate;
+    hist_init(&p->w.hist);
+    atomic_init(&p->done, 0);
+    pthread_t t;
+    if (pthread_create(&t, NULL, pacer_main, p) != 0)
+        die("%s: cannot start a thread", r->name);
+    run_ops(b, r, op_read, b->cfg.reads, readers, 0, 0);
+    atomic_store(&p->done, 1);
+    pthread_join(t, NULL);
+    if (p->w.rc != 0)
+        die("%s: %s: writer: %s", b->e->name, r->name, p->w.msg);
+    r->threads = readers + 1;
+    r->paced = 1;
+    r->writer_ops = p->puts;
+    r->writer_ops_s = p->t1 > p->t0 ? (double)p->puts / ((double)(p->t1 - p->t0) / 1e9) : 0;
+    r->writer_p99_us = hist_pct_us(&p->w.hist, 99);
+    free(p);
+    report_bad(b, r);
 }
 
 static void wl_fillsync(struct bench *b, struct result *r, unsigned threads)
@@ -1354,7 +1569,10 @@ static const struct {
     { "overwrite", wl_overwrite },     { "compact", wl_compact },
     { "readrandom", wl_readrandom },   { "readmissing", wl_readmissing },
     { "deleterandom", wl_deleterandom }, { "fillsync", wl_fillsync },
-    { "crashopen", wl_crashopen },
+    { "crashopen", wl_crashopen },     { "ycsb-a", wl_ycsb },
+    { "ycsb-b", wl_ycsb },             { "ycsb-c", wl_ycsb },
+    { "ycsb-d", wl_ycsb },             { "ycsb-f", wl_ycsb },
+    { "readwhilewriting", wl_readwhilewriting },
 };
 
 /* Parses NAME[:THREADS] (len bytes at s); returns the workload or NULL. */
@@ -1429,9 +1647,17 @@ static void result_text(const struct bench *b, const struct result *r)
                       r->index_per_key);
     if (r->found + r->missing > 0 || r->wrong > 0)
         n += snprintf(notes + n, sizeof notes - (size_t)n, ", found %" PRIu64, r->found);
+    if (r->paced)
+        n += snprintf(notes + n, sizeof notes - (size_t)n,
+                      ", writer %.0f/s of %" PRIu64 " asked, p99 %.1f us", r->writer_ops_s,
+                      b->cfg.write_rate, r->writer_p99_us);
     if (r->prefilled > 0)
-        snprintf(notes + n, sizeof notes - (size_t)n, ", prefilled %" PRIu64, r->prefilled);
-    printf("%-8s %-8s %-15s %-6s %9" PRIu64 " %10.0f %9.2f %9.2f %9.2f %8.3f  %s\n",
+        n += snprintf(notes + n, sizeof notes - (size_t)n, ", prefilled %" PRIu64,
+                      r->prefilled);
+    if (b->cfg.repeat > 1)
+        snprintf(notes + n, sizeof notes - (size_t)n, ", run %u/%u", b->cfg.run_no,
+                 b->cfg.repeat);
+    printf("%-8s %-8s %-18s %-6s %9" PRIu64 " %10.0f %9.2f %9.2f %9.2f %8.3f  %s\n",
            b->e->name, b->version, r->name, r->sync ? "sync" : "nosync", r->ops, ops_s,
            hist_pct_us(h, 50), hist_pct_us(h, 99), hist_pct_us(h, 99.9), r->cpu_secs,
            notes);
@@ -1452,7 +1678,8 @@ static void result_json(const struct bench *b, const struct result *r)
            hist_pct_us(h, 50), hist_pct_us(h, 99), hist_pct_us(h, 99.9), hist_mean_us(h),
            (double)h->max / 1000.0, r->cpu_secs, r->prefilled, r->found, r->missing,
            r->wrong, r->rss);
-    printf(",\"bg_cores\":%.3f", r->bg_cores);
+    printf(",\"bg_cores\":%.3f,\"run\":%u,\"repeat\":%u", r->bg_cores, b->cfg.run_no,
+           b->cfg.repeat);
     if (r->probe_p50_us > 0)
         printf(",\"disk_probe_p50_us\":%.1f,\"disk_probe_p99_us\":%.1f", r->probe_p50_us,
                r->probe_p99_us);
@@ -1462,7 +1689,189 @@ static void result_json(const struct bench *b, const struct result *r)
                r->logical ? (double)r->disk / (double)r->logical : 0);
     if (r->index_per_key > 0)
         printf(",\"index_bytes_per_key\":%.2f", r->index_per_key);
+    if (r->paced)
+        printf(",\"write_rate\":%" PRIu64 ",\"writer_ops\":%" PRIu64
+               ",\"writer_ops_per_sec\":%.1f,\"writer_p99_us\":%.3f", b->cfg.write_rate,
+               r->writer_ops, r->writer_ops_s, r->writer_p99_us);
     printf("}\n");
+}
+
+/* ---------------------------------------------------------------------------------
+ * 6b. Medians of --repeat runs. Each engine process sends the parent one fixed-size
+ * record per result down a pipe (a write under PIPE_BUF is atomic); the parent
+ * keeps them all and, after the last run, prints per engine and workload the
+ * median of each figure taken alone, with every run's ops/s and p99 beside it.
+ * ------------------------------------------------------------------------------ */
+struct summary {
+    char engine[16];               /* engine name */
+    char version[64];              /* its version */
+    char name[32];                 /* workload, :threads included */
+    int sync;                      /* durability */
+    unsigned threads;
+    double ops_s, p50, p99, p999, cpu; /* the line's figures */
+    double space_amp;              /* disk / logical, or -1 when not measured */
+    double probe_p50;              /* the disk probe's p50 before it, or -1: none */
+    double writer_ops_s;           /* readwhilewriting's writer rate, or -1: none */
+    uint64_t rss;                  /* peak RSS after it */
+};
+
+static void summary_send(const struct bench *b, const struct result *r)
+{
+    struct summary m;
+    if (b->cfg.summary_fd < 0)
+        return;
+    memset(&m, 0, sizeof m);
+    snprintf(m.engine, sizeof m.engine, "%s", b->e->name);
+    snprintf(m.version, sizeof m.version, "%s", b->version);
+    snprintf(m.name, sizeof m.name, "%s", r->name);
+    m.sync = r->sync;
+    m.threads = r->threads;
+    m.ops_s = r->secs > 0 ? (double)r->ops / r->secs : 0;
+    m.p50 = hist_pct_us(&r->hist, 50);
+    m.p99 = hist_pct_us(&r->hist, 99);
+    m.p999 = hist_pct_us(&r->hist, 99.9);
+    m.cpu = r->cpu_secs;
+    m.space_amp = r->space && r->logical > 0 ? (double)r->disk / (double)r->logical : -1;
+    m.probe_p50 = r->probe_p50_us > 0 ? r->probe_p50_us : -1;
+    m.writer_ops_s = r->paced ? r->writer_ops_s : -1;
+    m.rss = r->rss;
+    if (write(b->cfg.summary_fd, &m, sizeof m) != (ssize_t)sizeof m)
+        die("medians: write to the parent: %s", strerror(errno));
+}
+
+struct summaries {
+    struct summary *v;             /* every run's records, in arrival order */
+    size_t n, cap;
+};
+
+/* Reads a child's records until it closes the pipe. */
+static void summaries_read(struct summaries *all, int fd)
+{
+    for (;;) {
+        if (all->n == all->cap) {
+            all->cap = all->cap ? 2 * all->cap : 64;
+            all->v = realloc(all->v, all->cap * sizeof *all->v);
+            if (all->v == NULL)
+                die("out of memory");
+        }
+        size_t got = 0;
+        while (got < sizeof *all->v) {
+            ssize_t k = read(fd, (char *)&all->v[all->n] + got, sizeof *all->v - got);
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k <= 0)
+                return;
+            got += (size_t)k;
+        }
+        all->n++;
+    }
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The median of n values (sorted in place); the mean of the middle two for even n. */
+static double median(double *v, size_t n)
+{
+    qsort(v, n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* The median of one figure over the runs of the records picked (idx, n of them). */
+static double median_of(const struct summaries *all, const size_t *idx, size_t n,
+                        size_t field)
+{
+    double *v = malloc(n * sizeof *v), med;
+    if (v == NULL)
+        die("out of memory");
+    for (size_t i = 0; i < n; i++) {
+        if (field == SIZE_MAX)
+            v[i] = (double)all->v[idx[i]].rss;
+        else
+            memcpy(&v[i], (const char *)&all->v[idx[i]] + field, sizeof v[i]);
+    }
+    med = median(v, n);
+    free(v);
+    return med;
+}
+
+static void median_print(const struct config *cfg, const struct summaries *all,
+                         const size_t *idx, size_t n)
+{
+    const struct summary *m = &all->v[idx[0]];
+    double ops_s = median_of(all, idx, n, offsetof(struct summary, ops_s));
+    double p50 = median_of(all, idx, n, offsetof(struct summary, p50));
+    double p99 = median_of(all, idx, n, offsetof(struct summary, p99));
+    double p999 = median_of(all, idx, n, offsetof(struct summary, p999));
+    double cpu = median_of(all, idx, n, offsetof(struct summary, cpu));
+    double amp = median_of(all, idx, n, offsetof(struct summary, space_amp));
+    double rss_med = median_of(all, idx, n, SIZE_MAX);
+    double probe = median_of(all, idx, n, offsetof(struct summary, probe_p50));
+    double writer = median_of(all, idx, n, offsetof(struct summary, writer_ops_s));
+    if (!cfg->json) {
+        printf("%-8s %-8s %-18s %-6s %9zu %10.0f %9.2f %9.2f %9.2f %8.3f  rss %.0f MiB",
+               m->engine, m->version, m->name, m->sync ? "sync" : "nosync", n, ops_s, p50,
+               p99, p999, cpu, rss_med / MIB);
+        if (amp >= 0)
+            printf(", disk/logical %.2f", amp);
+        if (probe >= 0)
+            printf(", disk fdatasync p50 %.0f us", probe);
+        if (writer >= 0)
+            printf(", writer %.0f/s of %" PRIu64 " asked", writer, cfg->write_rate);
+        printf(", ops/s of each run:");
+        for (size_t i = 0; i < n; i++)
+            printf(" %.0f", all->v[idx[i]].ops_s);
+        printf("\n");
+        return;
+    }
+    printf("{\"type\":\"median\",\"engine\":\"%s\",\"version\":", m->engine);
+    jsonw_cstring(stdout, m->version);
+    printf(",\"benchmark\":\"%s\",\"sync\":%s,\"threads\":%u,\"runs\":%zu,"
+           "\"ops_per_sec\":%.1f,\"p50_us\":%.3f,\"p99_us\":%.3f,\"p999_us\":%.3f,"
+           "\"cpu_seconds\":%.6f,\"peak_rss_bytes\":%.0f", m->name,
+           m->sync ? "true" : "false", m->threads, n, ops_s, p50, p99, p999, cpu, rss_med);
+    if (amp >= 0)
+        printf(",\"space_amp\":%.4f", amp);
+    if (probe >= 0)
+        printf(",\"disk_probe_p50_us\":%.1f", probe);
+    if (writer >= 0)
+        printf(",\"write_rate\":%" PRIu64 ",\"writer_ops_per_sec\":%.1f", cfg->write_rate,
+               writer);
+    printf(",\"ops_per_sec_runs\":[");
+    for (size_t i = 0; i < n; i++)
+        printf("%s%.1f", i ? "," : "", all->v[idx[i]].ops_s);
+    printf("],\"p99_us_runs\":[");
+    for (size_t i = 0; i < n; i++)
+        printf("%s%.3f", i ? "," : "", all->v[idx[i]].p99);
+    printf("]}\n");
+}
+
+/* One median line per engine and workload, in the order of the first run. */
+static void medians_print(const struct config *cfg, const struct summaries *all)
+{
+    size_t *idx = malloc((all->n ? all->n : 1) * sizeof *idx);
+    char *done = calloc(all->n ? all->n : 1, 1);
+    if (idx == NULL || done == NULL)
+        die("out of memory");
+    if (!cfg->json)
+        printf("# medians of %u interleaved runs (ops: the runs)\n", cfg->repeat);
+    for (size_t i = 0; i < all->n; i++) {
+        if (done[i])
+            continue;
+        size_t n = 0;
+        for (size_t j = i; j < all->n; j++)
+            if (!done[j] && strcmp(all->v[j].engine, all->v[i].engine) == 0
+                && strcmp(all->v[j].name, all->v[i].name) == 0) {
+                done[j] = 1;
+                idx[n++] = j;
+            }
+        median_print(cfg, all, idx, n);
+    }
+    free(idx);
+    free(done);
 }
 
 /* ---------------------------------------------------------------------------------
@@ -1501,6 +1910,7 @@ static int run_engine(const struct config *cfg, const struct engine *e, const ch
             result_json(&b, &r);
         else
             result_text(&b, &r);
+        summary_send(&b, &r);
         fflush(stdout);
         s += len + (s[len] == ',');
     }
@@ -1571,14 +1981,15 @@ static void config_check(struct config *c)
     }
     if (c->key_size < 8 || c->key_size > 64)
         usage_error("--key-size must be 8..64", NULL);
-    uint64_t most = c->num > c->sync_num ? c->num : c->sync_num;
+    /* ycsb-d inserts up to --reads keys after the --num */
+    uint64_t most = c->num + c->reads > c->sync_num ? c->num + c->reads : c->sync_num;
     if (digits(most) >= c->key_size)
         usage_error("--key-size too small for --num and --sync-num", NULL);
 }
 
 enum { OPT_ENGINES = 256, OPT_WORKLOADS, OPT_NUM, OPT_READS, OPT_SYNC_NUM, OPT_KEY_SIZE,
        OPT_VALUE_SIZE, OPT_COMPRESSIBLE, OPT_SEED, OPT_DIR, OPT_KEEP, OPT_JSON, OPT_LIST,
-       OPT_CRASH_CHILD };
+       OPT_CRASH_CHILD, OPT_WRITE_RATE, OPT_REPEAT };
 
 static const struct option long_options[] = {
     { "engines", required_argument, NULL, OPT_ENGINES },
@@ -1586,6 +1997,8 @@ static const struct option long_options[] = {
     { "num", required_argument, NULL, OPT_NUM },
     { "reads", required_argument, NULL, OPT_READS },
     { "sync-num", required_argument, NULL, OPT_SYNC_NUM },
+    { "write-rate", required_argument, NULL, OPT_WRITE_RATE },
+    { "repeat", required_argument, NULL, OPT_REPEAT },
     { "key-size", required_argument, NULL, OPT_KEY_SIZE },
     { "value-size", required_argument, NULL, OPT_VALUE_SIZE },
     { "compressible", required_argument, NULL, OPT_COMPRESSIBLE },
@@ -1604,7 +2017,8 @@ static void parse_args(int argc, char **argv, struct config *c)
 {
     int opt, reads_set = 0;
     *c = (struct config){ .engines = "all", .workloads = DEFAULT_WORKLOADS, .num = 1000000,
-                          .sync_num = 20000, .key_size = 16, .value_size = 100,
+                          .sync_num = 20000, .write_rate = 10000, .repeat = 3,
+                          .run_no = 1, .summary_fd = -1, .key_size = 16, .value_size = 100,
                           .compressible = 0.5, .seed = 301, .self = argv[0] };
     while ((opt = getopt_long(argc, argv, "hV", long_options, NULL)) != -1) {
         switch (opt) {
@@ -1616,6 +2030,10 @@ static void parse_args(int argc, char **argv, struct config *c)
             reads_set = 1;
             break;
         case OPT_SYNC_NUM: c->sync_num = parse_num("--sync-num", optarg, 1, 1ull << 40); break;
+        case OPT_REPEAT: c->repeat = (unsigned)parse_num("--repeat", optarg, 1, 1000); break;
+        case OPT_WRITE_RATE:
+            c->write_rate = parse_num("--write-rate", optarg, 1, 100000000);
+            break;
         case OPT_KEY_SIZE: c->key_size = parse_num("--key-size", optarg, 8, 64); break;
         case OPT_VALUE_SIZE:
             c->value_size = parse_num("--value-size", optarg, 1, VALUE_CAP);
@@ -1651,10 +2069,41 @@ static int remove_tree(const char *path, const struct stat *st, int flag, struct
     return 0;
 }
 
-/* One child per engine, one after the other; the run's status is the worst. */
+/* Runs engine e in a child process on dir, its records to all; 0 or EXIT_FAILED. */
+static int run_child(struct config *cfg, const struct engine *e, const char *dir,
+                     struct summaries *all)
+{
+    int fds[2], st = 0;
+    if (pipe2(fds, O_CLOEXEC) != 0)
+        die("pipe: %s", strerror(errno));
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork: %s", strerror(errno));
+    if (pid == 0) {
+        close(fds[0]);
+        cfg->summary_fd = fds[1];
+        exit(run_engine(cfg, e, dir));
+    }
+    close(fds[1]);
+    summaries_read(all, fds[0]);
+    close(fds[0]);
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    if (WIFEXITED(st) && WEXITSTATUS(st) == EXIT_DONE)
+        return EXIT_DONE;
+    if (WIFSIGNALED(st))
+        fprintf(stderr, "peerbench: %s: killed by signal %d\n", e->name, WTERMSIG(st));
+    return EXIT_FAILED;
+}
+
+/* --repeat rounds; in each, one child per engine, one after the other (so the
+ * engines interleave: kv, peer, ..., kv, peer, ...); then the medians. The run's
+ * status is the worst. */
 int main(int argc, char **argv)
 {
     struct config cfg;
+    struct summaries all = { 0 };
     char base[PATH_MAX];
     int status = EXIT_DONE;
     parse_args(argc, argv, &cfg);
@@ -1674,34 +2123,30 @@ int main(int argc, char **argv)
             die("%s: cannot create: %s", base, strerror(errno));
     }
     if (!cfg.json)
-        printf("%-8s %-8s %-15s %-6s %9s %10s %9s %9s %9s %8s  %s\n", "engine", "version",
+        printf("%-8s %-8s %-18s %-6s %9s %10s %9s %9s %9s %8s  %s\n", "engine", "version",
                "workload", "sync", "ops", "ops/s", "p50 us", "p99 us", "p99.9 us",
                "cpu s", "notes");
-    for (const char *s = cfg.engines; *s != '\0';) {
-        size_t len = strcspn(s, ",");
-        const struct engine *e = engine_find(s, len);
-        char dir[PATH_MAX];
-        if ((size_t)snprintf(dir, sizeof dir, "%s/%s", base, e->name) >= sizeof dir)
-            die("%s: path too long", base);
-        fflush(NULL);
-        pid_t pid = fork();
-        if (pid < 0)
-            die("fork: %s", strerror(errno));
-        if (pid == 0)
-            exit(run_engine(&cfg, e, dir));
-        int st = 0;
-        while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-            ;
-        if (!WIFEXITED(st) || WEXITSTATUS(st) != EXIT_DONE) {
-            if (WIFSIGNALED(st))
-                fprintf(stderr, "peerbench: %s: killed by signal %d\n", e->name,
-                        WTERMSIG(st));
-            status = EXIT_FAILED;
+    for (cfg.run_no = 1; cfg.run_no <= cfg.repeat; cfg.run_no++) {
+        for (const char *s = cfg.engines; *s != '\0';) {
+            size_t len = strcspn(s, ",");
+            const struct engine *e = engine_find(s, len);
+            char dir[PATH_MAX];
+            /* --keep with --repeat: each run's stores stay, as <engine>.<run> */
+            int n = cfg.repeat > 1 && cfg.keep
+                        ? snprintf(dir, sizeof dir, "%s/%s.%u", base, e->name, cfg.run_no)
+                        : snprintf(dir, sizeof dir, "%s/%s", base, e->name);
+            if ((size_t)n >= sizeof dir)
+                die("%s: path too long", base);
+            if (run_child(&cfg, e, dir, &all) != EXIT_DONE)
+                status = EXIT_FAILED;
+            if (!cfg.keep)
+                nftw(dir, remove_tree, 16, FTW_DEPTH | FTW_PHYS);
+            s += len + (s[len] == ',');
         }
-        if (!cfg.keep)
-            nftw(dir, remove_tree, 16, FTW_DEPTH | FTW_PHYS);
-        s += len + (s[len] == ',');
     }
+    if (cfg.repeat > 1)
+        medians_print(&cfg, &all);
+    free(all.v);
     if (!cfg.keep && cfg.dir == NULL)
         rmdir(base);
     else if (cfg.keep)
