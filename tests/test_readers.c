@@ -1461,7 +1461,9 @@ static void rd_fds_case(int closes)
                   (unsigned long long)before.pinned_bytes);
     }
     char b = 'g';
-    ssize_t got = write(go[1], &b, 1);
+    ssize_t got;
+    while ((got = write(go[1], &b, 1)) < 0 && errno == EINTR) {
+    }
     while (got == 1 && (got = read(ready[0], &b, 1)) < 0 && errno == EINTR) {
     }
     if (rc != KV_OK || got != 1) {

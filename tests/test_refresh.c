@@ -402,8 +402,11 @@ static void test_tail_torn_then_cut(void)
         }
         _exit(0);
     }
-    int status;
-    waitpid(pid, &status, 0);
+    int status = 0;
+    pid_t got;
+    while ((got = waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
+    }
+    KVT_CHECK_FATAL(got == pid, "waitpid: %s", strerror(errno));
     KVT_CHECK_FATAL(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child writer: %d", status);
     /* the start of one more record: a torn tail */
     uint8_t rec[64];
