@@ -1464,13 +1464,15 @@ static void rd_fds_case(int closes)
     ssize_t got;
     while ((got = write(go[1], &b, 1)) < 0 && errno == EINTR) {
     }
-    while (got == 1 && (got = read(ready[0], &b, 1)) < 0 && errno == EINTR) {
-    }
+    if (got == 1)
+        while ((got = read(ready[0], &b, 1)) < 0 && errno == EINTR) {
+        }
     if (rc != KV_OK || got != 1) {
         close(go[1]);
         rd_reap(&c, 30000, &st);
-        KVT_CHECK(0, "fds (%s): the writer child failed: %s", how,
-                  rd_status(st, st_text, sizeof st_text));
+        int e = errno;
+        KVT_CHECK(0, "fds (%s): the writer child failed: %s (open %d, pipe read %zd: %s)", how,
+                  rd_status(st, st_text, sizeof st_text), rc, got, got < 0 ? strerror(e) : "-");
         close(ready[0]);
         return;
     }
