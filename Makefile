@@ -8,7 +8,7 @@
 #                   suite under ASan+UBSan (the CUnit run summary is printed last)
 #   make check-layers  no file of the library includes a layer above its own
 #   make test-unit  the CUnit suite only (regular build)
-#   make test-signals  the property and concurrency suites under signal storms
+#   make test-signals  the property, concurrency and refresh suites under signal storms
 #   make test-asan  the CUnit suite built with -fsanitize=address,undefined and KV_DEBUG
 #   make test-tsan  the threaded suites under ThreadSanitizer
 #   make test-valgrind  the CUnit suite (KV_TEST_QUICK=1) under valgrind memcheck
@@ -220,12 +220,12 @@ test-unit: $(BUILD)/bin/kvtest
 check-layers:
 	@sh engine/check-layers.sh
 
-# The property and concurrency suites again under signal storms (tests/sigstorm.h):
+# The property, concurrency and refresh suites again under signal storms (tests/sigstorm.h):
 # SIGPROF to every thread, the library's included, at 1 kHz and 10 kHz, with
 # SA_RESTART and without it. A signal is never an I/O error (DESIGN.md, invariant 1).
 SIGSTORMS ?= 1000 1000,norestart 10000 10000,norestart
 test-signals: $(BUILD)/bin/kvtest
-	@cd $(BUILD) && for storm in $(SIGSTORMS); do for s in property concurrency; do \
+	@cd $(BUILD) && for storm in $(SIGSTORMS); do for s in property concurrency refresh; do \
 	    echo "kvtest: suite $$s under a signal storm ($$storm)"; \
 	    KV_TEST_QUICK=1 KV_TEST_SIGSTORM=$$storm KV_TEST_SUITE=$$s \
 	        KV_BIN=$(CURDIR)/$(BUILD)/bin ./bin/kvtest > signals-$$s.log 2>&1 \
