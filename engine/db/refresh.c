@@ -14,27 +14,34 @@
  *      a. a roll: the old WAL file is read to its end first (it is final once the
  *         MANIFEST names a newer active pair), so `reached` is its last record;
  *      b. segments the handle does not have (sealed by a roll, written by a
- *         compaction) are opened, and their records (hint, or scan) applied: one at
- *         or below `reached` is a record the view already has, or had and lost to a
+ *         compaction) are opened. The one sealed from the WAL file just read to
+ *         its end is compared with it first: when it holds the same records at the
+ *         same offsets (same_records), keys stay where they are and read through
+ *         it. Otherwise their records (hint, or scan) are gone through: one at or
+ *         below `reached` is a record the view already has, or had and lost to a
  *         newer write, so it only moves the key to this copy when the key still
  *         points at that very record (same seq); one above `reached` is new to the
- *         view and is applied newest-wins;
- *      c. keys still pointing into a file the writer retired are keys whose record
- *         the writer found dead and dropped (a newer record or a tombstone that was
- *         itself dropped since): they are removed;
- *      d. the new WAL file is read from its start, as in 1;
- *      e. the retired files leave the file table and are closed.
+ *         view and is staged, to be applied newest-wins;
+ *      c. the WAL file as it is now (after a roll the new one, from its start) is
+ *         read as in 1 and staged too: it is read after the MANIFEST, so it holds
+ *         whatever superseded a record the writer dropped before publishing it;
+ *      d. keys still pointing into a file the writer retired are keys whose record
+ *         the writer found dead and dropped (a newer record, or a tombstone that
+ *         was itself dropped since): they are to be removed;
+ *      e. b's and c's records and d's removals are applied in one step; the
+ *         retired files leave the file table and are closed.
  *   A file the MANIFEST names that is already gone means the writer moved on again:
  *   the refresh starts over from the MANIFEST as it then is (as kv_open does).
  *
  * What readers of the handle see meanwhile: new records become visible a group of
  * whole batches at a time, every shard they touch write-locked at once (so no get
- * sees part of a batch); 2b's new records and 2c's removals together, in one such
- * step (a batch may have put one key and deleted another). Moving a key to another
- * copy of the same record changes no value, so it is done one key at a time.
- * Files enter the table before any key points at them and leave it only after no
- * key does; a get that looked a key up before it moved finds the old file gone
- * from the table and looks again (read.c).
+ * sees part of a batch); 2e's step holds everything new of the MANIFEST followed
+ * (a batch may have put one key and deleted another, and no key may vanish for a
+ * moment that was only superseded). Moving a key to another copy of the same
+ * record changes no value, so moves go shard by shard, a run at a time. Files enter
+ * the table before any key points at them and leave it only after no key does; a
+ * get that looked a key up before it moved finds the old file gone from the table
+ * and looks again (read.c).
  */
 #include "db/db.h"
 
