@@ -20,6 +20,8 @@
 #                   -jobs=1) in build/fuzz/work/<name>; make fuzz-merge folds it in
 #   make fuzz-corpus  regenerate seeds from real stores and merge them into fuzz/corpus
 #   make bench      a short kvbench run
+#   make bench-report  docs/BENCHMARKS.md's table and plots, regenerated (1M keys, 3
+#                   interleaved rounds; ~20 min, on a quiet machine) in bench-results/
 #   make bench-peers  install the peers' packages (bench/deps: LevelDB, RocksDB, LMDB,
 #                   Tkrzw, gnuplot), build build/bin/peerbench, run it at 100,000 keys
 #   make lz4probe   build/bin/lz4probe: the measurement behind compress_min_bytes
@@ -70,7 +72,7 @@ INSTALL_TOOLS := $(BUILD)/bin/kv $(BUILD)/bin/kvbench $(BUILD)/bin/kvcompact $(B
 MAN1    := $(filter-out docs/man/peerbench.1,$(wildcard docs/man/*.1))
 MAN3    := $(wildcard docs/man/*.3)
 
-.PHONY: all run deps test bench-peers check-layers test-unit test-signals test-asan test-clang test-tsan test-valgrind bench lz4probe install \
+.PHONY: all run deps test bench-peers bench-report check-layers test-unit test-signals test-asan test-clang test-tsan test-valgrind bench lz4probe install \
         uninstall debug clean fuzz fuzz-bins fuzz-smoke fuzz-replay fuzz-replay-bins fuzz-run \
         fuzz-merge fuzz-corpus
 all: $(BUILD)/libkv.a $(BUILD)/libkv.so $(TOOLS)
@@ -293,6 +295,18 @@ bench-peers:
 	@$(MAKE) --no-print-directory $(BUILD)/bin/peerbench
 	$(BUILD)/bin/peerbench --list
 	$(BUILD)/bin/peerbench --num 100000 --sync-num 2000 $(BENCH_PEERS_ARGS)
+
+# The headline table and plots of docs/BENCHMARKS.md, regenerated: the peers
+# installed and built, 1M keys, three interleaved rounds, medians, then the plots
+# (bench-results/: peerbench.jsonl, table.md, throughput.png, p99.png, space.png).
+# About 20 minutes on the 2-core VM; run it on a quiet machine.
+bench-report:
+	@sh bench/deps
+	@$(MAKE) --no-print-directory $(BUILD)/bin/peerbench
+	@mkdir -p bench-results
+	$(BUILD)/bin/peerbench --num 1000000 --sync-num 20000 --repeat 3 --json \
+	    > bench-results/peerbench.jsonl
+	sh bench/plot.sh bench-results/peerbench.jsonl bench-results
 
 lz4probe: $(BUILD)/bin/lz4probe
 	$(BUILD)/bin/lz4probe
